@@ -1,0 +1,40 @@
+"""The dataset hand-off: flat float32 features, integer labels, three disjoint splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class DataError(RuntimeError):
+    """Data missing or malformed; the message names the file/record and the fix."""
+
+
+@dataclass
+class Dataset:
+    """Train / validation (threshold calibration) / test splits of one task.
+
+    ``x_*`` are float32 arrays of shape (N, d); ``y_*`` int64 arrays of shape (N,).
+    ``label_value`` is what the FF label overlay writes into the first C inputs.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    label_value: float = 1.0
+    source: str = ""  # where the data came from, for the manifest
+    extra: dict = field(default_factory=dict)  # loader facts for the manifest (record lists, split kind)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)

@@ -1,0 +1,104 @@
+"""The result contract (DESIGN.md section 5): column orders and append-safe CSV writers.
+
+Every row is flushed and fsync'd as soon as it is written, so an interrupted run keeps what
+it measured; readers skip a torn last line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+SAMPLES_COLUMNS = [
+    "target", "procedure", "mode", "sample", "label", "pred", "exit_layer", "macs", "correct", "energy_j",
+]
+WINDOWS_COLUMNS = [
+    "target", "meter", "domain", "procedure", "mode", "repeat", "n_inferences", "duration_s",
+    "energy_j", "idle_power_w", "net_energy_j",
+]
+SUMMARY_COLUMNS = [
+    "dataset", "target", "meter", "provenance", "procedure", "mode", "accuracy", "macro_f1",
+    "mean_layers", "macs_per_inference", "mac_reduction", "energy_j_per_inference", "energy_ci95_j",
+    "energy_reduction", "n_samples", "n_repeats",
+]
+RESULT_FILES = {
+    "samples.csv": SAMPLES_COLUMNS,
+    "windows.csv": WINDOWS_COLUMNS,
+    "summary.csv": SUMMARY_COLUMNS,
+}
+
+
+class CsvAppender:
+    """Appends rows to a CSV with a fixed header; creates the file (with header) if needed."""
+
+    def __init__(self, path: Path, columns: list[str]):
+        self.path = Path(path)
+        self.columns = columns
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        if not new:
+            _truncate_torn_tail(self.path)
+        self._fh = open(self.path, "a", newline="")
+        self._writer = csv.DictWriter(self._fh, fieldnames=columns, extrasaction="raise")
+        if new:
+            self._writer.writeheader()
+            self._sync()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.write_many([row])
+
+    def write_many(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            self._writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
+        self._sync()
+
+    def _sync(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "CsvAppender":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """All complete rows of a result CSV (a torn last line from a crash is skipped)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines = lines[:-1]
+    return list(csv.DictReader(lines))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temp file + rename)."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _truncate_torn_tail(path: Path) -> None:
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def _fmt(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float):
+        return f"{value:.9g}"
+    return value

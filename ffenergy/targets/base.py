@@ -1,0 +1,36 @@
+"""What every target returns for a batch of inputs, and the inference modes it understands."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+_DEPTH = re.compile(r"^depth-(\d+)$")
+
+
+@dataclass
+class Predictions:
+    """Per-sample outcome of one inference mode: int arrays of shape (N,)."""
+
+    pred: np.ndarray
+    exit_layer: np.ndarray  # 1-based layer at which the sample exited
+    macs: np.ndarray
+
+
+def forced_depth(mode: str, n_layers: int) -> int | None:
+    """The forced exit depth of a mode: L for ``full``, k for ``depth-k``, None for ``light``."""
+    if mode == "full":
+        return n_layers
+    if mode == "light":
+        return None
+    match = _DEPTH.match(mode)
+    if match and 1 <= int(match.group(1)) <= n_layers:
+        return int(match.group(1))
+    raise ValueError(f"unknown mode {mode!r}: use full, light or depth-k with 1 <= k <= {n_layers}")
+
+
+def all_modes(n_layers: int) -> list[str]:
+    """full, light and every forced depth, in that order."""
+    return ["full", "light"] + [f"depth-{k}" for k in range(1, n_layers + 1)]
