@@ -40,10 +40,12 @@ class WindowEnergy:
 
     joules: dict[str, float]
     duration_s: float
+    # Domains reported but contained in others (RAPL psys holds the packages): not summed.
+    not_in_total: tuple[str, ...] = ()
 
     @property
     def total_j(self) -> float:
-        return sum(self.joules.values())
+        return sum(j for d, j in self.joules.items() if d not in self.not_in_total)
 
 
 class Meter(ABC):

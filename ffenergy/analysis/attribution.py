@@ -1,0 +1,158 @@
+"""Layer-to-joule attribution from forced-depth windows (pure functions over rows/arrays).
+
+Per (target, meter, procedure):
+
+* fit gross window energy = ``static_power_w * duration + joules_per_mac * MACs`` over the
+  ``depth-k`` windows and the idle windows (least squares without intercept; R², number of
+  points). The idle windows (no MACs) pin the static power: on a saturated device every
+  work window draws about the same power for about the same time, so without them duration
+  and MACs are nearly collinear and the split between the two terms is arbitrary;
+* fit net energy per inference = ``slope * MACs per inference + intercept``;
+* predict light energy per inference = ``sum_k p_k * E(depth-k)`` from the observed exit
+  distribution ``p_k`` (E = mean net joules per inference) and compare with measured light.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+_DEPTH = re.compile(r"^depth-(\d+)$")
+LIGHT = "light"
+IDLE = "idle"
+
+
+@dataclass(frozen=True)
+class ModeWindow:
+    """One window of one mode (``full``, ``light``, ``depth-k``, or ``idle`` with no inferences)."""
+
+    mode: str
+    n_inferences: int
+    duration_s: float
+    energy_j: float
+    net_energy_j: float
+
+
+@dataclass(frozen=True)
+class Attribution:
+    target: str
+    meter: str
+    procedure: str
+    joules_per_mac: float
+    static_power_w: float
+    r2: float  # of the gross window fit
+    n_points: int  # windows in the gross fit (depth-k and idle)
+    per_inference_j_per_mac: float
+    intercept_j_per_inference: float
+    per_inference_r2: float
+    depth_energy_j: dict[int, float]  # mean net joules per inference of each depth-k
+    predicted_light_j: float | None
+    measured_light_j: float | None
+    prediction_error: float | None  # (predicted - measured) / measured
+
+    def to_json(self) -> dict[str, Any]:
+        """One entry of ``attribution.json``."""
+        return {
+            "target": self.target, "meter": self.meter, "procedure": self.procedure,
+            "joules_per_mac": self.joules_per_mac, "static_power_w": self.static_power_w,
+            "intercept_j_per_inference": self.intercept_j_per_inference, "r2": self.r2,
+            "n_points": self.n_points, "predicted_light_j": self.predicted_light_j,
+            "measured_light_j": self.measured_light_j, "prediction_error": self.prediction_error,
+            "per_inference_j_per_mac": self.per_inference_j_per_mac,
+            "per_inference_r2": self.per_inference_r2,
+            "depth_energy_j": {str(k): v for k, v in sorted(self.depth_energy_j.items())},
+        }
+
+
+def depth_of(mode: str) -> int | None:
+    """``"depth-3"`` -> 3; any other mode -> None."""
+    m = _DEPTH.match(mode)
+    return int(m.group(1)) if m else None
+
+
+def windows_from_rows(rows: Iterable[Mapping[str, str]], *, target: str, meter: str, procedure: str,
+                      domain: str = "total") -> list[ModeWindow]:
+    """Windows of one (target, meter, procedure, domain) from ``windows.csv`` rows.
+
+    Idle windows (mode ``idle``) of the same target and meter are kept whatever their
+    procedure column says: one idle baseline serves every procedure measured with it.
+    """
+    out = []
+    for r in rows:
+        if (r["target"], r["meter"], r["domain"]) != (target, meter, domain):
+            continue
+        if r["procedure"] == procedure or r["mode"] == IDLE:
+            out.append(ModeWindow(r["mode"], int(float(r["n_inferences"])), float(r["duration_s"]),
+                                  float(r["energy_j"]), float(r["net_energy_j"])))
+    return out
+
+
+def exit_distribution(exit_layers: Iterable[int]) -> dict[int, float]:
+    """Observed fraction of samples leaving at each layer (from the light mode's samples)."""
+    counts = Counter(int(k) for k in exit_layers)
+    total = sum(counts.values())
+    if total == 0:
+        raise ValueError("exit_distribution: no exit layers given")
+    return {k: c / total for k, c in sorted(counts.items())}
+
+
+def _r2(y: np.ndarray, fitted: np.ndarray) -> float:
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return 1.0 - float(((y - fitted) ** 2).sum()) / ss_tot if ss_tot > 0 else math.nan
+
+
+def attribute(windows: Sequence[ModeWindow], macs_per_inference: Mapping[str, float],
+              exit_dist: Mapping[int, float] | None, *, target: str, meter: str,
+              procedure: str) -> Attribution:
+    """Fit joules per MAC and static power from depth-k windows; predict light energy.
+
+    ``macs_per_inference`` maps each depth-k mode to its MACs per inference; ``exit_dist``
+    maps exit layer k to its probability in the light mode (None: no prediction).
+    """
+    depth = [w for w in windows if depth_of(w.mode) is not None]
+    missing = sorted({w.mode for w in depth} - set(macs_per_inference))
+    if missing:
+        raise ValueError(f"attribution: no MACs per inference for modes {missing}")
+    if len({w.mode for w in depth}) < 2:
+        raise ValueError(f"attribution for {target}/{meter}/{procedure}: need windows of at least two "
+                         f"depth-k modes to fit joules per MAC, got {sorted({w.mode for w in depth})}; "
+                         "measure the depth-1..L modes")
+    macs_inf = np.array([macs_per_inference[w.mode] for w in depth], dtype=float)
+    n = np.array([w.n_inferences for w in depth], dtype=float)
+    fit = depth + [w for w in windows if w.mode == IDLE]
+    gross = np.array([w.energy_j for w in fit])
+    x = np.column_stack([[w.duration_s for w in fit], np.concatenate([macs_inf * n, np.zeros(len(fit) - len(depth))])])
+    (static_w, j_per_mac), *_ = np.linalg.lstsq(x, gross, rcond=None)
+
+    net_inf = np.array([w.net_energy_j for w in depth]) / n
+    slope, intercept = np.polyfit(macs_inf, net_inf, 1)
+
+    depth_e: dict[int, list[float]] = {}
+    for w, e in zip(depth, net_inf):
+        depth_e.setdefault(depth_of(w.mode), []).append(float(e))  # type: ignore[arg-type]
+    depth_mean = {k: float(np.mean(v)) for k, v in depth_e.items()}
+
+    predicted = _predict(depth_mean, exit_dist) if exit_dist is not None else None
+    light = [w.net_energy_j / w.n_inferences for w in windows if w.mode == LIGHT]
+    measured = float(np.mean(light)) if light else None
+    error = (predicted - measured) / measured if predicted is not None and measured else None
+    return Attribution(
+        target, meter, procedure, float(j_per_mac), float(static_w), _r2(gross, x @ [static_w, j_per_mac]),
+        len(fit), float(slope), float(intercept), _r2(net_inf, slope * macs_inf + intercept),
+        depth_mean, predicted, measured, error)
+
+
+def _predict(depth_mean: Mapping[int, float], exit_dist: Mapping[int, float]) -> float:
+    total = sum(exit_dist.values())
+    if not math.isclose(total, 1.0, abs_tol=1e-6):
+        raise ValueError(f"attribution: exit probabilities sum to {total:g}, not 1")
+    unmeasured = sorted(k for k, p in exit_dist.items() if p > 0 and k not in depth_mean)
+    if unmeasured:
+        raise ValueError(f"attribution: light exits at depths {unmeasured} that have no depth-k windows; "
+                         "measure those depth modes")
+    return float(sum(p * depth_mean[k] for k, p in exit_dist.items() if p > 0))

@@ -1,0 +1,82 @@
+"""Per-key energy summaries over repeated windows: mean joules per inference and a 95% CI.
+
+The CI is Student's t over repeats (each window gives one joules-per-inference value).
+Works on measured windows (``ffenergy.measure.WindowResult``) or on ``windows.csv`` rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Hashable, Iterable, Mapping, Sequence
+
+import numpy as np
+from scipy import stats as _scipy_stats
+
+WINDOW_KEY_FIELDS = ("target", "meter", "procedure", "mode")
+
+
+@dataclass(frozen=True)
+class EnergySummary:
+    """Mean energy per inference of one key over its repeats (NaN CI with one repeat)."""
+
+    n_repeats: int
+    gross_j_per_inference: float
+    gross_ci95_j: float
+    net_j_per_inference: float
+    net_ci95_j: float
+    macs_per_inference: float  # NaN when the windows do not carry MACs (windows.csv)
+    mean_duration_s: float
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of its 95% Student-t confidence interval."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        raise ValueError("mean_ci95: no values")
+    if x.size < 2:
+        return float(x.mean()), math.nan
+    half = _scipy_stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    return float(x.mean()), float(half)
+
+
+def _summary(points: list[tuple[float, float, float, float]]) -> EnergySummary:
+    gross, net, macs, dur = (list(col) for col in zip(*points))
+    g_mean, g_ci = mean_ci95(gross)
+    n_mean, n_ci = mean_ci95(net)
+    return EnergySummary(len(points), g_mean, g_ci, n_mean, n_ci, float(np.mean(macs)), float(np.mean(dur)))
+
+
+def summarise(windows: Iterable[Any], domain: str = "total") -> dict[Hashable, EnergySummary]:
+    """Summaries per key of ``WindowResult``-like objects (idle windows are skipped)."""
+    groups: dict[Hashable, list[tuple[float, float, float, float]]] = {}
+    for w in windows:
+        if w.kind != "work":
+            continue
+        n = w.n_inferences
+        groups.setdefault(w.key, []).append(
+            (w.joules[domain] / n, w.net_joules[domain] / n, w.macs / n, w.duration_s))
+    return {k: _summary(v) for k, v in groups.items()}
+
+
+def summarise_rows(rows: Iterable[Mapping[str, str]], domain: str = "total",
+                   key_fields: Sequence[str] = WINDOW_KEY_FIELDS) -> dict[tuple[str, ...], EnergySummary]:
+    """Summaries per ``key_fields`` tuple of ``windows.csv`` rows (rows of other domains are skipped)."""
+    groups: dict[tuple[str, ...], list[tuple[float, float, float, float]]] = {}
+    for row in rows:
+        if row["domain"] != domain:
+            continue
+        n = float(row["n_inferences"])
+        if n <= 0:
+            continue  # idle windows
+        groups.setdefault(tuple(row[f] for f in key_fields), []).append(
+            (float(row["energy_j"]) / n, float(row["net_energy_j"]) / n, math.nan, float(row["duration_s"])))
+    return {k: _summary(v) for k, v in groups.items()}
+
+
+def idle_drift(windows: Iterable[Any], domain: str = "total") -> float:
+    """Relative change of idle power from the first idle window to the last (NaN if < 2)."""
+    idle = [w.joules[domain] / w.duration_s for w in windows if w.kind == "idle"]
+    if len(idle) < 2 or idle[0] == 0:
+        return math.nan
+    return (idle[-1] - idle[0]) / idle[0]

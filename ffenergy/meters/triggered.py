@@ -1,0 +1,159 @@
+"""A meter whose own sample stream carries the DUT's trigger line (INA226 logger, PPK2, simulator).
+
+Subclasses run a reader that calls ``_append`` with converted samples, ``_restart`` when the
+stream starts over (port reopened, logger reset) and ``_fail`` when the meter is gone for good.
+Windows are found from trigger edges in the stream (``trigger_windows``), never from host time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ffenergy.meters.base import Meter, MeterError, WindowEnergy
+from ffenergy.meters.trigger_windows import MIN_WINDOW_SAMPLES, WindowEnergyDetail, find_windows, measure_window
+
+DOMAIN = "dut"
+
+
+class MeterDisconnected(MeterError):
+    """The meter's port vanished and did not come back within the reopen budget."""
+
+
+class StreamRestarted(MeterError):
+    """The meter's stream started over (port reopened, logger reset) after the window opened: retry it."""
+
+
+class Token(NamedTuple):
+    """Where a window opened: the next sample's absolute index, and how many stream restarts preceded it."""
+
+    index: int
+    restarts: int
+
+
+class TriggeredMeter(Meter):
+    """Buffers (t, V, I, trigger) samples and cuts windows at the trigger edges.
+
+    ``start()`` returns a ``Token`` (the next sample's index); ``next_window(token)`` waits for the first
+    complete window whose rising edge comes at or after it, plus ``post_idle_s`` of idle samples
+    after the falling edge (they feed the idle level), and returns its energy.
+    """
+
+    def __init__(self, *, idle_span_s: float = 0.05, post_idle_s: float = 0.005, window_timeout_s: float = 10.0,
+                 history_s: float = 60.0, min_window_samples: int = MIN_WINDOW_SAMPLES):
+        self.idle_span_s = idle_span_s
+        self.post_idle_s = post_idle_s
+        self.window_timeout_s = window_timeout_s
+        self.history_s = history_s
+        self.min_window_samples = min_window_samples
+        self._cond = threading.Condition()
+        self._cols = np.zeros((4, 1 << 16), dtype=np.float64)  # t, v, i, trig
+        self._n = 0  # samples held
+        self._base = 0  # absolute index of self._cols[:, 0]
+        self._restarts: list[int] = []  # absolute indices where the stream started over
+        self._error: MeterError | None = None
+
+    # --- reader side -------------------------------------------------------------------------
+    def _append(self, t: np.ndarray, v: np.ndarray, i: np.ndarray, trig: np.ndarray) -> None:
+        k = len(t)
+        if k == 0:
+            return
+        with self._cond:
+            self._make_room(k)
+            self._cols[:, self._n:self._n + k] = (t, v, i, trig)
+            self._n += k
+            self._cond.notify_all()
+
+    def _make_room(self, k: int) -> None:
+        cap = self._cols.shape[1]
+        if self._n + k <= cap:
+            return
+        if self._n > 1 and self._cols[0, self._n - 1] - self._cols[0, 0] > self.history_s:
+            drop = int(np.searchsorted(self._cols[0, :self._n], self._cols[0, self._n - 1] - self.history_s / 2))
+            self._cols[:, :self._n - drop] = self._cols[:, drop:self._n]
+            self._n -= drop
+            self._base += drop
+        if self._n + k > self._cols.shape[1]:
+            grown = np.zeros((4, max(2 * self._cols.shape[1], self._n + k)), dtype=np.float64)
+            grown[:, :self._n] = self._cols[:, :self._n]
+            self._cols = grown
+
+    def _restart(self) -> None:
+        with self._cond:
+            self._restarts.append(self._base + self._n)
+            self._cond.notify_all()
+
+    def _fail(self, error: MeterError) -> None:
+        with self._cond:
+            self._error = error
+            self._cond.notify_all()
+
+    # --- consumer side -----------------------------------------------------------------------
+    @property
+    def position(self) -> int:
+        """Absolute index of the next sample to arrive."""
+        with self._cond:
+            return self._base + self._n
+
+    def start(self) -> Token:
+        with self._cond:
+            if self._error:
+                raise self._error
+            return Token(self._base + self._n, len(self._restarts))
+
+    def next_window(self, token: Token, timeout_s: float | None = None) -> WindowEnergyDetail:
+        """The first complete trigger window at or after ``token`` (see the class doc)."""
+        timeout = self.window_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self._error:
+                    raise self._error
+                if len(self._restarts) > token.restarts:
+                    raise StreamRestarted(f"{self.info.name}: the meter stream started over after the window opened"
+                                          " (port reopened or logger reset); measure the window again")
+                if token.index < self._base:
+                    raise MeterError(f"{self.info.name}: window start {token.index} has left the {self.history_s} s sample"
+                                     " history; call next_window sooner after start, or raise history_s")
+                found = self._complete_window(token.index)
+                if found is not None:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise MeterError(
+                        f"{self.info.name}: no complete trigger window within {timeout} s after sample {token.index}"
+                        f" ({self._base + self._n - token.index} samples arrived). Check the trigger wiring, and that a pulse"
+                        " lasts several sample periods (raise INFER repeats)")
+                self._cond.wait(min(left, 0.5))
+
+    def _complete_window(self, token: int) -> WindowEnergyDetail | None:
+        lo = token - self._base
+        t, v, i, trig = self._cols[:, :self._n]
+        wins = find_windows(trig[lo:], offset=lo)
+        if not wins:
+            return None
+        start, end = wins[0]
+        if t[-1] - t[end] < self.post_idle_s:
+            return None
+        s0 = int(np.searchsorted(t[:start], t[start] - self.idle_span_s))
+        s0 = max(s0, max((r - self._base for r in self._restarts if r - self._base <= start), default=0))
+        s1 = int(np.searchsorted(t, t[end] + self.idle_span_s, side="right"))
+        detail = measure_window(t[s0:s1], v[s0:s1], i[s0:s1], trig[s0:s1], start - s0, end - s0,
+                                self.idle_span_s, self.min_window_samples)
+        return dataclasses.replace(detail, start_index=start + self._base, end_index=end + self._base)
+
+    def samples(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Copies of (t, v, i, trig) for absolute sample indices [start, end) still in the history."""
+        with self._cond:
+            lo = max(start - self._base, 0)
+            hi = min(end - self._base, self._n)
+            t, v, i, trig = self._cols[:, lo:max(lo, hi)].copy()
+            return t, v, i, trig
+
+    def stop(self, token: Any, work_macs: int = 0) -> WindowEnergy:
+        detail = self.next_window(token)
+        return WindowEnergy(joules={DOMAIN: detail.gross_j}, duration_s=detail.duration_s)
