@@ -1,0 +1,58 @@
+"""Helpers for the firmware / HIL tests: small random FF networks, inputs, policies, QEMU gate."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from ffenergy.export import deploy
+from ffenergy.ff.arrays import ExitPolicy, NetworkArrays
+from ffenergy.targets.launch import missing_tools
+from ffenergy.targets.reference import confidence, layer_scores
+
+DIMS = [24, 16, 12, 10]
+N_CLASSES = 4
+
+
+def make_net(procedure: str, dims: list[int] = DIMS, n_classes: int = N_CLASSES, seed: int = 0) -> NetworkArrays:
+    rng = np.random.default_rng(seed)
+    weights = [(rng.normal(size=(dims[i + 1], dims[i])) / np.sqrt(dims[i])).astype(np.float32)
+               for i in range(len(dims) - 1)]
+    biases = [(0.1 * rng.normal(size=d)).astype(np.float32) for d in dims[1:]]
+    heads = ([rng.normal(size=(n_classes, sum(dims[1 : k + 2]))).astype(np.float32) for k in range(len(dims) - 1)]
+             if procedure == "op" else [])
+    return NetworkArrays(procedure, weights, biases, heads, n_classes, label_value=1.0, norm_eps=1e-4)
+
+
+def make_inputs(n: int, d: int = DIMS[0], seed: int = 1) -> np.ndarray:
+    """Inputs on the u8 grid (q/255), like images: the DUT client sends them in the compact format."""
+    q = np.random.default_rng(seed).integers(0, 256, size=(n, d))
+    return q.astype(np.float32) / np.float32(255.0)
+
+
+def make_policy(net: NetworkArrays, x: np.ndarray, statistic: str, prune: bool = False) -> ExitPolicy:
+    """Thresholds at the median confidence of the samples left per layer: light mode exits at every depth."""
+    pol = ExitPolicy(statistic, np.zeros(net.n_layers, np.float32),
+                     prune_after=1 if prune else 0, prune_keep=2 if prune else 0)
+    model = deploy(net, pol, "f32")
+    scores = layer_scores(model, x)
+    remaining = np.ones(len(x), bool)
+    for k, s in enumerate(scores[:-1]):  # median among the samples still running at depth k+1
+        conf = confidence(model, s)
+        pol.thresholds[k] = np.median(conf[remaining])
+        remaining &= conf < pol.thresholds[k]
+    return pol
+
+
+def require_qemu() -> None:
+    """Skip without QEMU/arm-gcc, unless HIL_REQUIRE_QEMU is set: then fail loudly."""
+    missing = missing_tools("qemu-mps2-an386")
+    if not missing:
+        return
+    msg = (f"QEMU tests need {', '.join(missing)}: apt-get install -y --no-install-recommends "
+           "qemu-system-arm gcc-arm-none-eabi")
+    if os.environ.get("HIL_REQUIRE_QEMU"):
+        pytest.fail(f"HIL_REQUIRE_QEMU is set but {msg}")
+    pytest.skip(msg)
