@@ -1,0 +1,175 @@
+"""The MCU measurement stage: per sample, LOAD once, then INFER each mode with N repeats inside one
+trigger window; per-inference energy = window net energy / N. Rows are appended as soon as they
+are measured, so an interrupted run resumes where it stopped.
+
+windows.csv gets one row per window; its ``repeat`` column holds the sample index (one window per
+sample and mode). samples.csv's ``energy_j`` is the net (idle-subtracted) energy per inference.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ffenergy.experiment.results import CsvAppender, read_rows
+from ffenergy.meters.base import MeterError
+from ffenergy.meters.trigger_windows import WindowEnergyDetail
+from ffenergy.meters.triggered import DOMAIN, StreamRestarted, TriggeredMeter
+from ffenergy.targets.dut import Dut, DutError, DutReset, DutResult
+
+log = logging.getLogger(__name__)
+TRACE_COLUMNS = ["t_s", "current_a", "voltage_v", "trigger"]
+TRACE_MAX_ROWS = 20_000
+
+
+@dataclass
+class McuStageResult:
+    """What one call did: rows measured now, rows found on disk, and the faults it rode through."""
+
+    measured: int = 0
+    skipped: int = 0
+    dut_resets: int = 0
+    meter_restarts: int = 0
+    warnings: list[str] = field(default_factory=list)  # the first window warning of each kind
+
+
+@dataclass(frozen=True)
+class ExitFit:
+    """Least-squares line energy = intercept + slope * exit_layer over per-sample rows."""
+
+    slope_j_per_layer: float
+    intercept_j: float
+    r2: float
+    n: int
+
+
+def fit_energy_vs_exit(exit_layers: np.ndarray, energy_j: np.ndarray) -> ExitFit:
+    """Fit per-inference energy against the exit layer (needs two or more distinct layers)."""
+    x = np.asarray(exit_layers, np.float64)
+    y = np.asarray(energy_j, np.float64)
+    keep = np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(np.unique(x)) < 2:
+        raise ValueError(f"energy vs exit layer needs samples at two or more exit layers; got layers {sorted(set(x))}"
+                         " (measure depth-k modes too)")
+    slope, intercept = np.polyfit(x, y, 1)
+    ss_res = float(np.sum((y - (intercept + slope * x)) ** 2))
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    return ExitFit(float(slope), float(intercept), 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0, len(x))
+
+
+def done_keys(samples_csv: Path, target: str) -> set[tuple[str, str, int]]:
+    """(procedure, mode, sample) rows of ``target`` already in samples.csv."""
+    return {(r["procedure"], r["mode"], int(r["sample"])) for r in read_rows(samples_csv) if r["target"] == target}
+
+
+def run_mcu_stage(
+    dut: Dut, meter: TriggeredMeter, x: np.ndarray, y: np.ndarray, modes: list[str], repeats: int,
+    samples_out: CsvAppender, windows_out: CsvAppender, target: str, *, thresholds: np.ndarray | None = None,
+    trace_path: Path | None = None, max_retries: int = 3, seed: int = 0, procedure: str | None = None,
+) -> McuStageResult:
+    """Measure every (mode, sample) not yet in ``samples_out``'s file; see the module doc.
+
+    ``thresholds`` are sent once and again after every DUT reset. Mode order is shuffled per sample
+    (seeded). A DUT reset or a meter stream restart is reported, the input reloaded and the window
+    measured again (``max_retries`` times); a meter that is gone raises ``MeterError`` with the
+    finished rows kept on disk.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats}: need >= 1 inference per window")
+    procedure = procedure or dut.info_.procedure  # e.g. "mp-pruned" for an MP firmware that prunes
+    done = done_keys(samples_out.path, target)
+    result = McuStageResult()
+    rng = random.Random(seed)
+    trace_from: int | None = None
+    seen_warnings: set[str] = set()
+    meter_name = meter.info.name
+    if thresholds is not None:
+        dut.set_thresholds(thresholds)
+    for idx in range(len(x)):
+        todo = [m for m in modes if (procedure, m, idx) not in done]
+        result.skipped += len(modes) - len(todo)
+        rng.shuffle(todo)
+        loaded = False
+        for mode in todo:
+            try:
+                res, win = _measure(dut, meter, x[idx], mode, repeats, thresholds, max_retries, result, loaded)
+            except MeterError as exc:
+                raise type(exc)(f"{exc} [{result.measured} rows measured by this call are kept in"
+                                f" {samples_out.path}; resume the run to measure the rest]") from exc
+            loaded = True
+            _write_rows(samples_out, windows_out, target, meter_name, procedure, mode, idx, int(y[idx]), repeats,
+                        res, win)
+            result.measured += 1
+            for msg in win.warnings:  # report each kind once (the numbers differ per window)
+                kind = re.sub(r"[-+\d.e]+", "#", msg)
+                if kind not in seen_warnings:
+                    seen_warnings.add(kind)
+                    log.warning("%s %s sample %d: %s", target, mode, idx, msg)
+                    result.warnings.append(msg)
+            if trace_path is not None and not trace_path.exists():
+                trace_from = win.start_index if trace_from is None else trace_from
+        if trace_from is not None and trace_path is not None and not trace_path.exists():
+            _write_trace(meter, trace_path, trace_from)
+    return result
+
+
+def _measure(dut: Dut, meter: TriggeredMeter, xi: np.ndarray, mode: str, repeats: int, thresholds: np.ndarray | None,
+             max_retries: int, result: McuStageResult, loaded: bool) -> tuple[DutResult, WindowEnergyDetail]:
+    problems = []
+    for _ in range(max_retries + 1):
+        try:
+            if not loaded:
+                dut.load(xi)
+                loaded = True
+            token = meter.start()
+            res = dut.infer(mode, repeats)
+            return res, meter.next_window(token)
+        except DutReset as exc:
+            result.dut_resets += 1
+            problems.append(str(exc))
+            log.warning("DUT reset during %s (%s): reloading and measuring again", mode, exc)
+            loaded = False
+            if thresholds is not None:
+                dut.set_thresholds(thresholds)
+        except StreamRestarted as exc:
+            result.meter_restarts += 1
+            problems.append(str(exc))
+            log.warning("%s", exc)
+    raise DutError(f"{mode}: gave up after {max_retries + 1} attempts: {'; '.join(problems)}")
+
+
+def _write_rows(samples_out: CsvAppender, windows_out: CsvAppender, target: str, meter: str, procedure: str,
+                mode: str, idx: int, label: int, repeats: int, res: DutResult, win: WindowEnergyDetail) -> None:
+    samples_out.write({
+        "target": target, "procedure": procedure, "mode": mode, "sample": idx, "label": label, "pred": res.pred,
+        "exit_layer": res.exit_layer, "macs": res.macs, "correct": res.pred == label, "energy_j": win.net_j / repeats,
+    })
+    windows_out.write({
+        "target": target, "meter": meter, "domain": DOMAIN, "procedure": procedure, "mode": mode, "repeat": idx,
+        "n_inferences": repeats, "duration_s": win.duration_s, "energy_j": win.gross_j,
+        "idle_power_w": win.idle_power_w, "net_energy_j": win.net_j,
+    })
+
+
+def _write_trace(meter: TriggeredMeter, path: Path, start: int) -> None:
+    """A stretch of the raw trace from just before ``start`` (for the plot of windows over current)."""
+    period = meter.info.update_period_s
+    lead = int(meter.idle_span_s / period) if period > 0 else 100
+    t, v, i, trig = meter.samples(start - lead, start - lead + TRACE_MAX_ROWS)
+    if len(t) == 0:
+        return
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(TRACE_COLUMNS)
+        writer.writerows(zip((f"{s:.7f}" for s in t - t[0]), (f"{a:.9g}" for a in i), (f"{u:.6g}" for u in v),
+                             trig.astype(int)))
+    tmp.replace(path)
+

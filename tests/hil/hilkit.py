@@ -1,0 +1,46 @@
+"""Helpers for the HIL tests: trigger events and a scripted logger on a real pty."""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import tty
+
+class FakeLogger:
+    """A pty whose master side answers the host's info request with scripted bytes."""
+
+    def __init__(self, payload: bytes):
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.port = os.ttyname(self.slave)
+        self.payload = payload
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while select.select([self.master], [], [], 5)[0]:
+            if b"i" in os.read(self.master, 64):
+                os.write(self.master, self.payload)
+                return
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def require_qemu() -> None:
+    """Skip without QEMU / arm-none-eabi-gcc unless HIL_REQUIRE_QEMU is set (CI): then fail loudly."""
+    import pytest
+
+    from ffenergy.targets.launch import missing_tools
+
+    missing = missing_tools("qemu-mps2-an386")
+    if missing:
+        msg = f"needs {', '.join(missing)}: apt-get install -y --no-install-recommends qemu-system-arm gcc-arm-none-eabi"
+        if os.environ.get("HIL_REQUIRE_QEMU"):
+            pytest.fail(f"HIL_REQUIRE_QEMU is set but the QEMU test {msg}")
+        pytest.skip(msg)
