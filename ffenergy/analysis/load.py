@@ -1,0 +1,462 @@
+"""Read one result directory (DESIGN.md section 5) into typed objects.
+
+Only result files are read, so a directory copied from a lab machine loads anywhere. Besides
+the files of DESIGN.md section 5 two optional files are understood:
+
+``sweep.csv`` -- the alpha sweep of the early-exit threshold, one row per
+    (target, procedure, statistic, alpha): ``target, procedure, statistic, alpha, accuracy,
+    macro_f1, mean_layers, macs_per_inference, mac_reduction, exit_fractions,
+    energy_j_per_inference`` where ``exit_fractions`` is ``"p1;p2;...;pL"`` (the fraction of
+    samples exiting at each layer) and ``energy_j_per_inference`` may be empty (no measurement
+    per alpha; the plots then predict it from depth-k energies). A ``target`` that names no
+    target of summary.csv (the runner writes ``host``: the sweep is a property of the model,
+    computed once) applies to every target. An optional ``meter`` column names the meter of a
+    measured energy; without it a measured sweep energy belongs to the target's first meter.
+``trace.csv`` -- MCU runs only: the external meter's raw stream, ``t_s, current_a,
+    voltage_v, trigger`` (trigger 0/1: the DUT's pin, high while inferring).
+
+A missing summary, samples or sweep file (or attribution.json when the run has a meter) makes the
+run *partial* (listed in :attr:`RunData.missing`); a file that
+is present but unreadable raises :class:`RunLoadError` naming the file, line and fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ffenergy.experiment.results import SAMPLES_COLUMNS, SUMMARY_COLUMNS
+
+PROVENANCES = ("measured", "estimated", "simulated")
+SWEEP_COLUMNS = [
+    "target", "procedure", "statistic", "alpha", "accuracy", "macro_f1", "mean_layers",
+    "macs_per_inference", "mac_reduction", "exit_fractions", "energy_j_per_inference",
+]
+TRACE_COLUMNS = ["t_s", "current_a", "voltage_v", "trigger"]
+FIT_KEYS = [
+    "target", "meter", "procedure", "joules_per_mac", "static_power_w", "intercept_j_per_inference",
+    "r2", "n_points", "predicted_light_j", "measured_light_j", "prediction_error",
+]
+EXPECTED_FILES = ("summary.csv", "samples.csv", "sweep.csv")  # every finished run has these
+
+
+class RunLoadError(ValueError):
+    """A result directory cannot be read; the message names the file, the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class MeterRecord:
+    name: str
+    provenance: str
+    update_period_s: float | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    run_id: str
+    config_name: str
+    dataset: str
+    meters: tuple[MeterRecord, ...]
+    host: dict[str, Any]
+    versions: dict[str, Any]
+    stages: dict[str, str]
+    raw: dict[str, Any]
+
+    def meter(self, name: str) -> MeterRecord | None:
+        return next((m for m in self.meters if m.name == name), None)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    dataset: str
+    target: str
+    meter: str
+    provenance: str
+    procedure: str
+    mode: str
+    accuracy: float
+    macro_f1: float | None
+    mean_layers: float
+    macs_per_inference: float
+    mac_reduction: float | None
+    energy_j_per_inference: float | None
+    energy_ci95_j: float | None
+    energy_reduction: float | None
+    n_samples: int | None
+    n_repeats: int | None
+
+
+@dataclass(frozen=True)
+class Fit:
+    """An attribution fit: energy per inference = joules_per_mac * MACs + intercept."""
+
+    target: str
+    meter: str
+    procedure: str
+    joules_per_mac: float
+    static_power_w: float | None
+    intercept_j_per_inference: float
+    r2: float | None
+    n_points: int | None
+    predicted_light_j: float | None
+    measured_light_j: float | None
+    prediction_error: float | None
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    target: str
+    procedure: str
+    statistic: str
+    alpha: float
+    accuracy: float
+    macro_f1: float | None
+    mean_layers: float
+    macs_per_inference: float
+    mac_reduction: float | None
+    exit_fractions: tuple[float, ...]
+    energy_j_per_inference: float | None
+    meter: str | None
+
+
+@dataclass
+class Samples:
+    """samples.csv as columns (one entry per sample row); ``energy_j`` is NaN where empty."""
+
+    target: np.ndarray
+    procedure: np.ndarray
+    mode: np.ndarray
+    exit_layer: np.ndarray
+    macs: np.ndarray
+    correct: np.ndarray
+    energy_j: np.ndarray
+
+    def select(self, **equal: str) -> np.ndarray:
+        """Boolean mask of rows whose string columns equal the given values."""
+        mask = np.ones(len(self.target), dtype=bool)
+        for column, value in equal.items():
+            mask &= getattr(self, column) == value
+        return mask
+
+
+@dataclass
+class Trace:
+    t_s: np.ndarray
+    current_a: np.ndarray
+    voltage_v: np.ndarray
+    trigger: np.ndarray
+
+
+@dataclass
+class RunData:
+    path: Path
+    manifest: Manifest
+    summary: list[SummaryRow] = field(default_factory=list)
+    fits: list[Fit] = field(default_factory=list)
+    sweep: list[SweepRow] = field(default_factory=list)
+    samples: Samples | None = None
+    trace: Trace | None = None
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest.run_id
+
+    @property
+    def dataset(self) -> str:
+        return self.manifest.dataset
+
+    def provenance(self, target: str, meter: str) -> str:
+        """Provenance of a (target, meter) pair: from summary.csv, else from the manifest."""
+        for row in self.summary:
+            if row.target == target and row.meter == meter and row.provenance:
+                return row.provenance
+        record = self.manifest.meter(meter)
+        return record.provenance if record else "unknown"
+
+    def unfinished_stages(self) -> list[str]:
+        """Stages neither done nor deliberately skipped (pending, running, interrupted, failed)."""
+        return [f"{name}={status}" for name, status in self.manifest.stages.items()
+                if status != "done" and not status.startswith("skipped")]
+
+
+def find_runs(path: Path) -> list[Path]:
+    """Run directories at or under ``path`` (a directory holding ``manifest.json``), sorted."""
+    path = Path(path)
+    if (path / "manifest.json").is_file():
+        return [path]
+    return sorted(p.parent for p in path.rglob("manifest.json") if p.parent.name != "comparison")
+
+
+def load_run(path: Path) -> RunData:
+    """Load a run directory; raise :class:`RunLoadError` if it is not a readable run."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunLoadError(f"{path}: not a directory; pass a run directory (results/<run-id>) or a folder of runs")
+    manifest = _load_manifest(path / "manifest.json")
+    run = RunData(path=path, manifest=manifest)
+    expected = EXPECTED_FILES + (("attribution.json",) if manifest.meters else ())
+    run.missing = [name for name in expected if not (path / name).is_file()]
+    if (path / "summary.csv").is_file():
+        run.summary = _load_summary(path / "summary.csv")
+    if (path / "attribution.json").is_file():
+        run.fits = _load_fits(path / "attribution.json")
+    if (path / "sweep.csv").is_file():
+        run.sweep = _load_sweep(path / "sweep.csv")
+    if (path / "samples.csv").is_file():
+        run.samples = _load_samples(path / "samples.csv")
+    if (path / "trace.csv").is_file():
+        run.trace = _load_trace(path / "trace.csv")
+    return run
+
+
+# --- manifest and attribution -------------------------------------------------------------
+
+def _load_manifest(path: Path) -> Manifest:
+    if not path.is_file():
+        raise RunLoadError(
+            f"{path.parent}: no manifest.json, so this is not a run directory (empty, or the run "
+            "never started); pass results/<run-id> written by `ffenergy run`"
+        )
+    raw = _read_json(path)
+    if not isinstance(raw, dict):
+        raise RunLoadError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+    for key in ("run_id", "config", "meters"):
+        if key not in raw:
+            raise RunLoadError(f"{path}: key {key!r} is missing; the manifest is incomplete or not from ffenergy")
+    config = raw["config"]
+    if not isinstance(config, dict):
+        raise RunLoadError(f"{path}: 'config' must be an object (the resolved config)")
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    meters = raw["meters"]
+    if not isinstance(meters, list) or not all(isinstance(m, dict) and "name" in m for m in meters):
+        raise RunLoadError(f"{path}: 'meters' must be a list of objects with at least 'name'")
+    records = []
+    for m in meters:
+        provenance = str(m.get("provenance", ""))
+        if provenance not in PROVENANCES:
+            raise RunLoadError(
+                f"{path}: meter {m['name']!r} has provenance {provenance!r}; expected one of {', '.join(PROVENANCES)}"
+            )
+        period = m.get("update_period_s")
+        records.append(MeterRecord(
+            name=str(m["name"]), provenance=provenance,
+            update_period_s=float(period) if isinstance(period, (int, float)) else None,
+            details=m.get("details") if isinstance(m.get("details"), dict) else {},
+        ))
+    stages = raw.get("stages") if isinstance(raw.get("stages"), dict) else {}
+    return Manifest(
+        run_id=str(raw["run_id"]),
+        config_name=str(config.get("name", "?")),
+        dataset=str(data.get("dataset", "?")),
+        meters=tuple(records),
+        host=raw.get("host") if isinstance(raw.get("host"), dict) else {},
+        versions=raw.get("versions") if isinstance(raw.get("versions"), dict) else {},
+        stages={str(k): str(v) for k, v in stages.items()},
+        raw=raw,
+    )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunLoadError(
+            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); the file is "
+            "truncated or edited by hand -- restore it or re-run that stage"
+        ) from None
+    except UnicodeDecodeError:
+        raise RunLoadError(f"{path}: not UTF-8 text; the file is corrupted") from None
+
+
+def _load_fits(path: Path) -> list[Fit]:
+    raw = _read_json(path)
+    fits = raw.get("fits") if isinstance(raw, dict) else None
+    if not isinstance(fits, list):
+        raise RunLoadError(f"{path}: expected an object with a 'fits' list")
+    out = []
+    for i, fit in enumerate(fits):
+        where = f"{path}: fits[{i}]"
+        if not isinstance(fit, dict):
+            raise RunLoadError(f"{where} is not an object")
+        for key in ("target", "meter", "procedure", "joules_per_mac", "intercept_j_per_inference"):
+            if fit.get(key) is None:
+                raise RunLoadError(f"{where}: key {key!r} is missing")
+        out.append(Fit(
+            target=str(fit["target"]), meter=str(fit["meter"]), procedure=str(fit["procedure"]),
+            joules_per_mac=_json_float(fit, "joules_per_mac", where),
+            static_power_w=_json_opt(fit, "static_power_w", where),
+            intercept_j_per_inference=_json_float(fit, "intercept_j_per_inference", where),
+            r2=_json_opt(fit, "r2", where),
+            n_points=None if fit.get("n_points") is None else int(_json_float(fit, "n_points", where)),
+            predicted_light_j=_json_opt(fit, "predicted_light_j", where),
+            measured_light_j=_json_opt(fit, "measured_light_j", where),
+            prediction_error=_json_opt(fit, "prediction_error", where),
+        ))
+    return out
+
+
+def _json_float(obj: dict[str, Any], key: str, where: str) -> float:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RunLoadError(f"{where}: {key!r} must be a number, got {value!r}")
+    return float(value)
+
+
+def _json_opt(obj: dict[str, Any], key: str, where: str) -> float | None:
+    return None if obj.get(key) is None else _json_float(obj, key, where)
+
+
+# --- CSV files ----------------------------------------------------------------------------
+
+class _Table:
+    """A CSV read into string columns; numeric accessors name the line of a bad value."""
+
+    def __init__(self, path: Path, required: list[str]):
+        self.path = path
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                text = fh.read()
+        except UnicodeDecodeError:
+            raise RunLoadError(f"{path}: not UTF-8 text; the file is corrupted -- restore it or re-run that stage") from None
+        lines = text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines = lines[:-1]  # a torn last line from an interrupted run
+        rows = list(csv.reader(lines))
+        if not rows:
+            raise RunLoadError(f"{path}: empty file (no header row); delete it or re-run that stage")
+        self.header = [h.strip() for h in rows[0]]
+        absent = [c for c in required if c not in self.header]
+        if absent:
+            raise RunLoadError(
+                f"{path}: column(s) {', '.join(absent)} missing from the header; the file is not "
+                f"in the result format (expected at least: {', '.join(required)})"
+            )
+        body = rows[1:]
+        width = len(self.header)
+        for i, row in enumerate(body):
+            if len(row) != width:
+                raise RunLoadError(
+                    f"{path}: line {i + 2} has {len(row)} fields, the header has {width}; "
+                    "the file is corrupted -- fix or delete that line"
+                )
+        self.n = len(body)
+        columns = list(zip(*body)) if body else [()] * width
+        self._columns = {name: list(col) for name, col in zip(self.header, columns)}
+
+    def has(self, name: str) -> bool:
+        return name in self._columns
+
+    def text(self, name: str) -> list[str]:
+        return self._columns.get(name, [""] * self.n)
+
+    def floats(self, name: str, optional: bool = False) -> np.ndarray:
+        values = self.text(name)
+        try:
+            return np.array([v if v != "" else "nan" for v in values], dtype=float) if optional \
+                else np.array(values, dtype=float)
+        except ValueError:
+            for i, v in enumerate(values):
+                if v == "" and optional:
+                    continue
+                try:
+                    float(v)
+                except ValueError:
+                    raise RunLoadError(
+                        f"{self.path}: line {i + 2}, column {name!r}: {v!r} is not a number"
+                        + ("" if optional else " (this column may not be empty)")
+                    ) from None
+            raise
+
+
+def _opt(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def _load_summary(path: Path) -> list[SummaryRow]:
+    required = ["target", "meter", "procedure", "mode", "accuracy", "mean_layers", "macs_per_inference"]
+    t = _Table(path, required)
+    for name in ("target", "procedure", "mode"):
+        if "" in t.text(name):
+            raise RunLoadError(f"{path}: line {t.text(name).index('') + 2}: column {name!r} is empty")
+    text_columns = ("dataset", "target", "meter", "provenance", "procedure", "mode")
+    numeric = {c: t.floats(c, optional=c not in required) for c in SUMMARY_COLUMNS
+               if c not in text_columns and (c in required or t.has(c))}
+    nan = np.full(t.n, np.nan)
+    col = lambda c: numeric.get(c, nan)  # noqa: E731
+    return [
+        SummaryRow(
+            dataset=t.text("dataset")[i], target=t.text("target")[i], meter=t.text("meter")[i],
+            provenance=t.text("provenance")[i], procedure=t.text("procedure")[i], mode=t.text("mode")[i],
+            accuracy=float(col("accuracy")[i]), macro_f1=_opt(col("macro_f1")[i]),
+            mean_layers=float(col("mean_layers")[i]), macs_per_inference=float(col("macs_per_inference")[i]),
+            mac_reduction=_opt(col("mac_reduction")[i]),
+            energy_j_per_inference=_opt(col("energy_j_per_inference")[i]),
+            energy_ci95_j=_opt(col("energy_ci95_j")[i]), energy_reduction=_opt(col("energy_reduction")[i]),
+            n_samples=None if math.isnan(col("n_samples")[i]) else int(col("n_samples")[i]),
+            n_repeats=None if math.isnan(col("n_repeats")[i]) else int(col("n_repeats")[i]),
+        )
+        for i in range(t.n)
+    ]
+
+
+def _load_sweep(path: Path) -> list[SweepRow]:
+    required = [c for c in SWEEP_COLUMNS if c not in ("macro_f1", "mac_reduction", "energy_j_per_inference")]
+    t = _Table(path, required)
+    num = {c: t.floats(c, optional=c not in required) for c in
+           ("alpha", "accuracy", "macro_f1", "mean_layers", "macs_per_inference", "mac_reduction",
+            "energy_j_per_inference")}
+    rows = []
+    for i in range(t.n):
+        rows.append(SweepRow(
+            target=t.text("target")[i], procedure=t.text("procedure")[i], statistic=t.text("statistic")[i],
+            alpha=float(num["alpha"][i]), accuracy=float(num["accuracy"][i]), macro_f1=_opt(num["macro_f1"][i]),
+            mean_layers=float(num["mean_layers"][i]), macs_per_inference=float(num["macs_per_inference"][i]),
+            mac_reduction=_opt(num["mac_reduction"][i]),
+            exit_fractions=_fractions(t.text("exit_fractions")[i], path, i + 2),
+            energy_j_per_inference=_opt(num["energy_j_per_inference"][i]),
+            meter=(t.text("meter")[i] or None) if t.has("meter") else None,
+        ))
+    return rows
+
+
+def _fractions(text: str, path: Path, line: int) -> tuple[float, ...]:
+    try:
+        values = tuple(float(p) for p in text.split(";"))
+    except ValueError:
+        raise RunLoadError(
+            f"{path}: line {line}, column 'exit_fractions': {text!r} is not 'p1;p2;...;pL' (numbers separated by ';')"
+        ) from None
+    if any(v < 0 for v in values) or abs(sum(values) - 1.0) > 0.02:
+        raise RunLoadError(
+            f"{path}: line {line}, column 'exit_fractions': {text!r} must be non-negative fractions summing to 1"
+        )
+    return values
+
+
+def _load_samples(path: Path) -> Samples:
+    required = [c for c in SAMPLES_COLUMNS if c not in ("energy_j", "sample", "label", "pred")]
+    t = _Table(path, required)
+    return Samples(
+        target=np.array(t.text("target")), procedure=np.array(t.text("procedure")), mode=np.array(t.text("mode")),
+        exit_layer=t.floats("exit_layer").astype(int), macs=t.floats("macs"),
+        correct=t.floats("correct").astype(bool), energy_j=t.floats("energy_j", optional=True),
+    )
+
+
+def _load_trace(path: Path) -> Trace:
+    t = _Table(path, TRACE_COLUMNS)
+    if t.n < 2:
+        raise RunLoadError(f"{path}: fewer than 2 samples; the meter stream was not recorded")
+    trace = Trace(t_s=t.floats("t_s"), current_a=t.floats("current_a"), voltage_v=t.floats("voltage_v"),
+                  trigger=t.floats("trigger").astype(bool))
+    if np.any(np.diff(trace.t_s) < 0):
+        raise RunLoadError(f"{path}: t_s goes backwards; the trace must be in time order")
+    return trace

@@ -1,0 +1,104 @@
+"""Figure 1: accuracy against energy (MACs without a meter) across the alpha sweep, with the Pareto front."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ffenergy.analysis.load import RunData, SweepRow
+from ffenergy.plot import costs
+from ffenergy.plot.style import (
+    Drawn, Skipped, badge, energy_unit, mac_unit, new_figure, procedure_color, procedure_label, slug, title, log_axis, warn_nonpositive,
+)
+
+PAPER_ALPHA = 1.0
+_LINESTYLES = ("-", "--", ":", "-.")
+_MARKERS = ("o", "s", "^", "v")
+
+
+def pareto_front(cost: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both lower cost and higher accuracy, by cost."""
+    order = np.lexsort((-accuracy, cost))
+    front, best = [], -np.inf
+    for i in order:
+        if np.isfinite(cost[i]) and accuracy[i] > best:
+            front.append(i)
+            best = accuracy[i]
+    return np.array(front, dtype=int)
+
+
+def draw(run: RunData) -> list[Drawn | Skipped]:
+    out: list[Drawn | Skipped] = []
+    for target in costs.targets(run):
+        rows = costs.sweep_rows(run, target)
+        if not rows:
+            out.append(Skipped(f"accuracy vs cost ({target})", "no sweep.csv rows for this target"))
+            continue
+        meters = [m for m in costs.energy_meters(run, target)
+                  if any(costs.sweep_energy(run, target, m, r)[1] for r in rows)]  # else: no energy to draw
+        for meter in meters or [None]:
+            out.append(_draw_one(run, target, meter, rows))
+    return out
+
+
+def _cost(run: RunData, target: str, meter: str | None, row: SweepRow) -> tuple[float, str | None]:
+    if meter is None:
+        return row.macs_per_inference, None
+    return costs.sweep_energy(run, target, meter, row)
+
+
+def _draw_one(run: RunData, target: str, meter: str | None, rows: list[SweepRow]) -> Drawn:
+    fig = new_figure(9.0, 4.6, right_in=2.3)
+    ax = fig.add_subplot()
+    points = [(*_cost(run, target, meter, r), r) for r in rows]
+    full = [r for r in run.summary if r.target == target and r.mode == "full" and (meter is None or r.meter == meter)]
+    full_cost = [r.macs_per_inference if meter is None else (r.energy_j_per_inference or np.nan) for r in full]
+    all_cost = np.array([p[0] for p in points] + full_cost, dtype=float)
+    all_acc = np.array([p[2].accuracy for p in points] + [r.accuracy for r in full]) * 100
+    scale, unit = mac_unit(all_cost) if meter is None else energy_unit(all_cost)
+    sources = {p[1] for p in points if p[1]}
+
+    groups = dict.fromkeys((r.procedure, r.statistic) for r in rows)
+    statistics = dict.fromkeys(r.statistic for r in rows)
+    for proc, stat in groups:
+        sel = sorted((p for p in points if (p[2].procedure, p[2].statistic) == (proc, stat)), key=lambda p: p[2].alpha)
+        x = np.array([p[0] for p in sel]) / scale
+        y = np.array([p[2].accuracy for p in sel]) * 100
+        predicted = any(p[1] == costs.PREDICTED for p in sel)
+        si = list(statistics).index(stat)
+        label = f"{procedure_label(proc)} ({stat})" + (", predicted" if predicted else "")
+        ax.plot(x, y, _LINESTYLES[si % 4], marker=_MARKERS[si % 4], ms=3.5, color=procedure_color(proc), label=label, alpha=0.9)
+        at_paper = [i for i, p in enumerate(sel) if abs(p[2].alpha - PAPER_ALPHA) < 1e-9]
+        for i in at_paper:
+            ax.plot(x[i], y[i], "o", ms=8, mfc="none", mec="black", mew=1.2)
+    if any(abs(r.alpha - PAPER_ALPHA) < 1e-9 for r in rows):
+        ax.plot([], [], "o", ms=8, mfc="none", mec="black", label=f"α = {PAPER_ALPHA:g} (paper)")
+    for r, c in zip(full, full_cost):
+        ax.plot(c / scale, r.accuracy * 100, "*", ms=14, color=procedure_color(r.procedure), mec="black",
+                label=f"{procedure_label(r.procedure)} full network")
+    front = pareto_front(all_cost, all_acc)
+    if front.size:
+        ax.step(all_cost[front] / scale, all_acc[front], where="post", color="black", lw=5, alpha=0.15,
+                zorder=0, label="Pareto front")
+    finite = all_cost[np.isfinite(all_cost) & (all_cost > 0)]
+    if finite.size and finite.max() / finite.min() > 20:
+        log_axis(ax, "x")
+    ax.set_xlabel(f"{unit} per inference" if meter is None else f"energy per inference ({unit})")
+    ax.set_ylabel("test accuracy (%)")
+    pad = 0.1 * (all_acc.max() - all_acc.min()) + 0.2
+    ax.set_ylim(max(0.0, all_acc.min() - pad), min(100.0, all_acc.max() + pad))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    if meter is None:
+        title(fig, "Accuracy vs MACs across the α sweep (no energy meter)", run.dataset, target)
+        badge(fig, "no meter: MACs")
+        caption = f"Accuracy against MACs per inference across the α sweep on {target} (no energy meter)."
+    else:
+        warn_nonpositive(fig, all_cost)
+        provenance = run.provenance(target, meter)
+        title(fig, "Accuracy vs energy across the α sweep", run.dataset, target, meter)
+        badge(fig, provenance + (" + predicted" if costs.PREDICTED in sources else ""))
+        caption = (f"Accuracy against energy per inference across the α sweep on {target} ({meter}, {provenance}"
+                   + ("; points without a measurement predicted as Σ p_k·E(depth-k)" if costs.PREDICTED in sources else "")
+                   + "). Stars: full network; grey band: Pareto front.")
+    stem = f"tradeoff_{slug(target)}_{slug(meter) if meter else 'macs'}"
+    return Drawn(stem, caption, fig)
