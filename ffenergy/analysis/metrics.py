@@ -1,0 +1,68 @@
+"""Classification metrics and the per-mode summary rows of ``summary.csv``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def macro_f1(labels: np.ndarray, preds: np.ndarray) -> float:
+    """Unweighted mean of per-class F1 over the classes present in labels or predictions."""
+    scores = []
+    for c in np.union1d(labels, preds):
+        tp = np.sum((preds == c) & (labels == c))
+        fp = np.sum((preds == c) & (labels != c))
+        fn = np.sum((preds != c) & (labels == c))
+        denom = 2 * tp + fp + fn
+        scores.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def per_class_recall(labels: np.ndarray, preds: np.ndarray, n_classes: int) -> list[float | None]:
+    """Sensitivity of each class (None where the class has no samples)."""
+    return [float(np.mean(preds[labels == c] == c)) if np.any(labels == c) else None for c in range(n_classes)]
+
+
+@dataclass
+class ModeStats:
+    """Outcome of one (target, procedure, mode) over the test samples."""
+
+    target: str
+    procedure: str
+    mode: str
+    accuracy: float
+    macro_f1: float
+    mean_layers: float
+    macs_per_inference: float
+    n_samples: int
+
+
+def mode_stats(rows: list[dict[str, str]]) -> list[ModeStats]:
+    """Group samples.csv rows by (target, procedure, mode) and compute their statistics."""
+    groups: dict[tuple[str, str, str], list[dict[str, str]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["target"], row["procedure"], row["mode"])].append(row)
+    out = []
+    for (target, procedure, mode), grp in groups.items():
+        labels = np.array([int(r["label"]) for r in grp])
+        preds = np.array([int(r["pred"]) for r in grp])
+        out.append(
+            ModeStats(
+                target=target,
+                procedure=procedure,
+                mode=mode,
+                accuracy=float(np.mean(labels == preds)),
+                macro_f1=macro_f1(labels, preds),
+                mean_layers=float(np.mean([int(r["exit_layer"]) for r in grp])),
+                macs_per_inference=float(np.mean([int(r["macs"]) for r in grp])),
+                n_samples=len(grp),
+            )
+        )
+    return out
+
+
+def baseline_procedure(procedure: str) -> str:
+    """Reductions are relative to the full network without pruning: mp-pruned compares to mp."""
+    return "mp" if procedure == "mp-pruned" else procedure

@@ -1,0 +1,243 @@
+"""Experiment configs: YAML validated into typed dataclasses before any work starts.
+
+Every error names the field (``model.epochs``), what is wrong, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ffenergy.ff.train import TrainConfig
+
+DATASETS = ("mnist", "mitbih", "chbmit", "cifar10")
+TARGETS = ("cpu", "cuda", "mcu", "mcu-sim", "mcu-qemu")
+METERS = ("none", "auto", "rapl", "nvml", "pyjoules", "codecarbon", "simulated")
+PROCEDURES = ("mp", "mp-pruned", "op")
+
+
+class ConfigError(ValueError):
+    """An invalid config; the message names the field and the fix."""
+
+
+@dataclass
+class DataConfig:
+    dataset: Literal["mnist", "mitbih", "chbmit", "cifar10"] = "mnist"
+    source: str = "embedded"  # mnist: embedded | local | download; others: local | download
+    path: str | None = None  # local data directory (relative paths: to the config file)
+    val_fraction: float = 0.1  # of the training data, held out to calibrate thresholds
+    options: dict[str, Any] = field(default_factory=dict)  # loader-specific, see docs/datasets.md
+
+
+@dataclass
+class ModelConfig(TrainConfig):
+    hidden: list[int] = field(default_factory=lambda: [1000, 1000, 1000, 1000])
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # where to train; auto = cuda when present
+
+
+@dataclass
+class InferenceConfig:
+    procedures: list[str] = field(default_factory=lambda: list(PROCEDURES))
+    mp_statistic: Literal["gap", "max"] = "gap"
+    op_statistic: Literal["gap", "max"] = "max"
+    alpha: float = 1.0  # T_k = mu_k - alpha * sigma_k
+    alpha_sweep: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0])
+    prune_after: int = 1  # mp-pruned: keep only the best candidates after this layer
+    prune_keep: int = 2
+    batch_size: int = 1024
+
+
+@dataclass
+class MeasurementConfig:
+    repeats: int = 5  # windows per mode
+    min_window_s: float = 2.0  # and at least 20 meter update periods
+    warmup_s: float = 0.5
+    batch_size: int = 1024  # inference batch inside a measured window
+    procedures: list[str] = field(default_factory=list)  # empty: every inference procedure
+    seed: int = 0
+
+
+@dataclass
+class McuSection:
+    """Microcontroller targets (mcu, mcu-sim, mcu-qemu); see hardware/README.md."""
+
+    dtype: Literal["f32", "int8"] = "f32"
+    board: str = "nucleo-l476rg"  # target mcu: the board the export must fit
+    repeats: int = 10  # inferences inside one trigger window
+    max_samples: int = 100  # test samples measured on the device (UART transfers are slow)
+    modes: list[str] = field(default_factory=list)  # empty: full, light and every depth-k
+    procedures: list[str] = field(default_factory=list)  # empty: inference.procedures
+    options: dict[str, Any] = field(default_factory=dict)  # DUT/meter ports, simulator model (targets.mcu.McuConfig)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    targets: list[str] = field(default_factory=lambda: ["cpu"])
+    meter: str = "auto"
+    meter_options: dict[str, Any] = field(default_factory=dict)
+    measurement: MeasurementConfig = field(default_factory=MeasurementConfig)
+    mcu: McuSection = field(default_factory=McuSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self, *sections: str) -> str:
+        """Short stable hash of the whole config or of the named top-level sections."""
+        d = self.to_dict()
+        picked = {k: d[k] for k in sections} if sections else d
+        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read, validate and resolve a YAML experiment file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (name, data, model, ...)")
+    for key, value in (overrides or {}).items():
+        raw[key] = value
+    cfg = parse_config(raw)
+    if cfg.data.path is not None and not Path(cfg.data.path).is_absolute():
+        cfg.data.path = str((path.parent / cfg.data.path).resolve())
+    return cfg
+
+
+def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
+    """Validate a config mapping (types, unknown keys, allowed values, ranges)."""
+    cfg = _build(ExperimentConfig, raw, "")
+    _check_values(cfg)
+    return cfg
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(raw).__name__} {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ConfigError(f"{_join(where, unknown[0])}: unknown key; allowed keys here: {', '.join(names)}")
+    kwargs = {name: _convert(hints[name], raw[name], _join(where, name)) for name in names if name in raw}
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not allowed; use one of: {', '.join(map(str, args))}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and type(value) is tp:
+        return value
+    raise ConfigError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {type(value).__name__} {value!r}")
+
+
+def _check_values(cfg: ExperimentConfig) -> None:
+    m, inf, meas = cfg.model, cfg.inference, cfg.measurement
+    _require(bool(m.hidden) and all(h > 0 for h in m.hidden), "model.hidden", "a non-empty list of positive widths")
+    for name in ("epochs", "batch_size"):
+        _require(getattr(m, name) > 0, f"model.{name}", "a positive integer")
+    for name in ("lr", "head_lr"):
+        _require(getattr(m, name) > 0, f"model.{name}", "a positive number")
+    _require(m.optimizer in ("sgd", "adam"), "model.optimizer", "sgd or adam")
+    _require(0.0 < cfg.data.val_fraction < 1.0, "data.val_fraction", "a fraction in (0, 1), e.g. 0.1")
+    _require(cfg.data.dataset in DATASETS, "data.dataset", f"one of {', '.join(DATASETS)}")
+    _require(bool(inf.procedures), "inference.procedures", f"a non-empty list of {', '.join(PROCEDURES)}")
+    for i, proc in enumerate(inf.procedures):
+        _require(proc in PROCEDURES, f"inference.procedures[{i}]", f"one of {', '.join(PROCEDURES)} (got {proc!r})")
+    _require(inf.alpha >= 0, "inference.alpha", "a number >= 0")
+    _require(all(a >= 0 for a in inf.alpha_sweep), "inference.alpha_sweep", "numbers >= 0")
+    _require(1 <= inf.prune_after < len(m.hidden), "inference.prune_after",
+             f"a layer between 1 and {len(m.hidden) - 1} (the network has {len(m.hidden)} layers)")
+    _require(inf.prune_keep >= 1, "inference.prune_keep", "an integer >= 1")
+    _require(inf.batch_size > 0, "inference.batch_size", "a positive integer")
+    _require(bool(cfg.targets), "targets", f"a non-empty list of {', '.join(TARGETS)}")
+    for i, target in enumerate(cfg.targets):
+        _require(target in TARGETS, f"targets[{i}]", f"one of {', '.join(TARGETS)} (got {target!r})")
+    _require(cfg.meter in METERS, "meter", f"one of {', '.join(METERS)} (got {cfg.meter!r})")
+    _require(meas.repeats >= 5, "measurement.repeats", "an integer >= 5 (repeats give the 95% CI)")
+    _require(meas.min_window_s > 0, "measurement.min_window_s", "a positive number of seconds")
+    _require(meas.batch_size > 0, "measurement.batch_size", "a positive integer")
+    for i, proc in enumerate(meas.procedures):
+        _require(proc in inf.procedures, f"measurement.procedures[{i}]",
+                 f"one of inference.procedures ({', '.join(inf.procedures)})")
+    data_options(cfg.data)
+    _check_mcu(cfg)
+
+
+def _check_mcu(cfg: ExperimentConfig) -> None:
+    mcu = cfg.mcu
+    _require(mcu.repeats >= 1, "mcu.repeats", "an integer >= 1")
+    _require(mcu.max_samples >= 1, "mcu.max_samples", "an integer >= 1")
+    for i, proc in enumerate(mcu.procedures):
+        _require(proc in cfg.inference.procedures, f"mcu.procedures[{i}]",
+                 f"one of inference.procedures ({', '.join(cfg.inference.procedures)})")
+    n_layers = len(cfg.model.hidden)
+    allowed = ["full", "light"] + [f"depth-{k}" for k in range(1, n_layers + 1)]
+    for i, mode in enumerate(mcu.modes):
+        _require(mode in allowed, f"mcu.modes[{i}]", f"one of {', '.join(allowed)}")
+    if not any(t.startswith("mcu") for t in cfg.targets):
+        return
+    from ffenergy.export import BOARDS
+    from ffenergy.targets.mcu import McuConfig
+
+    _require(mcu.board in BOARDS, "mcu.board", f"one of {', '.join(BOARDS)}")
+    fields = {f.name for f in dataclasses.fields(McuConfig)} - {"target", "firmware"}
+    for key in mcu.options:
+        _require(key in fields, f"mcu.options.{key}", f"a known option: {', '.join(sorted(fields))}")
+
+
+def data_options(data: DataConfig) -> Any:
+    """The loader's typed ``Options`` for ``data.options`` (validated)."""
+    from ffenergy.data import loader
+
+    options = _build(loader(data.dataset).Options, data.options, "data.options")
+    try:
+        options.validate()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return options
+
+
+def _require(ok: bool, where: str, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{where}: invalid value; use {allowed}")
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name

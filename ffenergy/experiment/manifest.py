@@ -1,0 +1,112 @@
+"""The run manifest: what ran, where, with which versions, meters and stage states."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import ffenergy
+from ffenergy.experiment.results import write_json
+
+STAGES = ("data", "model", "calibrate", "evaluate", "measure", "hil", "summary")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def host_info() -> dict[str, Any]:
+    """CPU model, cores, GPU and driver where torch can see one."""
+    info: dict[str, Any] = {
+        "os": platform.platform(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": None,
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def versions() -> dict[str, str]:
+    return {
+        "ffenergy": ffenergy.__version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "git_commit": _git_commit(),
+    }
+
+
+class Manifest:
+    """``manifest.json`` kept on disk after every change (atomic writes)."""
+
+    def __init__(self, path: Path, data: dict[str, Any]):
+        self.path = path
+        self.data = data
+
+    @classmethod
+    def create(cls, path: Path, run_id: str, config: dict, config_hash: str, seed: int) -> "Manifest":
+        data = {
+            "run_id": run_id,
+            "config": config,
+            "config_hash": config_hash,
+            "seed": seed,
+            "versions": versions(),
+            "host": host_info(),
+            "meters": [],
+            "targets": {},
+            "started": now_iso(),
+            "finished": None,
+            "stages": {stage: "pending" for stage in STAGES},
+        }
+        manifest = cls(path, data)
+        manifest.save()
+        return manifest
+
+    @classmethod
+    def load(cls, path: Path) -> "Manifest":
+        import json
+
+        return cls(path, json.loads(path.read_text()))
+
+    def set_stage(self, stage: str, status: str) -> None:
+        self.data["stages"][stage] = status
+        self.save()
+
+    def update(self, **fields: Any) -> None:
+        self.data.update(fields)
+        self.save()
+
+    def save(self) -> None:
+        write_json(self.path, self.data)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

@@ -1,0 +1,86 @@
+"""The hardware-in-the-loop stage of a run: export, build, flash-check and measure on MCU targets.
+
+``mcu-sim`` builds the firmware for the host, ``mcu-qemu`` cross-builds it for a Cortex-M4F in
+QEMU; both are measured by the simulated INA226 logger. ``mcu`` is a real board the user
+flashed with the exported model (``hardware/README.md``) and a real meter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ffenergy.config import McuSection
+from ffenergy.data.base import Dataset
+from ffenergy.experiment.mcu_stage import fit_energy_vs_exit, run_mcu_stage
+from ffenergy.experiment.results import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows
+from ffenergy.export import export_model
+from ffenergy.ff.arrays import ExitPolicy
+from ffenergy.ff.model import FFNetwork
+from ffenergy.targets.base import all_modes
+from ffenergy.targets.launch import build_firmware
+from ffenergy.targets.mcu import McuConfig, open_mcu
+
+BOARD_OF_TARGET = {"mcu-sim": "host", "mcu-qemu": "qemu-mps2-an386"}
+
+
+class FirmwareMismatch(RuntimeError):
+    """The board runs another model than the one this run exported."""
+
+
+@dataclass
+class McuJob:
+    """One (target, procedure) to deploy: which exit rule, exported where."""
+
+    target: str
+    procedure: str  # mp, mp-pruned, op
+    policy: ExitPolicy
+    export_dir: Path
+
+
+def run_mcu_job(
+    job: McuJob, net: FFNetwork, data: Dataset, section: McuSection, run_dir: Path,
+    on_session: Callable[[object], None], log: Callable[[str], None] = print,
+) -> None:
+    """Export and build the firmware for ``job``, open DUT + meter, measure the missing rows."""
+    arrays = net.to_arrays("op" if job.procedure == "op" else "mp")
+    board = BOARD_OF_TARGET.get(job.target, section.board)
+    report = export_model(arrays, job.policy, job.export_dir, section.dtype, board,
+                          calib_x=data.x_val[:512] if section.dtype == "int8" else None, name=job.procedure)
+    options = dict(section.options)
+    if job.target in BOARD_OF_TARGET:
+        options["firmware"] = str(build_firmware(job.export_dir, board))
+    config = McuConfig.from_dict(job.target, options)
+    n = min(section.max_samples, len(data.y_test))
+    modes = section.modes or all_modes(net.n_layers)
+    with open_mcu(config, job.export_dir / "session") as session:
+        _check_firmware(session.dut.info_, net, job, report.out_dir)
+        on_session(session)
+        log(f"{job.target}/{job.procedure}: {n} samples x {len(modes)} modes, {section.repeats} inferences per window")
+        with CsvAppender(run_dir / "samples.csv", SAMPLES_COLUMNS) as samples, \
+                CsvAppender(run_dir / "windows.csv", WINDOWS_COLUMNS) as windows:
+            run_mcu_stage(session.dut, session.meter, data.x_test[:n], data.y_test[:n], modes, section.repeats,
+                          samples, windows, job.target, trace_path=run_dir / "trace.csv",
+                          procedure=job.procedure)
+
+
+def exit_fits(run_dir: Path, target: str, procedure: str) -> dict | None:
+    """Per-sample energy vs exit layer over the light mode of an MCU target (None without energy)."""
+    rows = [r for r in read_rows(run_dir / "samples.csv")
+            if (r["target"], r["procedure"]) == (target, procedure) and r["energy_j"] not in ("", None)]
+    if len({r["exit_layer"] for r in rows}) < 2:
+        return None
+    fit = fit_energy_vs_exit(np.array([int(r["exit_layer"]) for r in rows]),
+                             np.array([float(r["energy_j"]) for r in rows]))
+    return {"slope_j_per_layer": fit.slope_j_per_layer, "intercept_j": fit.intercept_j, "r2": fit.r2, "n": fit.n}
+
+
+def _check_firmware(info, net: FFNetwork, job: McuJob, export_dir: Path) -> None:
+    if list(info.dims) != list(net.dims[1:]) or info.n_in != net.dims[0]:
+        raise FirmwareMismatch(
+            f"{job.target}: the board runs a {info.n_in}-{'-'.join(map(str, info.dims))} model "
+            f"({info.model_name!r}), this run exported {'-'.join(map(str, net.dims))}; flash the export in "
+            f"{export_dir} (see hardware/README.md) and run again with --resume")

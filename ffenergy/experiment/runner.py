@@ -1,0 +1,363 @@
+"""The experiment runner: config -> data -> model -> calibrate -> evaluate -> measure -> summary.
+
+One run writes one ``results/<run-id>/`` directory (DESIGN.md section 5). Every stage leaves
+its output on disk as it goes, so an interrupted run (Ctrl-C, kill -9) keeps what it finished
+and ``--resume`` completes only what is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ffenergy.analysis.attribution import attribute, exit_distribution, windows_from_rows
+from ffenergy.analysis.metrics import baseline_procedure, macro_f1, mode_stats
+from ffenergy.analysis.stats import summarise_rows
+from ffenergy.config import ExperimentConfig, data_options
+from ffenergy.data import load_dataset
+from ffenergy.data.base import Dataset
+from ffenergy.experiment.manifest import Manifest, now_iso
+from ffenergy.experiment.model_cache import load_or_train
+from ffenergy.experiment.results import (
+    SAMPLES_COLUMNS, SUMMARY_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows, write_json,
+)
+from ffenergy.experiment.mcu_run import McuJob, exit_fits, run_mcu_job
+from ffenergy.ff.arrays import ExitPolicy
+from ffenergy.ff.calibrate import Calibration, calibrate
+from ffenergy.ff.inference import ExitSpec, depth_scores, exits_from_scores
+from ffenergy.ff.macs import macs_at_exit
+from ffenergy.ff.model import FFNetwork
+from ffenergy.measure import MethodConfig, Workload, measure
+from ffenergy.meters.auto import auto_meter, make_meter
+from ffenergy.meters.base import Meter, MeterUnavailable
+from ffenergy.targets.base import all_modes, forced_depth
+from ffenergy.targets.host import HostTarget
+from ffenergy.targets.mcu import MCU_TARGETS
+
+SWEEP_COLUMNS = [
+    "target", "procedure", "statistic", "alpha", "accuracy", "macro_f1", "mean_layers",
+    "macs_per_inference", "mac_reduction", "exit_fractions", "energy_j_per_inference",
+]
+
+
+class RunError(RuntimeError):
+    """The run cannot go on; the message says what happened and how to continue."""
+
+
+@dataclass
+class RunOptions:
+    out_root: Path = Path("results")
+    resume: Path | None = None
+    meter: str | None = None  # overrides the config
+    targets: list[str] | None = None  # overrides the config
+    progress: bool = True
+
+
+@dataclass
+class Procedure:
+    """One inference procedure of the run with its calibrated exit rule."""
+
+    name: str  # mp, mp-pruned, op
+    spec: ExitSpec
+    calibration: Calibration
+
+
+class Runner:
+    def __init__(self, cfg: ExperimentConfig, run_dir: Path, manifest: Manifest, opts: RunOptions):
+        self.cfg, self.run_dir, self.manifest, self.opts = cfg, run_dir, manifest, opts
+        self.log = print
+
+    # -- stages ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.manifest.set_stage(name, "running")
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.manifest.set_stage(name, "interrupted")
+            raise
+        except Exception as exc:
+            self.manifest.set_stage(name, f"failed: {exc}")
+            raise
+        if self.manifest.data["stages"][name] == "running":
+            self.manifest.set_stage(name, "done")
+
+    def run(self) -> list[dict]:
+        with self.stage("data"):
+            d = self.cfg.data
+            data = load_dataset(d.dataset, d.source, d.path, d.val_fraction, self.cfg.seed, data_options(d))
+            self.manifest.update(dataset={
+                "name": data.name, "source": data.source, "n_train": len(data.y_train),
+                "n_val": len(data.y_val), "n_test": len(data.y_test), "n_features": data.n_features,
+                "classes": data.class_names, **{k: v for k, v in data.extra.items()},
+            })
+        with self.stage("model"):
+            net, train_info = load_or_train(self.cfg, data, progress=self.opts.progress, log=self.log)
+            torch.save(net.state_dict(), self.run_dir / "model.pt")
+            self.manifest.update(model={"dims": net.dims, **train_info})
+        with self.stage("calibrate"):
+            procedures = self.calibrate(net, data)
+        with self.stage("evaluate"):
+            self.evaluate(net, data, procedures)
+        with self.stage("measure"):
+            self.measure(net, data, procedures)
+        with self.stage("hil"):
+            self.hil(net, data, procedures)
+        with self.stage("summary"):
+            rows = self.summarise(net)
+        self.manifest.update(finished=now_iso())
+        return rows
+
+    def calibrate(self, net: FFNetwork, data: Dataset) -> list[Procedure]:
+        """Thresholds on the validation split; the alpha sweep on the test split (sweep.csv)."""
+        inf = self.cfg.inference
+        device = next(net.parameters()).device
+        procedures, sweep_rows, calib_json = [], [], {}
+        full_macs = {p: macs_at_exit(net.dims, net.n_classes, p)[-1] for p in ("mp", "op")}
+        for name in inf.procedures:
+            kind = "op" if name == "op" else "mp"
+            stat = inf.op_statistic if kind == "op" else inf.mp_statistic
+            pruned = name == "mp-pruned"
+            base = ExitSpec(kind, stat, None, inf.prune_after if pruned else 0, inf.prune_keep if pruned else 0)
+            cal = calibrate(_scores(net, data.x_val, base, inf.batch_size, device), data.y_val, base)
+            spec = ExitSpec(base.procedure, stat, tuple(cal.thresholds(inf.alpha).tolist()),
+                            base.prune_after, base.prune_keep)
+            procedures.append(Procedure(name, spec, cal))
+            calib_json[name] = {"statistic": stat, "alpha": inf.alpha, "thresholds": list(spec.thresholds),
+                                "prune_after": spec.prune_after, "prune_keep": spec.prune_keep, **cal.to_json()}
+            test_scores = _scores(net, data.x_test, base, inf.batch_size, device)
+            cost = macs_at_exit(net.dims, net.n_classes, kind, base.prune_after, base.prune_keep)
+            for alpha in sorted(set(inf.alpha_sweep) | {inf.alpha}):
+                pred, exits = exits_from_scores(test_scores, base, cal.thresholds(alpha))
+                fractions = np.bincount(exits, minlength=net.n_layers + 1)[1:] / len(exits)
+                macs = float(cost[exits - 1].mean())
+                sweep_rows.append({
+                    "target": "host", "procedure": name, "statistic": stat, "alpha": alpha,
+                    "accuracy": float(np.mean(pred == data.y_test)), "macro_f1": macro_f1(data.y_test, pred),
+                    "mean_layers": float(exits.mean()), "macs_per_inference": macs,
+                    "mac_reduction": full_macs[kind] / macs,
+                    "exit_fractions": ";".join(f"{f:.6g}" for f in fractions),
+                })
+        write_json(self.run_dir / "calibration.json", calib_json)
+        _rewrite_csv(self.run_dir / "sweep.csv", SWEEP_COLUMNS, sweep_rows)
+        return procedures
+
+    def host_targets(self) -> list[HostTarget]:
+        return [HostTarget.open(t) for t in self.targets() if t in ("cpu", "cuda")]
+
+    def targets(self) -> list[str]:
+        return self.opts.targets or self.cfg.targets
+
+    def evaluate(self, net: FFNetwork, data: Dataset, procedures: list[Procedure]) -> None:
+        """Every (target, procedure, mode) over the whole test split into samples.csv."""
+        path = self.run_dir / "samples.csv"
+        done = _complete_groups(path, len(data.y_test))
+        with CsvAppender(path, SAMPLES_COLUMNS) as out:
+            for target in self.host_targets():
+                target.deploy(net)
+                self.manifest.data["targets"][target.name] = target.describe()
+                for proc in procedures:
+                    for mode in all_modes(net.n_layers):
+                        if (target.name, proc.name, mode) in done:
+                            continue
+                        p = target.predict(net, data.x_test, proc.spec, forced_depth(mode, net.n_layers),
+                                           self.cfg.inference.batch_size)
+                        out.write_many(
+                            {"target": target.name, "procedure": proc.name, "mode": mode, "sample": i,
+                             "label": int(y), "pred": int(p.pred[i]), "exit_layer": int(p.exit_layer[i]),
+                             "macs": int(p.macs[i]), "correct": int(p.pred[i] == y)}
+                            for i, y in enumerate(data.y_test))
+            net.to("cpu")
+        self.manifest.save()
+
+    def measure(self, net: FFNetwork, data: Dataset, procedures: list[Procedure]) -> None:
+        """Energy windows of every (procedure, mode) on every host target into windows.csv."""
+        meter_name = self.opts.meter or self.cfg.meter
+        if meter_name == "none":
+            self.manifest.set_stage("measure", "skipped: meter none")
+            return
+        path = self.run_dir / "windows.csv"
+        existing = read_rows(path)
+        m = self.cfg.measurement
+        method = MethodConfig(repeats=m.repeats, min_window_s=m.min_window_s, warmup_s=m.warmup_s, seed=m.seed)
+        x = data.x_test[: m.batch_size]
+        for target in self.host_targets():
+            meter = self.open_meter(meter_name, target)
+            if meter is None:
+                continue
+            with meter:
+                info = meter.info
+                self.record_meter(target.name, meter)
+                target.deploy(net)
+                workloads = {
+                    (proc.name, mode): Workload(
+                        target.batch_runner(net, x, proc.spec, forced_depth(mode, net.n_layers), m.batch_size),
+                        target.sync)
+                    for proc in procedures if proc.name in (m.procedures or [p.name for p in procedures])
+                    for mode in all_modes(net.n_layers)
+                }
+                done = {((r["procedure"], r["mode"]), int(r["repeat"])) for r in existing
+                        if r["target"] == target.name and r["meter"] == info.name and r["domain"] == "total"}
+                self.log(f"measuring {len(workloads)} modes x {m.repeats} repeats on {target.name} "
+                         f"with meter {info.name} ({info.provenance})")
+                with CsvAppender(path, WINDOWS_COLUMNS) as out:
+                    def on_window(w, _target=target.name, _meter=info.name) -> None:
+                        proc, mode = w.key if w.key is not None else ("idle", "idle")
+                        out.write_many({"target": _target, "meter": _meter, "procedure": proc, "mode": mode, **row}
+                                       for row in w.domain_rows())
+                    measure(meter, workloads, method, done=done, on_window=on_window)
+            net.to("cpu")
+
+    def hil(self, net: FFNetwork, data: Dataset, procedures: list[Procedure]) -> None:
+        """Deploy to every MCU target and measure per-inference energy with its external meter."""
+        targets = [t for t in self.targets() if t in MCU_TARGETS]
+        if not targets:
+            self.manifest.set_stage("hil", "skipped: no MCU target")
+            return
+        wanted = self.cfg.mcu.procedures or [p.name for p in procedures]
+        for target in targets:
+            for proc in (p for p in procedures if p.name in wanted):
+                spec = proc.spec
+                policy = ExitPolicy(spec.statistic, np.array(spec.thresholds, np.float32),
+                                    spec.prune_after, spec.prune_keep)
+                job = McuJob(target, proc.name, policy, self.run_dir / "hil" / f"{target}-{proc.name}")
+
+                def on_session(session, _target=target) -> None:
+                    self.record_meter(_target, session.meter)
+                    self.manifest.data["targets"][_target] = session.manifest()
+                    self.manifest.save()
+
+                try:
+                    run_mcu_job(job, net, data, self.cfg.mcu, self.run_dir, on_session, self.log)
+                except (OSError, ValueError, RuntimeError) as exc:
+                    raise RunError(f"{target}/{proc.name}: {exc}\nEverything measured so far is in "
+                                   f"{self.run_dir}; fix the cause and continue with --resume {self.run_dir}") from exc
+
+    def open_meter(self, name: str, target: HostTarget) -> Meter | None:
+        """The configured meter for a host target; auto explains its choice."""
+        options = dict(self.cfg.meter_options)
+        try:
+            if name == "auto":
+                meter, table = auto_meter(gpu=0 if target.device == "cuda" else None, options=options)
+                for status in table:
+                    self.log(f"  meter {status.name:<11} {'usable' if status.usable else 'no':<7} {status.reason}")
+                return meter
+            return make_meter(name, **options.get(name, {}))
+        except MeterUnavailable as exc:
+            if name == "auto":
+                self.log(f"no energy measured on {target.name}: {exc}")
+                self.manifest.set_stage("measure", f"skipped on {target.name}: no usable meter")
+                return None
+            raise RunError(f"meter {name}: {exc}") from exc
+
+    def record_meter(self, target: str, meter: Meter) -> None:
+        info = meter.info
+        entry = {"target": target, "name": info.name, "provenance": info.provenance,
+                 "domains": list(info.domains), "update_period_s": info.update_period_s, "details": info.details}
+        meters = [e for e in self.manifest.data["meters"] if (e["target"], e["name"]) != (target, info.name)]
+        self.manifest.update(meters=meters + [entry])
+
+    def summarise(self, net: FFNetwork) -> list[dict]:
+        """summary.csv and attribution.json from samples.csv and windows.csv."""
+        samples = read_rows(self.run_dir / "samples.csv")
+        windows = read_rows(self.run_dir / "windows.csv")
+        energy = summarise_rows(windows)
+        provenance = {(e["target"], e["name"]): e["provenance"] for e in self.manifest.data["meters"]}
+        stats = {(s.target, s.procedure, s.mode): s for s in mode_stats(samples)}
+        meters_of = defaultdict(set)
+        for (target, meter, _, _) in energy:
+            meters_of[target].add(meter)
+        rows = []
+        for (target, procedure, mode), s in stats.items():
+            full = stats[(target, baseline_procedure(procedure), "full")]
+            for meter in sorted(meters_of[target]) or ["none"]:
+                e = energy.get((target, meter, procedure, mode))
+                e_full = energy.get((target, meter, baseline_procedure(procedure), "full"))
+                rows.append({
+                    "dataset": self.cfg.data.dataset, "target": target, "meter": meter,
+                    "provenance": provenance.get((target, meter), ""), "procedure": procedure, "mode": mode,
+                    "accuracy": s.accuracy, "macro_f1": s.macro_f1, "mean_layers": s.mean_layers,
+                    "macs_per_inference": s.macs_per_inference,
+                    "mac_reduction": full.macs_per_inference / s.macs_per_inference,
+                    "energy_j_per_inference": e.net_j_per_inference if e else None,
+                    "energy_ci95_j": e.net_ci95_j if e else None,
+                    "energy_reduction": e_full.net_j_per_inference / e.net_j_per_inference if e and e_full else None,
+                    "n_samples": s.n_samples, "n_repeats": e.n_repeats if e else 0,
+                })
+        _rewrite_csv(self.run_dir / "summary.csv", SUMMARY_COLUMNS, rows)
+        write_json(self.run_dir / "attribution.json", {"fits": self.attribution(samples, windows, stats)})
+        return rows
+
+    def attribution(self, samples: list[dict], windows: list[dict], stats: dict) -> list[dict]:
+        fits = []
+        keys = sorted({(w["target"], w["meter"], w["procedure"]) for w in windows if w["procedure"] != "idle"})
+        for target, meter, procedure in keys:
+            mode_windows = windows_from_rows(windows, target=target, meter=meter, procedure=procedure)
+            macs = {mode: s.macs_per_inference for (t, p, mode), s in stats.items() if (t, p) == (target, procedure)}
+            exits = [int(r["exit_layer"]) for r in samples
+                     if (r["target"], r["procedure"], r["mode"]) == (target, procedure, "light")]
+            try:
+                fit = attribute(mode_windows, macs, exit_distribution(exits) if exits else None,
+                                target=target, meter=meter, procedure=procedure)
+            except ValueError as exc:
+                self.log(f"attribution {target}/{meter}/{procedure} skipped: {exc}")
+                continue
+            entry = fit.to_json()
+            if target in MCU_TARGETS:
+                entry["per_sample_exit_fit"] = exit_fits(self.run_dir, target, procedure)
+            fits.append(entry)
+        return fits
+
+
+def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[dict]]:
+    """Start (or resume) a run; returns its directory and summary rows."""
+    if opts.resume:
+        run_dir = Path(opts.resume)
+        if not (run_dir / "manifest.json").exists():
+            raise RunError(f"--resume {run_dir}: no manifest.json there; give a run directory made by ffenergy run")
+        manifest = Manifest.load(run_dir / "manifest.json")
+        if manifest.data["config_hash"] != cfg.hash():
+            raise RunError(f"--resume {run_dir}: the config differs from the one that run used "
+                           f"(hash {cfg.hash()} vs {manifest.data['config_hash']}); resume with the same config")
+    else:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(opts.out_root) / f"{cfg.name}-{stamp}"
+        run_dir.mkdir(parents=True, exist_ok=False)
+        manifest = Manifest.create(run_dir / "manifest.json", run_dir.name, cfg.to_dict(), cfg.hash(), cfg.seed)
+    for target in opts.targets or cfg.targets:
+        if target == "cuda":
+            HostTarget.open("cuda")  # fail before any work when there is no GPU
+    runner = Runner(cfg, run_dir, manifest, opts)
+    return run_dir, runner.run()
+
+
+def _scores(net: FFNetwork, x: np.ndarray, spec: ExitSpec, batch: int, device) -> list[torch.Tensor]:
+    chunks = [depth_scores(net, torch.from_numpy(x[i : i + batch]).to(device), spec) for i in range(0, len(x), batch)]
+    return [torch.cat([c[k] for c in chunks]).cpu() for k in range(net.n_layers)]
+
+
+def _complete_groups(path: Path, n: int) -> set[tuple[str, str, str]]:
+    """(target, procedure, mode) groups with all n samples on disk; partial groups are dropped."""
+    rows = read_rows(path)
+    counts = defaultdict(int)
+    for r in rows:
+        counts[(r["target"], r["procedure"], r["mode"])] += 1
+    complete = {k for k, c in counts.items() if c == n}
+    if len(complete) != len(counts):
+        _rewrite_csv(path, SAMPLES_COLUMNS, [r for r in rows if (r["target"], r["procedure"], r["mode"]) in complete])
+    return complete
+
+
+def _rewrite_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    with CsvAppender(tmp, columns) as out:
+        out.write_many(rows)
+    tmp.replace(path)

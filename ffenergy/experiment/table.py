@@ -1,0 +1,42 @@
+"""The summary table printed at the end of ``ffenergy run``."""
+
+from __future__ import annotations
+
+import math
+
+
+def _num(value, fmt: str) -> str:
+    if value in (None, ""):
+        return "-"
+    value = float(value)
+    return "-" if math.isnan(value) else format(value, fmt)
+
+
+def _energy(row: dict) -> str:
+    e = row.get("energy_j_per_inference")
+    if e in (None, ""):
+        return "-"
+    ci = row.get("energy_ci95_j")
+    text = f"{float(e) * 1e6:.2f}"
+    if ci not in (None, "") and not math.isnan(float(ci)):
+        text += f" ± {float(ci) * 1e6:.2f}"
+    return text
+
+
+def format_summary(rows: list[dict]) -> str:
+    """A fixed-width table: one line per (target, meter, procedure, mode)."""
+    header = ["target", "meter", "procedure", "mode", "acc %", "F1", "layers", "MMAC/inf", "MAC red.",
+              "µJ/inf (net, 95% CI)", "energy red."]
+    order = {"full": 0, "light": 1}
+    body = [
+        [r["target"], f"{r['meter']} ({r['provenance']})" if r.get("provenance") else r["meter"], r["procedure"],
+         r["mode"], _num(100 * float(r["accuracy"]), ".2f"), _num(r["macro_f1"], ".3f"), _num(r["mean_layers"], ".2f"),
+         _num(float(r["macs_per_inference"]) / 1e6, ".3f"), _num(r["mac_reduction"], ".2f") + "x", _energy(r),
+         _num(r["energy_reduction"], ".2f") + ("x" if r.get("energy_reduction") not in (None, "") else "")]
+        for r in sorted(rows, key=lambda r: (r["target"], r["meter"], r["procedure"],
+                                             order.get(r["mode"], 2), r["mode"]))
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
+    line = lambda cells: "  ".join(str(c).rjust(w) if i >= 4 else str(c).ljust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(b) for b in body])

@@ -1,0 +1,82 @@
+"""The Forward-Forward network: normalised ReLU layers, label overlays and per-depth OP heads.
+
+Recipe (Hinton / loeweX style, the one the LightFF paper's main code builds on): each layer is
+``z = ReLU(W n(x) + b)`` with ``n`` an RMS length normalisation; goodness is the sum of squares
+of ``z``; one network serves both procedures: MP reads goodness under C label overlays, OP
+reads bias-free softmax heads on the concatenated activations of a neutral-label pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ffenergy.ff.arrays import NetworkArrays, Procedure
+
+NORM_EPS = 1e-8
+
+
+def rms_normalise(x: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
+    """x / (sqrt(mean(x^2)) + eps) over the last dimension."""
+    return x / (torch.sqrt(torch.mean(x * x, dim=-1, keepdim=True)) + eps)
+
+
+def full_grad_relu(a: torch.Tensor) -> torch.Tensor:
+    """ReLU forward; identity backward (gradients also reach units that are off)."""
+    return a + (torch.relu(a) - a).detach()
+
+
+class FFNetwork(nn.Module):
+    """A stack of FF layers plus one OP head per depth."""
+
+    def __init__(self, dims: list[int], n_classes: int, label_value: float = 1.0):
+        super().__init__()
+        if dims[0] <= n_classes:
+            raise ValueError(f"input width {dims[0]} must exceed the {n_classes} label slots")
+        self.dims = list(dims)
+        self.n_classes = n_classes
+        self.label_value = float(label_value)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        for layer in self.layers:
+            nn.init.normal_(layer.weight, std=1.0 / layer.out_features**0.5)
+            nn.init.zeros_(layer.bias)
+        widths = np.cumsum(dims[1:]).tolist()
+        self.heads = nn.ModuleList(nn.Linear(w, n_classes, bias=False) for w in widths)
+        for head in self.heads:
+            nn.init.zeros_(head.weight)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    def layer(self, k: int, x: torch.Tensor, train: bool = False) -> torch.Tensor:
+        """Activations of layer k (0-based) for input ``x`` (the previous layer's output)."""
+        a = self.layers[k](rms_normalise(x))
+        return full_grad_relu(a) if train else torch.relu(a)
+
+    def overlay(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """x with the one-hot label (times label_value) written over its first C values."""
+        out = x.clone()
+        out[:, : self.n_classes] = 0.0
+        out[torch.arange(len(x), device=x.device), labels] = self.label_value
+        return out
+
+    def neutral(self, x: torch.Tensor) -> torch.Tensor:
+        """x with label_value / C in every label slot (the OP input)."""
+        out = x.clone()
+        out[:, : self.n_classes] = self.label_value / self.n_classes
+        return out
+
+    def to_arrays(self, procedure: Procedure) -> NetworkArrays:
+        """The float32 numpy hand-off used by export, firmware and references."""
+        to_np = lambda t: t.detach().cpu().numpy().astype(np.float32).copy()  # noqa: E731
+        return NetworkArrays(
+            procedure=procedure,
+            weights=[to_np(l.weight) for l in self.layers],
+            biases=[to_np(l.bias) for l in self.layers],
+            heads=[to_np(h.weight) for h in self.heads] if procedure == "op" else [],
+            n_classes=self.n_classes,
+            label_value=self.label_value,
+            norm_eps=NORM_EPS,
+        )

@@ -1,0 +1,144 @@
+"""Greedy, local Forward-Forward training of the layers, with the OP heads trained alongside.
+
+Per minibatch: positive samples carry their true label, negative samples a random wrong one.
+Each layer sees detached inputs and minimises BCE on ``goodness - width`` (positive high,
+negative low) plus a peer-normalisation term; the OP heads learn a softmax on detached
+neutral-label activations. One backward pass and one optimiser step per minibatch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ffenergy.ff.model import FFNetwork
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of FF training (defaults: the loeweX/LightFF main-code recipe)."""
+
+    hidden: list[int] = field(default_factory=lambda: [1000, 1000, 1000])
+    epochs: int = 10
+    optimizer: str = "sgd"  # "sgd" (with momentum) or "adam"
+    batch_size: int = 100
+    lr: float = 1e-3  # FF layers
+    head_lr: float = 1e-2  # OP heads
+    weight_decay: float = 3e-4
+    head_weight_decay: float = 3e-3
+    momentum: float = 0.9
+    peer_weight: float = 0.03
+    peer_momentum: float = 0.9
+
+
+@dataclass
+class TrainLog:
+    """What training did, for the manifest."""
+
+    epochs: int
+    seconds: float
+    device: str
+    ff_loss: list[float]
+    head_loss: list[float]
+
+
+def random_wrong_labels(y: torch.Tensor, n_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """A uniformly random label different from y, per sample."""
+    shift = torch.randint(1, n_classes, y.shape, generator=gen, device="cpu").to(y.device)
+    return (y + shift) % n_classes
+
+
+def train(
+    net: FFNetwork,
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainConfig,
+    seed: int,
+    device: str = "cpu",
+    progress: bool = True,
+) -> TrainLog:
+    """Train ``net`` in place on (x, y); deterministic on CPU for a given seed."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    net.to(device).train()
+    xs = torch.from_numpy(x).to(device)
+    ys = torch.from_numpy(y).to(device)
+    groups = [
+        {"params": net.layers.parameters(), "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+        {"params": net.heads.parameters(), "lr": cfg.head_lr, "weight_decay": cfg.head_weight_decay},
+    ]
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(groups)
+    else:
+        opt = torch.optim.SGD(groups, momentum=cfg.momentum)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    peer_means = [torch.full((d,), 0.5, device=device) for d in net.dims[1:]]
+    ff_hist, head_hist = [], []
+    start = time.perf_counter()
+    bar = tqdm(range(1, cfg.epochs + 1), desc="FF training", unit="epoch", disable=not progress)
+    for epoch in bar:
+        for group, lr in zip(opt.param_groups, base_lrs):
+            group["lr"] = _cooldown_lr(lr, epoch, cfg.epochs)
+        order = torch.randperm(len(xs), generator=gen).to(device)
+        ff_sum = head_sum = 0.0
+        n_batches = 0
+        for i in range(0, len(xs), cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            ff_loss, head_loss = _batch_loss(net, xs[idx], ys[idx], cfg, peer_means, gen)
+            opt.zero_grad(set_to_none=True)
+            (ff_loss + head_loss).backward()
+            opt.step()
+            ff_sum += float(ff_loss.detach())
+            head_sum += float(head_loss.detach())
+            n_batches += 1
+        ff_hist.append(ff_sum / n_batches)
+        head_hist.append(head_sum / n_batches)
+        bar.set_postfix(ff_loss=f"{ff_hist[-1]:.3f}", head_loss=f"{head_hist[-1]:.3f}")
+    net.eval()
+    return TrainLog(cfg.epochs, time.perf_counter() - start, device, ff_hist, head_hist)
+
+
+def _cooldown_lr(lr: float, epoch: int, epochs: int) -> float:
+    """Constant for the first half, then linearly down towards zero."""
+    if epoch <= epochs // 2:
+        return lr
+    return lr * 2 * (1 + epochs - epoch) / (epochs + 1)
+
+
+def _batch_loss(
+    net: FFNetwork,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: TrainConfig,
+    peer_means: list[torch.Tensor],
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    batch = len(x)
+    pos = net.overlay(x, y)
+    neg = net.overlay(x, random_wrong_labels(y, net.n_classes, gen))
+    h = torch.cat([pos, neg])
+    target = torch.cat([torch.ones(batch), torch.zeros(batch)]).to(x.device)
+    ff_loss = torch.zeros((), device=x.device)
+    for k in range(net.n_layers):
+        z = net.layer(k, h, train=True)
+        logits = (z * z).sum(dim=1) - z.shape[1]
+        ff_loss = ff_loss + F.binary_cross_entropy_with_logits(logits, target)
+        if cfg.peer_weight > 0:
+            batch_mean = z[:batch].mean(dim=0)
+            peer_means[k] = cfg.peer_momentum * peer_means[k].detach() + (1 - cfg.peer_momentum) * batch_mean
+            ff_loss = ff_loss + cfg.peer_weight * ((peer_means[k].mean() - peer_means[k]) ** 2).mean()
+        h = z.detach()
+    head_loss = torch.zeros((), device=x.device)
+    with torch.no_grad():
+        acts, h = [], net.neutral(x)
+        for k in range(net.n_layers):
+            h = net.layer(k, h)
+            acts.append(h)
+    for k, head in enumerate(net.heads):
+        head_loss = head_loss + F.cross_entropy(head(torch.cat(acts[: k + 1], dim=1)), y)
+    return ff_loss, head_loss

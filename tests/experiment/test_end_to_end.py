@@ -1,0 +1,117 @@
+"""The whole run on a seconds-long config with the simulated meter, then resume and cache hits."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ffenergy.experiment.model_cache as model_cache
+import ffenergy.experiment.runner as runner_mod
+from ffenergy.cli import main
+from ffenergy.experiment.results import SAMPLES_COLUMNS, SUMMARY_COLUMNS, WINDOWS_COLUMNS, read_rows
+
+TINY = Path(__file__).resolve().parents[2] / "experiments" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FFENERGY_CACHE", str(root / "cache"))
+    assert main(["run", str(TINY), "--out", str(root / "results"), "--no-progress"]) == 0
+    (run_dir,) = (root / "results").iterdir()
+    yield root, run_dir, mp
+    mp.undo()
+
+
+def _header(path: Path) -> list[str]:
+    return path.read_text().splitlines()[0].split(",")
+
+
+def test_result_files_follow_the_contract(first_run):
+    _, run_dir, _ = first_run
+    assert _header(run_dir / "samples.csv") == SAMPLES_COLUMNS
+    assert _header(run_dir / "windows.csv") == WINDOWS_COLUMNS
+    assert _header(run_dir / "summary.csv") == SUMMARY_COLUMNS
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["stages"] == {"data": "done", "model": "done", "calibrate": "done", "evaluate": "done",
+                                  "measure": "done", "hil": "skipped: no MCU target", "summary": "done"}
+    assert manifest["meters"][0]["provenance"] == "simulated"
+    assert "joules_per_mac" in json.dumps(manifest["meters"][0]["details"])  # ground truth recorded
+    for key in ("config_hash", "versions", "host", "seed", "started", "finished"):
+        assert manifest[key] is not None
+
+    samples = read_rows(run_dir / "samples.csv")
+    modes = {(r["procedure"], r["mode"]) for r in samples}
+    assert modes == {(p, m) for p in ("mp", "mp-pruned", "op")
+                     for m in ("full", "light", "depth-1", "depth-2", "depth-3")}
+    assert len(samples) == 15 * 2000  # every test digit of the embedded split, every mode
+
+    summary = {(r["procedure"], r["mode"]): r for r in read_rows(run_dir / "summary.csv")}
+    assert float(summary[("mp", "full")]["mac_reduction"]) == 1.0
+    assert float(summary[("mp-pruned", "full")]["mac_reduction"]) > 1.0  # relative to unpruned MP
+    for row in summary.values():
+        assert row["provenance"] == "simulated" and int(row["n_repeats"]) == 5
+        assert float(row["energy_j_per_inference"]) > 0
+    fits = json.loads((run_dir / "attribution.json").read_text())["fits"]
+    assert {f["procedure"] for f in fits} == {"mp", "mp-pruned", "op"}
+    sweep = read_rows(run_dir / "sweep.csv")
+    assert {float(r["alpha"]) for r in sweep} >= {0.0, 1.0, 3.0}
+
+
+def test_second_run_uses_the_cached_model_and_labels_do_not_change_exits(first_run, monkeypatch):
+    root, run_dir, _ = first_run
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training ran although the model is cached")
+
+    monkeypatch.setattr(model_cache, "train", no_training)
+    real_load = runner_mod.load_dataset
+
+    def permuted_test_labels(*args, **kwargs):
+        data = real_load(*args, **kwargs)
+        data.y_test = np.random.default_rng(5).permutation(data.y_test)
+        return data
+
+    monkeypatch.setattr(runner_mod, "load_dataset", permuted_test_labels)
+    out = root / "second"
+    assert main(["run", str(TINY), "--out", str(out), "--meter", "none", "--no-progress"]) == 0
+    (second,) = out.iterdir()
+    key = lambda r: (r["procedure"], r["mode"], r["sample"])  # noqa: E731
+    a = {key(r): (r["exit_layer"], r["pred"]) for r in read_rows(run_dir / "samples.csv")}
+    b = {key(r): (r["exit_layer"], r["pred"]) for r in read_rows(second / "samples.csv")}
+    assert a == b
+    assert json.loads((second / "manifest.json").read_text())["model"]["cache"] == "hit"
+
+
+def test_resume_completes_only_what_is_missing(first_run, monkeypatch):
+    root, run_dir, _ = first_run
+    # simulate a run killed during measurement: drop the last windows and the summary
+    windows = (run_dir / "windows.csv").read_text().splitlines(keepends=True)
+    kept = windows[: len(windows) // 2]
+    (run_dir / "windows.csv").write_text("".join(kept) + kept[-1][:10])  # and a torn last line
+    (run_dir / "summary.csv").unlink()
+    before = read_rows(run_dir / "windows.csv")
+    calls = []
+    real_measure = runner_mod.measure
+
+    def counting_measure(meter, workloads, method, done=(), on_window=None):
+        calls.append(len(done))
+        return real_measure(meter, workloads, method, done=done, on_window=on_window)
+
+    monkeypatch.setattr(runner_mod, "measure", counting_measure)
+    assert main(["run", str(TINY), "--resume", str(run_dir), "--no-progress"]) == 0
+    after = read_rows(run_dir / "windows.csv")
+    assert after[: len(before)] == before  # nothing measured twice, nothing lost
+    assert calls and calls[0] > 0
+    work = {(r["procedure"], r["mode"], r["repeat"]) for r in after if r["procedure"] != "idle" and r["domain"] == "total"}
+    assert len(work) == 15 * 5
+    assert len(read_rows(run_dir / "summary.csv")) == 15
+
+
+def test_resume_refuses_another_config(first_run, tmp_path):
+    _, run_dir, _ = first_run
+    other = tmp_path / "other.yaml"
+    other.write_text(TINY.read_text().replace("seed: 0", "seed: 1"))
+    assert main(["run", str(other), "--resume", str(run_dir)]) == 1
