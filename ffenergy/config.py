@@ -48,7 +48,9 @@ class InferenceConfig:
     procedures: list[str] = field(default_factory=lambda: list(PROCEDURES))
     mp_statistic: Literal["gap", "max"] = "gap"
     op_statistic: Literal["gap", "max"] = "max"
-    alpha: float = 1.0  # T_k = mu_k - alpha * sigma_k
+    alpha: float = 1.0  # T_k = mu_k - alpha * sigma_k (the paper's 1.0)
+    alpha_select: Literal["fixed", "validation"] = "fixed"  # validation: largest alpha_sweep value whose
+    max_loss_pp: float = 0.5  # ... validation accuracy stays within max_loss_pp of the full network
     alpha_sweep: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0])
     prune_after: int = 1  # mp-pruned: keep only the best candidates after this layer
     prune_keep: int = 2
@@ -182,6 +184,9 @@ def _check_values(cfg: ExperimentConfig) -> None:
         _require(proc in PROCEDURES, f"inference.procedures[{i}]", f"one of {', '.join(PROCEDURES)} (got {proc!r})")
     _require(inf.alpha >= 0, "inference.alpha", "a number >= 0")
     _require(all(a >= 0 for a in inf.alpha_sweep), "inference.alpha_sweep", "numbers >= 0")
+    _require(inf.alpha_select == "fixed" or bool(inf.alpha_sweep), "inference.alpha_sweep",
+             "a non-empty list: alpha_select validation picks from it")
+    _require(inf.max_loss_pp >= 0, "inference.max_loss_pp", "a number of percentage points >= 0")
     _require(1 <= inf.prune_after < len(m.hidden), "inference.prune_after",
              f"a layer between 1 and {len(m.hidden) - 1} (the network has {len(m.hidden)} layers)")
     _require(inf.prune_keep >= 1, "inference.prune_keep", "an integer >= 1")

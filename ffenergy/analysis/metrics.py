@@ -20,9 +20,19 @@ def macro_f1(labels: np.ndarray, preds: np.ndarray) -> float:
     return float(np.mean(scores)) if scores else 0.0
 
 
-def per_class_recall(labels: np.ndarray, preds: np.ndarray, n_classes: int) -> list[float | None]:
-    """Sensitivity of each class (None where the class has no samples)."""
-    return [float(np.mean(preds[labels == c] == c)) if np.any(labels == c) else None for c in range(n_classes)]
+def per_class_rows(rows: list[dict[str, str]], class_names: list[str]) -> list[dict]:
+    """Sensitivity (recall) of every class per (target, procedure, mode) of samples.csv rows."""
+    groups: dict[tuple[str, str, str], list[tuple[int, int]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["target"], row["procedure"], row["mode"])].append((int(row["label"]), int(row["pred"])))
+    out = []
+    for (target, procedure, mode), pairs in groups.items():
+        labels, preds = np.array(pairs).T
+        for c, name in enumerate(class_names):
+            hit = labels == c
+            out.append({"target": target, "procedure": procedure, "mode": mode, "class": name,
+                        "n_samples": int(hit.sum()), "sensitivity": float(np.mean(preds[hit] == c)) if hit.any() else None})
+    return out
 
 
 @dataclass

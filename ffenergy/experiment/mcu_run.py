@@ -17,7 +17,7 @@ from ffenergy.config import McuSection
 from ffenergy.data.base import Dataset
 from ffenergy.experiment.mcu_stage import fit_energy_vs_exit, run_mcu_stage
 from ffenergy.experiment.results import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows
-from ffenergy.export import export_model
+from ffenergy.export import check_fit, deploy, export_model
 from ffenergy.ff.arrays import ExitPolicy
 from ffenergy.ff.model import FFNetwork
 from ffenergy.targets.base import all_modes
@@ -48,8 +48,13 @@ def run_mcu_job(
     """Export and build the firmware for ``job``, open DUT + meter, measure the missing rows."""
     arrays = net.to_arrays("op" if job.procedure == "op" else "mp")
     board = BOARD_OF_TARGET.get(job.target, section.board)
-    report = export_model(arrays, job.policy, job.export_dir, section.dtype, board,
-                          calib_x=data.x_val[:512] if section.dtype == "int8" else None, name=job.procedure)
+    calib_x = data.x_val[:512] if section.dtype == "int8" else None
+    if board != section.board:  # an emulated board: also hold the model to the size of the real one
+        deployed = deploy(arrays, job.policy, section.dtype, calib_x, True, job.procedure)
+        real = check_fit(deployed, section.board)
+        log(f"{job.procedure} {section.dtype} fits {section.board}: flash {deployed.flash_bytes():,} / "
+            f"{real.flash_bytes:,} B, RAM {deployed.ram_bytes():,} / {real.ram_bytes:,} B (estimated)")
+    report = export_model(arrays, job.policy, job.export_dir, section.dtype, board, calib_x=calib_x, name=job.procedure)
     options = dict(section.options)
     if job.target in BOARD_OF_TARGET:
         options["firmware"] = str(build_firmware(job.export_dir, board))
@@ -67,15 +72,27 @@ def run_mcu_job(
                           procedure=job.procedure)
 
 
-def exit_fits(run_dir: Path, target: str, procedure: str) -> dict | None:
-    """Per-sample energy vs exit layer over the light mode of an MCU target (None without energy)."""
+def per_sample_attribution(run_dir: Path, target: str, procedure: str, layer_macs: np.ndarray,
+                           ground_truth: dict | None) -> dict | None:
+    """Per-inference energy vs exit layer over an MCU target's samples, and the energy each layer
+    adds; with a simulated meter, the same per-layer energy from the simulator's ground truth."""
     rows = [r for r in read_rows(run_dir / "samples.csv")
             if (r["target"], r["procedure"]) == (target, procedure) and r["energy_j"] not in ("", None)]
     if len({r["exit_layer"] for r in rows}) < 2:
         return None
-    fit = fit_energy_vs_exit(np.array([int(r["exit_layer"]) for r in rows]),
-                             np.array([float(r["energy_j"]) for r in rows]))
-    return {"slope_j_per_layer": fit.slope_j_per_layer, "intercept_j": fit.intercept_j, "r2": fit.r2, "n": fit.n}
+    exits = np.array([int(r["exit_layer"]) for r in rows])
+    energy = np.array([float(r["energy_j"]) for r in rows])
+    fit = fit_energy_vs_exit(exits, energy)
+    mean_at = {k: float(energy[exits == k].mean()) for k in sorted(set(exits.tolist()))}
+    out = {"slope_j_per_layer": fit.slope_j_per_layer, "intercept_j": fit.intercept_j, "r2": fit.r2, "n": fit.n,
+           "mean_energy_j_at_exit": {str(k): v for k, v in mean_at.items()},
+           "layer_energy_j": {str(k): mean_at[k] - mean_at.get(k - 1, 0.0) for k in mean_at
+                              if k == 1 or k - 1 in mean_at}}
+    if ground_truth and "net_joules_per_mac" in ground_truth:
+        truth = {str(k + 1): float(m) * ground_truth["net_joules_per_mac"] for k, m in enumerate(layer_macs)}
+        out["ground_truth_layer_energy_j"] = truth
+        out["layer_energy_error"] = {k: v / truth[k] - 1 for k, v in out["layer_energy_j"].items()}
+    return out
 
 
 def _check_firmware(info, net: FFNetwork, job: McuJob, export_dir: Path) -> None:

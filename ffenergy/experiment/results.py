@@ -24,6 +24,12 @@ SUMMARY_COLUMNS = [
     "mean_layers", "macs_per_inference", "mac_reduction", "energy_j_per_inference", "energy_ci95_j",
     "energy_reduction", "n_samples", "n_repeats",
 ]
+# additions to DESIGN.md section 5 (see docs/DESIGN.md)
+PER_CLASS_COLUMNS = ["target", "procedure", "mode", "class", "n_samples", "sensitivity"]
+SWEEP_COLUMNS = [
+    "target", "procedure", "statistic", "alpha", "accuracy", "macro_f1", "mean_layers",
+    "macs_per_inference", "mac_reduction", "exit_fractions", "energy_j_per_inference",
+]
 RESULT_FILES = {
     "samples.csv": SAMPLES_COLUMNS,
     "windows.csv": WINDOWS_COLUMNS,

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ffenergy.analysis.attribution import attribute, exit_distribution, windows_from_rows
-from ffenergy.analysis.metrics import baseline_procedure, macro_f1, mode_stats
+from ffenergy.analysis.metrics import baseline_procedure, macro_f1, mode_stats, per_class_rows
 from ffenergy.analysis.stats import summarise_rows
 from ffenergy.config import ExperimentConfig, data_options
 from ffenergy.data import load_dataset
@@ -26,13 +26,14 @@ from ffenergy.data.base import Dataset
 from ffenergy.experiment.manifest import Manifest, now_iso
 from ffenergy.experiment.model_cache import load_or_train
 from ffenergy.experiment.results import (
-    SAMPLES_COLUMNS, SUMMARY_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows, write_json,
+    PER_CLASS_COLUMNS, SAMPLES_COLUMNS, SUMMARY_COLUMNS, SWEEP_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows,
+    write_json,
 )
-from ffenergy.experiment.mcu_run import McuJob, exit_fits, run_mcu_job
+from ffenergy.experiment.mcu_run import McuJob, per_sample_attribution, run_mcu_job
 from ffenergy.ff.arrays import ExitPolicy
-from ffenergy.ff.calibrate import Calibration, calibrate
-from ffenergy.ff.inference import ExitSpec, depth_scores, exits_from_scores
-from ffenergy.ff.macs import macs_at_exit
+from ffenergy.ff.calibrate import Calibration, calibrate, select_alpha
+from ffenergy.ff.inference import ExitSpec, batched_depth_scores, exits_from_scores
+from ffenergy.ff.macs import layer_macs, macs_at_exit
 from ffenergy.ff.model import FFNetwork
 from ffenergy.measure import MethodConfig, Workload, measure
 from ffenergy.meters.auto import auto_meter, make_meter
@@ -41,10 +42,6 @@ from ffenergy.targets.base import all_modes, forced_depth
 from ffenergy.targets.host import HostTarget
 from ffenergy.targets.mcu import MCU_TARGETS
 
-SWEEP_COLUMNS = [
-    "target", "procedure", "statistic", "alpha", "accuracy", "macro_f1", "mean_layers",
-    "macs_per_inference", "mac_reduction", "exit_fractions", "energy_j_per_inference",
-]
 
 
 class RunError(RuntimeError):
@@ -126,15 +123,19 @@ class Runner:
             stat = inf.op_statistic if kind == "op" else inf.mp_statistic
             pruned = name == "mp-pruned"
             base = ExitSpec(kind, stat, None, inf.prune_after if pruned else 0, inf.prune_keep if pruned else 0)
-            cal = calibrate(_scores(net, data.x_val, base, inf.batch_size, device), data.y_val, base)
-            spec = ExitSpec(base.procedure, stat, tuple(cal.thresholds(inf.alpha).tolist()),
+            val_scores = batched_depth_scores(net, data.x_val, base, inf.batch_size, device)
+            cal = calibrate(val_scores, data.y_val, base)
+            alpha = inf.alpha if inf.alpha_select == "fixed" else select_alpha(
+                val_scores, data.y_val, base, cal, inf.alpha_sweep, inf.max_loss_pp)
+            spec = ExitSpec(base.procedure, stat, tuple(cal.thresholds(alpha).tolist()),
                             base.prune_after, base.prune_keep)
             procedures.append(Procedure(name, spec, cal))
-            calib_json[name] = {"statistic": stat, "alpha": inf.alpha, "thresholds": list(spec.thresholds),
-                                "prune_after": spec.prune_after, "prune_keep": spec.prune_keep, **cal.to_json()}
-            test_scores = _scores(net, data.x_test, base, inf.batch_size, device)
+            calib_json[name] = {"statistic": stat, "alpha": alpha, "alpha_select": inf.alpha_select,
+                                "thresholds": list(spec.thresholds), "prune_after": spec.prune_after,
+                                "prune_keep": spec.prune_keep, **cal.to_json()}
+            test_scores = batched_depth_scores(net, data.x_test, base, inf.batch_size, device)
             cost = macs_at_exit(net.dims, net.n_classes, kind, base.prune_after, base.prune_keep)
-            for alpha in sorted(set(inf.alpha_sweep) | {inf.alpha}):
+            for alpha in sorted(set(inf.alpha_sweep) | {inf.alpha, calib_json[name]["alpha"]}):
                 pred, exits = exits_from_scores(test_scores, base, cal.thresholds(alpha))
                 fractions = np.bincount(exits, minlength=net.n_layers + 1)[1:] / len(exits)
                 macs = float(cost[exits - 1].mean())
@@ -187,7 +188,7 @@ class Runner:
         existing = read_rows(path)
         m = self.cfg.measurement
         method = MethodConfig(repeats=m.repeats, min_window_s=m.min_window_s, warmup_s=m.warmup_s, seed=m.seed)
-        x = data.x_test[: m.batch_size]
+        x = data.x_test
         for target in self.host_targets():
             meter = self.open_meter(meter_name, target)
             if meter is None:
@@ -268,7 +269,9 @@ class Runner:
         """summary.csv and attribution.json from samples.csv and windows.csv."""
         samples = read_rows(self.run_dir / "samples.csv")
         windows = read_rows(self.run_dir / "windows.csv")
-        energy = summarise_rows(windows)
+        energy = {}
+        for (target, meter), domain in _summary_domains(windows).items():
+            energy.update(summarise_rows([w for w in windows if (w["target"], w["meter"]) == (target, meter)], domain))
         provenance = {(e["target"], e["name"]): e["provenance"] for e in self.manifest.data["meters"]}
         stats = {(s.target, s.procedure, s.mode): s for s in mode_stats(samples)}
         meters_of = defaultdict(set)
@@ -292,14 +295,27 @@ class Runner:
                     "n_samples": s.n_samples, "n_repeats": e.n_repeats if e else 0,
                 })
         _rewrite_csv(self.run_dir / "summary.csv", SUMMARY_COLUMNS, rows)
-        write_json(self.run_dir / "attribution.json", {"fits": self.attribution(samples, windows, stats)})
+        _rewrite_csv(self.run_dir / "per_class.csv", PER_CLASS_COLUMNS, per_class_rows(samples, self.class_names()))
+        write_json(self.run_dir / "attribution.json", {"fits": self.attribution(net, samples, windows, stats)})
         return rows
 
-    def attribution(self, samples: list[dict], windows: list[dict], stats: dict) -> list[dict]:
+    def class_names(self) -> list[str]:
+        return self.manifest.data.get("dataset", {}).get("classes", [])
+
+    def layer_macs(self, net: FFNetwork, procedure: str) -> np.ndarray:
+        """MACs each layer adds to one inference of ``procedure``."""
+        inf = self.cfg.inference
+        pruned = procedure == "mp-pruned"
+        return layer_macs(net.dims, net.n_classes, "op" if procedure == "op" else "mp",
+                          inf.prune_after if pruned else 0, inf.prune_keep if pruned else 0)
+
+    def attribution(self, net: FFNetwork, samples: list[dict], windows: list[dict], stats: dict) -> list[dict]:
         fits = []
+        domains = _summary_domains(windows)
         keys = sorted({(w["target"], w["meter"], w["procedure"]) for w in windows if w["procedure"] != "idle"})
         for target, meter, procedure in keys:
-            mode_windows = windows_from_rows(windows, target=target, meter=meter, procedure=procedure)
+            mode_windows = windows_from_rows(windows, target=target, meter=meter, procedure=procedure,
+                                             domain=domains[(target, meter)])
             macs = {mode: s.macs_per_inference for (t, p, mode), s in stats.items() if (t, p) == (target, procedure)}
             exits = [int(r["exit_layer"]) for r in samples
                      if (r["target"], r["procedure"], r["mode"]) == (target, procedure, "light")]
@@ -311,7 +327,9 @@ class Runner:
                 continue
             entry = fit.to_json()
             if target in MCU_TARGETS:
-                entry["per_sample_exit_fit"] = exit_fits(self.run_dir, target, procedure)
+                entry["per_sample"] = per_sample_attribution(
+                    self.run_dir, target, procedure, self.layer_macs(net, procedure),
+                    self.manifest.data["targets"].get(target, {}).get("meter", {}).get("ground_truth"))
             fits.append(entry)
         return fits
 
@@ -338,9 +356,13 @@ def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[
     return run_dir, runner.run()
 
 
-def _scores(net: FFNetwork, x: np.ndarray, spec: ExitSpec, batch: int, device) -> list[torch.Tensor]:
-    chunks = [depth_scores(net, torch.from_numpy(x[i : i + batch]).to(device), spec) for i in range(0, len(x), batch)]
-    return [torch.cat([c[k] for c in chunks]).cpu() for k in range(net.n_layers)]
+def _summary_domains(windows: list[dict]) -> dict[tuple[str, str], str]:
+    """The domain that stands for each (target, meter): ``total`` when the meter sums several
+    domains, else its only domain (e.g. ``dut`` for an external meter on a microcontroller)."""
+    found: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for w in windows:
+        found[(w["target"], w["meter"])].add(w["domain"])
+    return {key: "total" if "total" in doms or len(doms) != 1 else next(iter(doms)) for key, doms in found.items()}
 
 
 def _complete_groups(path: Path, n: int) -> set[tuple[str, str, str]]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ffenergy.ff.inference import ExitSpec, confidence
+from ffenergy.ff.inference import ExitSpec, confidence, exits_from_scores
 
 
 @dataclass
@@ -44,3 +44,15 @@ def calibrate(scores: list[torch.Tensor], labels: np.ndarray, spec: ExitSpec) ->
         sigmas.append(vals.std() if len(vals) else 0.0)
         counts.append(int(ok.sum()))
     return Calibration(np.array(mus), np.array(sigmas), np.array(counts))
+
+
+def select_alpha(
+    scores: list[torch.Tensor], labels: np.ndarray, spec: ExitSpec, cal: Calibration,
+    candidates: list[float], max_loss_pp: float,
+) -> float:
+    """The largest candidate alpha whose validation accuracy is within ``max_loss_pp`` percentage
+    points of the full network's (larger alpha: lower thresholds, earlier exits)."""
+    full = float(np.mean(scores[-1].argmax(dim=1).numpy() == labels))
+    ok = [a for a in candidates
+          if np.mean(exits_from_scores(scores, spec, cal.thresholds(a))[0] == labels) >= full - max_loss_pp / 100]
+    return max(ok) if ok else min(candidates)

@@ -127,6 +127,15 @@ def depth_scores(net: FFNetwork, x: torch.Tensor, spec: ExitSpec) -> list[torch.
     return [state.step(k) for k in range(net.n_layers)]
 
 
+def batched_depth_scores(
+    net: FFNetwork, x: np.ndarray, spec: ExitSpec, batch_size: int = 1024, device: str | torch.device = "cpu"
+) -> list[torch.Tensor]:
+    """``depth_scores`` over a whole array in batches, gathered on the CPU."""
+    chunks = [depth_scores(net, torch.from_numpy(x[i : i + batch_size]).to(device), spec)
+              for i in range(0, len(x), batch_size)]
+    return [torch.cat([c[k] for c in chunks]).cpu() for k in range(net.n_layers)]
+
+
 def exits_from_scores(scores: list[torch.Tensor], spec: ExitSpec, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(pred, exit_layer) the light rule gives, computed from per-depth scores by masking."""
     n_layers = len(scores)

@@ -26,6 +26,10 @@ def pareto_front(cost: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
     return np.array(front, dtype=int)
 
 
+# summary.csv modes marked on the curves: the full network, and light at the alpha this run used
+MARKERS_OF_MODE = {"full": ("*", 14, "full network"), "light": ("D", 7, "light (this run's α)")}
+
+
 def draw(run: RunData) -> list[Drawn | Skipped]:
     out: list[Drawn | Skipped] = []
     for target in costs.targets(run):
@@ -50,8 +54,11 @@ def _draw_one(run: RunData, target: str, meter: str | None, rows: list[SweepRow]
     fig = new_figure(9.0, 4.6, right_in=2.3)
     ax = fig.add_subplot()
     points = [(*_cost(run, target, meter, r), r) for r in rows]
-    full = [r for r in run.summary if r.target == target and r.mode == "full" and (meter is None or r.meter == meter)]
-    full_cost = [r.macs_per_inference if meter is None else (r.energy_j_per_inference or np.nan) for r in full]
+    marked = [r for r in run.summary if r.target == target and r.mode in MARKERS_OF_MODE
+              and (meter is None or r.meter == meter)]
+    full = [r for r in marked if r.mode == "full"]
+    marked_cost = [r.macs_per_inference if meter is None else (r.energy_j_per_inference or np.nan) for r in marked]
+    full_cost = [c for r, c in zip(marked, marked_cost) if r.mode == "full"]
     all_cost = np.array([p[0] for p in points] + full_cost, dtype=float)
     all_acc = np.array([p[2].accuracy for p in points] + [r.accuracy for r in full]) * 100
     scale, unit = mac_unit(all_cost) if meter is None else energy_unit(all_cost)
@@ -72,9 +79,10 @@ def _draw_one(run: RunData, target: str, meter: str | None, rows: list[SweepRow]
             ax.plot(x[i], y[i], "o", ms=8, mfc="none", mec="black", mew=1.2)
     if any(abs(r.alpha - PAPER_ALPHA) < 1e-9 for r in rows):
         ax.plot([], [], "o", ms=8, mfc="none", mec="black", label=f"α = {PAPER_ALPHA:g} (paper)")
-    for r, c in zip(full, full_cost):
-        ax.plot(c / scale, r.accuracy * 100, "*", ms=14, color=procedure_color(r.procedure), mec="black",
-                label=f"{procedure_label(r.procedure)} full network")
+    for r, c in zip(marked, marked_cost):
+        marker, size, what = MARKERS_OF_MODE[r.mode]
+        ax.plot(c / scale, r.accuracy * 100, marker, ms=size, color=procedure_color(r.procedure), mec="black",
+                label=f"{procedure_label(r.procedure)} {what}")
     front = pareto_front(all_cost, all_acc)
     if front.size:
         ax.step(all_cost[front] / scale, all_acc[front], where="post", color="black", lw=5, alpha=0.15,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from dataclasses import dataclass
 from typing import Callable
 
@@ -58,14 +60,20 @@ class HostTarget:
     def batch_runner(
         self, net: FFNetwork, x: np.ndarray, spec: ExitSpec, depth: int | None, batch_size: int
     ) -> Callable[[], tuple[int, int]]:
-        """A function that runs one batch (inputs already on the device) and returns (n, MACs)."""
-        xb = torch.from_numpy(x[:batch_size]).to(self.device)
+        """A function that runs the next batch of ``x`` (cycling, inputs already on the device) and
+        returns (n, MACs). Cycling over all of ``x`` makes light mode's exit mix the evaluated one."""
         cost = macs_at_exit(net.dims, net.n_classes, spec.procedure, spec.prune_after, spec.prune_keep)
-        _, exits = infer(net, xb, spec, depth)  # exits are fixed by the data: count MACs once
-        batch_macs = int(cost[exits.cpu().numpy() - 1].sum())
+        batches, batch_macs = [], []
+        for i in range(0, len(x), batch_size):
+            xb = torch.from_numpy(x[i : i + batch_size]).to(self.device)
+            _, exits = infer(net, xb, spec, depth)  # exits are fixed by the data: count MACs once
+            batches.append(xb)
+            batch_macs.append(int(cost[exits.cpu().numpy() - 1].sum()))
+        turn = itertools.cycle(range(len(batches)))
 
         def run_once() -> tuple[int, int]:
-            infer(net, xb, spec, depth)
-            return len(xb), batch_macs
+            i = next(turn)
+            infer(net, batches[i], spec, depth)
+            return len(batches[i]), batch_macs[i]
 
         return run_once

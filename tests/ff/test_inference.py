@@ -105,3 +105,20 @@ def test_confidence_statistics():
     assert confidence(s, "max", "mp").tolist() == [3.0, 2.0]
     probs = confidence(s, "max", "op")
     assert probs[1].item() == pytest.approx(0.5)
+
+
+def test_validation_alpha_selection_takes_the_most_aggressive_alpha_within_the_loss_budget(net_and_data):
+    from ffenergy.ff.calibrate import select_alpha
+
+    net, x, y = net_and_data
+    spec = ExitSpec("op", "max")
+    scores = depth_scores(net, torch.from_numpy(x), spec)
+    cal = calibrate(scores, y, spec)
+    candidates = [0.0, 0.5, 1.0, 2.0, 4.0]
+    full = np.mean(scores[-1].argmax(dim=1).numpy() == y)
+    acc = {a: np.mean(exits_from_scores(scores, spec, cal.thresholds(a))[0] == y) for a in candidates}
+    for budget in (0.0, 1.0, 5.0, 100.0):
+        chosen = select_alpha(scores, y, spec, cal, candidates, budget)
+        assert acc[chosen] >= full - budget / 100 or chosen == min(candidates)
+        assert all(acc[a] < full - budget / 100 for a in candidates if a > chosen)
+    assert select_alpha(scores, y, spec, cal, candidates, 100.0) == 4.0
