@@ -11,7 +11,7 @@ from ffenergy import __version__
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ffenergy.config import ConfigError, load_config
-    from ffenergy.experiment.runner import RunError, RunOptions, run_experiment
+    from ffenergy.experiment.runner import RunError, RunInterrupted, RunOptions, run_experiment
     from ffenergy.experiment.table import format_summary
 
     try:
@@ -23,9 +23,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                       targets=args.target, progress=not args.no_progress)
     try:
         run_dir, rows = run_experiment(cfg, opts)
-    except KeyboardInterrupt:
+    except RunInterrupted as stop:
         print("\ninterrupted: everything finished so far is on disk; continue with\n"
-              f"  ffenergy run {args.config} --resume <run-dir>", file=sys.stderr)
+              f"  ffenergy run {args.config} --resume {stop.run_dir}", file=sys.stderr)
         return 130
     except (RunError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -81,6 +81,14 @@ class McuSection:
 
 
 @dataclass
+class CarbonConfig:
+    """Grid carbon intensity for gCO2eq per 1,000 inferences (give one of the two, or neither)."""
+
+    country_iso_code: str | None = None  # ISO 3166-1 alpha-3, e.g. FRA (CodeCarbon's energy-mix data)
+    grid_intensity_g_per_kwh: float | None = None  # e.g. 475
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "experiment"
     seed: int = 0
@@ -92,6 +100,7 @@ class ExperimentConfig:
     meter_options: dict[str, Any] = field(default_factory=dict)
     measurement: MeasurementConfig = field(default_factory=MeasurementConfig)
     mcu: McuSection = field(default_factory=McuSection)
+    carbon: CarbonConfig = field(default_factory=CarbonConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -201,6 +210,11 @@ def _check_values(cfg: ExperimentConfig) -> None:
     for i, proc in enumerate(meas.procedures):
         _require(proc in inf.procedures, f"measurement.procedures[{i}]",
                  f"one of inference.procedures ({', '.join(inf.procedures)})")
+    c = cfg.carbon
+    _require(c.country_iso_code is None or c.grid_intensity_g_per_kwh is None, "carbon",
+             "only one of country_iso_code and grid_intensity_g_per_kwh")
+    _require(c.grid_intensity_g_per_kwh is None or c.grid_intensity_g_per_kwh >= 0,
+             "carbon.grid_intensity_g_per_kwh", "a number of grams per kWh >= 0")
     data_options(cfg.data)
     _check_mcu(cfg)
 

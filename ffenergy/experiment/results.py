@@ -22,7 +22,7 @@ WINDOWS_COLUMNS = [
 SUMMARY_COLUMNS = [
     "dataset", "target", "meter", "provenance", "procedure", "mode", "accuracy", "macro_f1",
     "mean_layers", "macs_per_inference", "mac_reduction", "energy_j_per_inference", "energy_ci95_j",
-    "energy_reduction", "n_samples", "n_repeats",
+    "energy_reduction", "n_samples", "n_repeats", "co2_g_per_1000_inferences",
 ]
 # additions to DESIGN.md section 5 (see docs/DESIGN.md)
 PER_CLASS_COLUMNS = ["target", "procedure", "mode", "class", "n_samples", "sensitivity"]

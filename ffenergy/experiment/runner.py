@@ -38,6 +38,7 @@ from ffenergy.ff.model import FFNetwork
 from ffenergy.measure import MethodConfig, Workload, measure
 from ffenergy.meters.auto import auto_meter, make_meter
 from ffenergy.meters.base import Meter, MeterUnavailable
+from ffenergy.meters.codecarbon_meter import CarbonIntensity, grams_co2_per_1000_inferences, resolve_intensity
 from ffenergy.targets.base import all_modes, forced_depth
 from ffenergy.targets.host import HostTarget
 from ffenergy.targets.mcu import MCU_TARGETS
@@ -46,6 +47,14 @@ from ffenergy.targets.mcu import MCU_TARGETS
 
 class RunError(RuntimeError):
     """The run cannot go on; the message says what happened and how to continue."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C: everything finished is on disk in ``run_dir``."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
 
 
 @dataclass
@@ -277,6 +286,7 @@ class Runner:
         meters_of = defaultdict(set)
         for (target, meter, _, _) in energy:
             meters_of[target].add(meter)
+        intensity = self.carbon_intensity()
         rows = []
         for (target, procedure, mode), s in stats.items():
             full = stats[(target, baseline_procedure(procedure), "full")]
@@ -293,11 +303,25 @@ class Runner:
                     "energy_ci95_j": e.net_ci95_j if e else None,
                     "energy_reduction": e_full.net_j_per_inference / e.net_j_per_inference if e and e_full else None,
                     "n_samples": s.n_samples, "n_repeats": e.n_repeats if e else 0,
+                    "co2_g_per_1000_inferences": grams_co2_per_1000_inferences(e.net_j_per_inference, intensity)
+                    if e and intensity else None,
                 })
         _rewrite_csv(self.run_dir / "summary.csv", SUMMARY_COLUMNS, rows)
         _rewrite_csv(self.run_dir / "per_class.csv", PER_CLASS_COLUMNS, per_class_rows(samples, self.class_names()))
         write_json(self.run_dir / "attribution.json", {"fits": self.attribution(net, samples, windows, stats)})
         return rows
+
+    def carbon_intensity(self) -> CarbonIntensity | None:
+        """The configured grid intensity (recorded in the manifest), or None."""
+        c = self.cfg.carbon
+        if c.country_iso_code is None and c.grid_intensity_g_per_kwh is None:
+            return None
+        try:
+            intensity = resolve_intensity(c.country_iso_code, c.grid_intensity_g_per_kwh)
+        except (ValueError, MeterUnavailable) as exc:
+            raise RunError(f"carbon: {exc}") from exc
+        self.manifest.update(carbon={"g_per_kwh": intensity.g_per_kwh, "source": intensity.source})
+        return intensity
 
     def class_names(self) -> list[str]:
         return self.manifest.data.get("dataset", {}).get("classes", [])
@@ -353,7 +377,10 @@ def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[
         if target == "cuda":
             HostTarget.open("cuda")  # fail before any work when there is no GPU
     runner = Runner(cfg, run_dir, manifest, opts)
-    return run_dir, runner.run()
+    try:
+        return run_dir, runner.run()
+    except KeyboardInterrupt:
+        raise RunInterrupted(run_dir) from None
 
 
 def _summary_domains(windows: list[dict]) -> dict[tuple[str, str], str]:

@@ -25,17 +25,21 @@ def _energy(row: dict) -> str:
 
 def format_summary(rows: list[dict]) -> str:
     """A fixed-width table: one line per (target, meter, procedure, mode)."""
+    order = {"full": 0, "light": 1}
+    ordered = sorted(rows, key=lambda r: (r["target"], r["meter"], r["procedure"], order.get(r["mode"], 2), r["mode"]))
     header = ["target", "meter", "procedure", "mode", "acc %", "F1", "layers", "MMAC/inf", "MAC red.",
               "µJ/inf (net, 95% CI)", "energy red."]
-    order = {"full": 0, "light": 1}
     body = [
         [r["target"], f"{r['meter']} ({r['provenance']})" if r.get("provenance") else r["meter"], r["procedure"],
          r["mode"], _num(100 * float(r["accuracy"]), ".2f"), _num(r["macro_f1"], ".3f"), _num(r["mean_layers"], ".2f"),
          _num(float(r["macs_per_inference"]) / 1e6, ".3f"), _num(r["mac_reduction"], ".2f") + "x", _energy(r),
          _num(r["energy_reduction"], ".2f") + ("x" if r.get("energy_reduction") not in (None, "") else "")]
-        for r in sorted(rows, key=lambda r: (r["target"], r["meter"], r["procedure"],
-                                             order.get(r["mode"], 2), r["mode"]))
+        for r in ordered
     ]
+    if any(r.get("co2_g_per_1000_inferences") not in (None, "") for r in rows):
+        header.append("gCO2e/1k inf")
+        for cells, r in zip(body, ordered):
+            cells.append(_num(r.get("co2_g_per_1000_inferences"), ".3g"))
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
     line = lambda cells: "  ".join(str(c).rjust(w) if i >= 4 else str(c).ljust(w)  # noqa: E731
                                    for i, (c, w) in enumerate(zip(cells, widths)))

@@ -1,6 +1,11 @@
 """The whole run on a seconds-long config with the simulated meter, then resume and cache hits."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +59,8 @@ def test_result_files_follow_the_contract(first_run):
     for row in summary.values():
         assert row["provenance"] == "simulated" and int(row["n_repeats"]) == 5
         assert float(row["energy_j_per_inference"]) > 0
+        expected_co2 = float(row["energy_j_per_inference"]) * 1000 / 3.6e6 * 475  # tiny.yaml's 475 g/kWh
+        assert float(row["co2_g_per_1000_inferences"]) == pytest.approx(expected_co2, rel=1e-6)
     fits = json.loads((run_dir / "attribution.json").read_text())["fits"]
     assert {f["procedure"] for f in fits} == {"mp", "mp-pruned", "op"}
     sweep = read_rows(run_dir / "sweep.csv")
@@ -115,3 +122,26 @@ def test_resume_refuses_another_config(first_run, tmp_path):
     other = tmp_path / "other.yaml"
     other.write_text(TINY.read_text().replace("seed: 0", "seed: 1"))
     assert main(["run", str(other), "--resume", str(run_dir)]) == 1
+
+
+def test_ctrl_c_keeps_finished_windows_and_names_the_run_to_resume(first_run):
+    root, _, _ = first_run
+    out = root / "interrupted"
+    env = dict(os.environ, FFENERGY_CACHE=str(root / "cache"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ffenergy", "run", str(TINY), "--out", str(out), "--no-progress"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until some windows are on disk
+        runs = list(out.glob("*/windows.csv"))
+        if runs and len(read_rows(runs[0])) >= 4:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    text, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, text
+    (run_dir,) = out.iterdir()
+    assert f"--resume {run_dir}" in text
+    assert json.loads((run_dir / "manifest.json").read_text())["stages"]["measure"] == "interrupted"
+    assert len(read_rows(run_dir / "windows.csv")) >= 4

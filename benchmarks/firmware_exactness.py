@@ -1,0 +1,70 @@
+"""Does the firmware compute what the Python side computes? On a finished run's model:
+
+1. the DUT (host build on a pty, or the Cortex-M4F build in QEMU) against the numpy reference of
+   the C core: predictions, exit layers, MACs and float32 score bits, every sample, every mode;
+2. the numpy reference (fp32 and int8) against the torch model the run evaluated: accuracy and
+   agreement of predictions and exit layers.
+
+    python benchmarks/firmware_exactness.py RUN_DIR [--target host|qemu] [--samples N] [--modes full,light]
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ffenergy.config import data_options, parse_config
+from ffenergy.data import load_dataset
+from ffenergy.export import deploy
+from ffenergy.ff.arrays import ExitPolicy
+from ffenergy.ff.inference import ExitSpec, predict
+from ffenergy.ff.model import FFNetwork
+from ffenergy.targets.base import all_modes, forced_depth
+from ffenergy.targets.launch import check_against_reference
+from ffenergy.targets.reference import reference_predict
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--target", choices=["host", "qemu"], default="host")
+    ap.add_argument("--samples", type=int, default=0, help="test samples (0 = all)")
+    ap.add_argument("--modes", default="", help="comma-separated modes (default: all)")
+    ap.add_argument("--procedures", default="mp,op")
+    args = ap.parse_args()
+
+    manifest = json.loads((args.run_dir / "manifest.json").read_text())
+    calibration = json.loads((args.run_dir / "calibration.json").read_text())
+    cfg = parse_config(manifest["config"])
+    d = cfg.data
+    data = load_dataset(d.dataset, d.source, d.path, d.val_fraction, cfg.seed, data_options(d))
+    net = FFNetwork(manifest["model"]["dims"], data.n_classes, data.label_value)
+    net.load_state_dict(torch.load(args.run_dir / "model.pt", weights_only=True))
+    x, y = data.x_test, data.y_test
+    if args.samples:
+        x, y = x[: args.samples], y[: args.samples]
+    modes = args.modes.split(",") if args.modes else all_modes(net.n_layers)
+    print(f"{'-'.join(map(str, net.dims))}, {len(x)} test samples, modes {','.join(modes)}, DUT: {args.target}")
+    for procedure in args.procedures.split(","):
+        cal = calibration[procedure]
+        kind = "op" if procedure == "op" else "mp"
+        policy = ExitPolicy(cal["statistic"], np.array(cal["thresholds"], np.float32), cal["prune_after"], cal["prune_keep"])
+        arrays = net.to_arrays(kind)
+        spec = ExitSpec(kind, cal["statistic"], tuple(cal["thresholds"]), cal["prune_after"], cal["prune_keep"])
+        for dtype in ("f32", "int8"):
+            calib = data.x_val[:512] if dtype == "int8" else None
+            bad = check_against_reference(arrays, policy, x, args.target, dtype, modes, calib_x=calib)
+            model = deploy(arrays, policy, dtype, calib, name=procedure)
+            for mode in modes:
+                ref = reference_predict(model, x, mode)
+                torch_p = predict(net, x, spec, forced_depth(mode, net.n_layers))
+                print(f"  {procedure:<9} {dtype:<4} {mode:<8} DUT vs reference: "
+                      f"{sum(1 for m in bad if m.mode == mode)} mismatches | accuracy {100 * np.mean(ref.pred == y):6.2f}% "
+                      f"(torch {100 * np.mean(torch_p.pred == y):6.2f}%) | same pred as torch "
+                      f"{100 * np.mean(ref.pred == torch_p.pred):6.2f}%, same exit {100 * np.mean(ref.exit_layer == torch_p.exit_layer):6.2f}%")
+
+
+if __name__ == "__main__":
+    main()
