@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ffenergy.config import data_options, parse_config
-from ffenergy.data import load_dataset
+from ffenergy.config import config_of_run
+from ffenergy.data import load_experiment_data
 from ffenergy.export import deploy
 from ffenergy.ff.arrays import ExitPolicy
 from ffenergy.ff.inference import ExitSpec, predict
@@ -37,9 +37,8 @@ def main() -> None:
 
     manifest = json.loads((args.run_dir / "manifest.json").read_text())
     calibration = json.loads((args.run_dir / "calibration.json").read_text())
-    cfg = parse_config(manifest["config"])
-    d = cfg.data
-    data = load_dataset(d.dataset, d.source, d.path, d.val_fraction, cfg.seed, data_options(d))
+    cfg = config_of_run(manifest)
+    data = load_experiment_data(cfg)
     net = FFNetwork(manifest["model"]["dims"], data.n_classes, data.label_value)
     net.load_state_dict(torch.load(args.run_dir / "model.pt", weights_only=True))
     x, y = data.x_test, data.y_test

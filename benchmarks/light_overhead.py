@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
-from ffenergy.config import data_options, load_config
-from ffenergy.data import load_dataset
+from ffenergy.config import load_config
+from ffenergy.data import load_experiment_data
 from ffenergy.experiment.model_cache import load_or_train
 from ffenergy.ff.calibrate import calibrate
 from ffenergy.ff.inference import ExitSpec, batched_depth_scores, exits_from_scores, infer
@@ -37,8 +37,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=2000, help="test samples timed per mode and round")
     args = ap.parse_args()
     cfg = load_config(args.config)
-    d = cfg.data
-    data = load_dataset(d.dataset, d.source, d.path, d.val_fraction, cfg.seed, data_options(d))
+    data = load_experiment_data(cfg)
     net, _ = load_or_train(cfg, data, log=lambda s: None)
     x = data.x_test[: args.samples]
     print(f"torch threads: {torch.get_num_threads()}, samples: {len(x)}, network {'-'.join(map(str, net.dims))}")

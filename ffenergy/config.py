@@ -105,6 +105,13 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def data_path(self) -> str | None:
+        """``data.path`` resolved against the directory of the config file it came from."""
+        path = self.data.path
+        if path is None or Path(path).is_absolute():
+            return path
+        return str(Path(getattr(self, "config_dir", ".")) / path)
+
     def hash(self, *sections: str) -> str:
         """Short stable hash of the whole config or of the named top-level sections."""
         d = self.to_dict()
@@ -126,8 +133,14 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
     for key, value in (overrides or {}).items():
         raw[key] = value
     cfg = parse_config(raw)
-    if cfg.data.path is not None and not Path(cfg.data.path).is_absolute():
-        cfg.data.path = str((path.parent / cfg.data.path).resolve())
+    cfg.config_dir = path.parent  # relative data paths are relative to the config file
+    return cfg
+
+
+def config_of_run(manifest: dict[str, Any]) -> ExperimentConfig:
+    """The config a run used, from its manifest (relative data paths still resolve)."""
+    cfg = parse_config(manifest["config"])
+    cfg.config_dir = Path(manifest.get("config_dir", "."))
     return cfg
 
 

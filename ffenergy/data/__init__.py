@@ -27,3 +27,11 @@ def loader(name: str) -> ModuleType:
 def load_dataset(name: str, source: str, path: str | None, val_fraction: float, seed: int, options: Any) -> Dataset:
     """Load a dataset with already-validated loader options."""
     return loader(name).load(source, Path(path) if path else None, val_fraction, seed, options)
+
+
+def load_experiment_data(cfg: Any) -> Dataset:
+    """The dataset an ``ExperimentConfig`` names, with its validated loader options."""
+    from ffenergy.config import data_options
+
+    d = cfg.data
+    return load_dataset(d.dataset, d.source, cfg.data_path(), d.val_fraction, cfg.seed, data_options(d))

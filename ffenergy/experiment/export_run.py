@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ffenergy.config import data_options, parse_config
-from ffenergy.data import load_dataset
+from ffenergy.config import config_of_run
+from ffenergy.data import load_experiment_data
 from ffenergy.export import ModelTooLarge, export_model
 from ffenergy.ff.arrays import ExitPolicy
 from ffenergy.ff.model import FFNetwork
@@ -30,7 +30,7 @@ def export_run(run_dir: Path, procedure: str, dtype: str, board: str, out: Path 
     if procedure not in calibration:
         print(f"error: the run calibrated {', '.join(calibration)}, not {procedure}", file=sys.stderr)
         return 1
-    cfg = parse_config(manifest["config"])
+    cfg = config_of_run(manifest)
     ds = manifest["dataset"]
     net = FFNetwork(manifest["model"]["dims"], len(ds["classes"]))
     net.load_state_dict(state)
@@ -38,8 +38,7 @@ def export_run(run_dir: Path, procedure: str, dtype: str, board: str, out: Path 
     policy = ExitPolicy(cal["statistic"], np.array(cal["thresholds"], np.float32), cal["prune_after"], cal["prune_keep"])
     calib_x = None
     if dtype == "int8":
-        d = cfg.data
-        calib_x = load_dataset(d.dataset, d.source, d.path, d.val_fraction, cfg.seed, data_options(d)).x_val[:512]
+        calib_x = load_experiment_data(cfg).x_val[:512]
     out = out or run_dir / f"export-{procedure}-{dtype}"
     try:
         export_model(net.to_arrays("op" if procedure == "op" else "mp"), policy, out,

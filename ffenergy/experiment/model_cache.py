@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from pathlib import Path
 from typing import Any, Callable
 
 import torch

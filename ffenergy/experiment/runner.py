@@ -20,8 +20,8 @@ import torch
 from ffenergy.analysis.attribution import attribute, exit_distribution, windows_from_rows
 from ffenergy.analysis.metrics import baseline_procedure, macro_f1, mode_stats, per_class_rows
 from ffenergy.analysis.stats import summarise_rows
-from ffenergy.config import ExperimentConfig, data_options
-from ffenergy.data import load_dataset
+from ffenergy.config import ExperimentConfig
+from ffenergy.data import load_experiment_data
 from ffenergy.data.base import Dataset
 from ffenergy.experiment.manifest import Manifest, now_iso
 from ffenergy.experiment.model_cache import load_or_train
@@ -97,8 +97,7 @@ class Runner:
 
     def run(self) -> list[dict]:
         with self.stage("data"):
-            d = self.cfg.data
-            data = load_dataset(d.dataset, d.source, d.path, d.val_fraction, self.cfg.seed, data_options(d))
+            data = load_experiment_data(self.cfg)
             self.manifest.update(dataset={
                 "name": data.name, "source": data.source, "n_train": len(data.y_train),
                 "n_val": len(data.y_val), "n_test": len(data.y_test), "n_features": data.n_features,
@@ -373,6 +372,7 @@ def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[
         run_dir = Path(opts.out_root) / f"{cfg.name}-{stamp}"
         run_dir.mkdir(parents=True, exist_ok=False)
         manifest = Manifest.create(run_dir / "manifest.json", run_dir.name, cfg.to_dict(), cfg.hash(), cfg.seed)
+        manifest.update(config_dir=str(getattr(cfg, "config_dir", ".")))
     for target in opts.targets or cfg.targets:
         if target == "cuda":
             HostTarget.open("cuda")  # fail before any work when there is no GPU

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from ffenergy.config import ConfigError, load_config, parse_config
@@ -44,4 +46,6 @@ def test_yaml_errors_and_relative_data_paths(tmp_path):
     good = tmp_path / "sub" / "c.yaml"
     good.parent.mkdir()
     good.write_text("data: {dataset: mnist, source: local, path: ../mnist}\n")
-    assert load_config(good).data.path == str((tmp_path / "mnist").resolve())
+    cfg = load_config(good)
+    assert cfg.data.path == "../mnist"  # recorded as written (no machine paths in manifests)
+    assert Path(cfg.data_path()).resolve() == (tmp_path / "mnist").resolve()

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from ffenergy.ff.macs import candidates_per_layer, layer_macs, macs_at_exit
