@@ -14,13 +14,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ffenergy.experiment.runner import RunError, RunInterrupted, RunOptions, run_experiment
     from ffenergy.experiment.table import format_summary
 
+    overrides = {k: v for k, v in (("meter", args.meter), ("targets", args.target)) if v is not None}
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, overrides)
     except ConfigError as exc:
         print(f"error: {args.config}: {exc}", file=sys.stderr)
         return 2
-    opts = RunOptions(out_root=args.out, resume=args.resume, meter=args.meter,
-                      targets=args.target, progress=not args.no_progress)
+    opts = RunOptions(out_root=args.out, resume=args.resume, progress=not args.no_progress)
     try:
         run_dir, rows = run_experiment(cfg, opts)
     except RunInterrupted as stop:

@@ -14,6 +14,6 @@ from ffenergy.experiment.runner import RunOptions, run_experiment
 from ffenergy.experiment.table import format_summary
 
 cfg = load_config(sys.argv[1])
-cfg.data.path = str(Path("gpu-carry/mnist").resolve())
+cfg.data.path, cfg.config_dir = "gpu-carry/mnist", Path(".")
 run_dir, rows = run_experiment(cfg, RunOptions(out_root=Path(sys.argv[2]), progress=False))
 print(format_summary(rows))

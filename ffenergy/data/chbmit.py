@@ -163,7 +163,7 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
         x_test=x[test_idx], y_test=y[test_idx],
         class_names=list(CLASS_NAMES),
         label_value=float(x[fit_idx].max()) if len(fit_idx) else 1.0,
-        source=f"{source}: CHB-MIT EDF files in {root}; {ATTRIBUTION}",
+        source=f"{source}: CHB-MIT EDF files in {root.name}/; {ATTRIBUTION}",
         extra={
             "patients": list(options.patients),
             "mode": options.mode,

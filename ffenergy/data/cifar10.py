@@ -91,7 +91,7 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
         x_test=normalize(x_test_u8, mean, std), y_test=y_test,
         class_names=class_names,
         label_value=label_value,
-        source=f"{source}: CIFAR-10 python batches in {folder}; {ATTRIBUTION}",
+        source=f"{source}: CIFAR-10 python batches in {folder.name}/; {ATTRIBUTION}",
         extra={
             "train_batches": list(options.train_batches),
             "normalization": {"name": options.normalization, "mean": list(mean), "std": list(std)},

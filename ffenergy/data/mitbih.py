@@ -161,7 +161,7 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
         x_test=x[test_idx], y_test=y[test_idx],
         class_names=list(CLASS_NAMES),
         label_value=1.0,
-        source=f"{source}: WFDB records in {root}; {ATTRIBUTION}",
+        source=f"{source}: WFDB records in {root.name}/; {ATTRIBUTION}",
         extra={
             "records": records,
             "channel": options.channel,

@@ -40,7 +40,7 @@ from ffenergy.meters.auto import auto_meter, make_meter
 from ffenergy.meters.base import Meter, MeterUnavailable
 from ffenergy.meters.codecarbon_meter import CarbonIntensity, grams_co2_per_1000_inferences, resolve_intensity
 from ffenergy.targets.base import all_modes, forced_depth
-from ffenergy.targets.host import HostTarget
+from ffenergy.targets.host import HOST_TARGETS, HostTarget
 from ffenergy.targets.mcu import MCU_TARGETS
 
 
@@ -61,8 +61,6 @@ class RunInterrupted(KeyboardInterrupt):
 class RunOptions:
     out_root: Path = Path("results")
     resume: Path | None = None
-    meter: str | None = None  # overrides the config
-    targets: list[str] | None = None  # overrides the config
     progress: bool = True
 
 
@@ -159,10 +157,7 @@ class Runner:
         return procedures
 
     def host_targets(self) -> list[HostTarget]:
-        return [HostTarget.open(t) for t in self.targets() if t in ("cpu", "cuda")]
-
-    def targets(self) -> list[str]:
-        return self.opts.targets or self.cfg.targets
+        return [HostTarget.open(t) for t in self.cfg.targets if t in HOST_TARGETS]
 
     def evaluate(self, net: FFNetwork, data: Dataset, procedures: list[Procedure]) -> None:
         """Every (target, procedure, mode) over the whole test split into samples.csv."""
@@ -188,7 +183,7 @@ class Runner:
 
     def measure(self, net: FFNetwork, data: Dataset, procedures: list[Procedure]) -> None:
         """Energy windows of every (procedure, mode) on every host target into windows.csv."""
-        meter_name = self.opts.meter or self.cfg.meter
+        meter_name = self.cfg.meter
         if meter_name == "none":
             self.manifest.set_stage("measure", "skipped: meter none")
             return
@@ -226,7 +221,7 @@ class Runner:
 
     def hil(self, net: FFNetwork, data: Dataset, procedures: list[Procedure]) -> None:
         """Deploy to every MCU target and measure per-inference energy with its external meter."""
-        targets = [t for t in self.targets() if t in MCU_TARGETS]
+        targets = [t for t in self.cfg.targets if t in MCU_TARGETS]
         if not targets:
             self.manifest.set_stage("hil", "skipped: no MCU target")
             return
@@ -373,7 +368,7 @@ def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[
         run_dir.mkdir(parents=True, exist_ok=False)
         manifest = Manifest.create(run_dir / "manifest.json", run_dir.name, cfg.to_dict(), cfg.hash(), cfg.seed)
         manifest.update(config_dir=str(getattr(cfg, "config_dir", ".")))
-    for target in opts.targets or cfg.targets:
+    for target in cfg.targets:
         if target == "cuda":
             HostTarget.open("cuda")  # fail before any work when there is no GPU
     runner = Runner(cfg, run_dir, manifest, opts)
