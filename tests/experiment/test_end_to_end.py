@@ -74,14 +74,14 @@ def test_second_run_uses_the_cached_model_and_labels_do_not_change_exits(first_r
         raise AssertionError("training ran although the model is cached")
 
     monkeypatch.setattr(model_cache, "train", no_training)
-    real_load = runner_mod.load_dataset
+    real_load = runner_mod.load_experiment_data
 
     def permuted_test_labels(*args, **kwargs):
         data = real_load(*args, **kwargs)
         data.y_test = np.random.default_rng(5).permutation(data.y_test)
         return data
 
-    monkeypatch.setattr(runner_mod, "load_dataset", permuted_test_labels)
+    monkeypatch.setattr(runner_mod, "load_experiment_data", permuted_test_labels)
     out = root / "second"
     assert main(["run", str(TINY), "--out", str(out), "--meter", "none", "--no-progress"]) == 0
     (second,) = out.iterdir()
