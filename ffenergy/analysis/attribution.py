@@ -51,20 +51,26 @@ class Attribution:
     intercept_j_per_inference: float
     per_inference_r2: float
     depth_energy_j: dict[int, float]  # mean net joules per inference of each depth-k
+    window_fit_identifiable: bool  # False: durations grow in step with MACs and no idle windows
     predicted_light_j: float | None
     measured_light_j: float | None
     prediction_error: float | None  # (predicted - measured) / measured
 
     def to_json(self) -> dict[str, Any]:
-        """One entry of ``attribution.json``."""
+        """One entry of ``attribution.json``. ``joules_per_mac``, ``intercept_j_per_inference`` and
+        ``r2`` are the per-inference fit (net energy = J/MAC x MACs + intercept, one line to draw);
+        ``window_fit`` is the window-level split into static power and energy per MAC, which is
+        only identifiable when idle windows (or durations not proportional to MACs) pin it down."""
+        static = self.static_power_w if self.window_fit_identifiable else None
         return {
             "target": self.target, "meter": self.meter, "procedure": self.procedure,
-            "joules_per_mac": self.joules_per_mac, "static_power_w": self.static_power_w,
-            "intercept_j_per_inference": self.intercept_j_per_inference, "r2": self.r2,
+            "joules_per_mac": self.per_inference_j_per_mac, "static_power_w": static,
+            "intercept_j_per_inference": self.intercept_j_per_inference, "r2": self.per_inference_r2,
             "n_points": self.n_points, "predicted_light_j": self.predicted_light_j,
             "measured_light_j": self.measured_light_j, "prediction_error": self.prediction_error,
-            "per_inference_j_per_mac": self.per_inference_j_per_mac,
-            "per_inference_r2": self.per_inference_r2,
+            "window_fit": {"joules_per_mac": self.joules_per_mac if self.window_fit_identifiable else None,
+                           "static_power_w": static, "r2": self.r2,
+                           "identifiable": self.window_fit_identifiable},
             "depth_energy_j": {str(k): v for k, v in sorted(self.depth_energy_j.items())},
         }
 
@@ -128,6 +134,7 @@ def attribute(windows: Sequence[ModeWindow], macs_per_inference: Mapping[str, fl
     gross = np.array([w.energy_j for w in fit])
     x = np.column_stack([[w.duration_s for w in fit], np.concatenate([macs_inf * n, np.zeros(len(fit) - len(depth))])])
     (static_w, j_per_mac), *_ = np.linalg.lstsq(x, gross, rcond=None)
+    identifiable = bool(len(fit) > len(depth) or abs(np.corrcoef(x[:, 0], x[:, 1])[0, 1]) < 0.999)
 
     net_inf = np.array([w.net_energy_j for w in depth]) / n
     slope, intercept = np.polyfit(macs_inf, net_inf, 1)
@@ -144,7 +151,7 @@ def attribute(windows: Sequence[ModeWindow], macs_per_inference: Mapping[str, fl
     return Attribution(
         target, meter, procedure, float(j_per_mac), float(static_w), _r2(gross, x @ [static_w, j_per_mac]),
         len(fit), float(slope), float(intercept), _r2(net_inf, slope * macs_inf + intercept),
-        depth_mean, predicted, measured, error)
+        depth_mean, identifiable, predicted, measured, error)
 
 
 def _predict(depth_mean: Mapping[int, float], exit_dist: Mapping[int, float]) -> float:

@@ -204,3 +204,15 @@ def test_idle_windows_pin_static_power_on_a_saturated_device():
     att = attribute(ws, macs, None, target="t", meter="m", procedure="p")
     assert att.static_power_w == pytest.approx(p_idle, rel=1e-3)
     assert att.joules_per_mac == pytest.approx(j, rel=1e-3)
+
+
+def test_window_fit_is_reported_unidentifiable_when_duration_tracks_macs_and_there_is_no_idle():
+    """A microcontroller window lasts in proportion to its MACs: static power and J/MAC cannot be
+    told apart from such windows alone, so only the per-inference line is reported."""
+    macs = {"depth-1": 1e6, "depth-2": 1.5e6, "depth-3": 2e6}
+    windows = [ModeWindow(mode, 10, 10 * m * 1e-7, 10 * (m * 2e-9 + 0.01 * m * 1e-7),
+                          10 * (m * 2e-9 + 0.004 * m * 1e-7)) for mode, m in macs.items()]
+    entry = attribute(windows, macs, None, target="mcu-sim", meter="ina226", procedure="mp").to_json()
+    assert entry["window_fit"]["identifiable"] is False and entry["static_power_w"] is None
+    assert entry["joules_per_mac"] == pytest.approx(2e-9 + 0.004 * 1e-7, rel=1e-6)  # net J/MAC
+    assert entry["intercept_j_per_inference"] == pytest.approx(0.0, abs=1e-12)
