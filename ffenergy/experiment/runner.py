@@ -162,9 +162,10 @@ class Runner:
     def evaluate(self, net: FFNetwork, data: Dataset, procedures: list[Procedure]) -> None:
         """Every (target, procedure, mode) over the whole test split into samples.csv."""
         path = self.run_dir / "samples.csv"
-        done = _complete_groups(path, len(data.y_test))
+        targets = self.host_targets()
+        done = _complete_groups(path, len(data.y_test), {t.name for t in targets})
         with CsvAppender(path, SAMPLES_COLUMNS) as out:
-            for target in self.host_targets():
+            for target in targets:
                 target.deploy(net)
                 self.manifest.data["targets"][target.name] = target.describe()
                 for proc in procedures:
@@ -387,15 +388,18 @@ def _summary_domains(windows: list[dict]) -> dict[tuple[str, str], str]:
     return {key: "total" if "total" in doms or len(doms) != 1 else next(iter(doms)) for key, doms in found.items()}
 
 
-def _complete_groups(path: Path, n: int) -> set[tuple[str, str, str]]:
-    """(target, procedure, mode) groups with all n samples on disk; partial groups are dropped."""
+def _complete_groups(path: Path, n: int, targets: set[str]) -> set[tuple[str, str, str]]:
+    """(target, procedure, mode) groups of ``targets`` with all n samples on disk. Partial groups
+    of those targets (a crash mid-write) are dropped; rows of other targets are kept as they are."""
     rows = read_rows(path)
-    counts = defaultdict(int)
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
     for r in rows:
-        counts[(r["target"], r["procedure"], r["mode"])] += 1
+        if r["target"] in targets:
+            counts[(r["target"], r["procedure"], r["mode"])] += 1
     complete = {k for k, c in counts.items() if c == n}
     if len(complete) != len(counts):
-        _rewrite_csv(path, SAMPLES_COLUMNS, [r for r in rows if (r["target"], r["procedure"], r["mode"]) in complete])
+        _rewrite_csv(path, SAMPLES_COLUMNS, [r for r in rows if r["target"] not in targets
+                                             or (r["target"], r["procedure"], r["mode"]) in complete])
     return complete
 
 

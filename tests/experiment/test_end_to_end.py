@@ -145,3 +145,27 @@ def test_ctrl_c_keeps_finished_windows_and_names_the_run_to_resume(first_run):
     assert f"--resume {run_dir}" in text
     assert json.loads((run_dir / "manifest.json").read_text())["stages"]["measure"] == "interrupted"
     assert len(read_rows(run_dir / "windows.csv")) >= 4
+
+
+def test_mcu_sim_run_resumes_without_measuring_twice(first_run, tmp_path):
+    """The host build of the firmware on a pty, measured by the simulated INA226 logger; a resume
+    of a finished run must neither drop the MCU rows nor measure them again."""
+    root, _, _ = first_run
+    config = tmp_path / "mcu.yaml"
+    config.write_text(TINY.read_text().replace("targets: [cpu]", "targets: [mcu-sim]")
+                      + "mcu: {max_samples: 4, repeats: 2, modes: [full, light, depth-1]}\n")
+    env_cache = str(root / "cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FFENERGY_CACHE", env_cache)
+    try:
+        out = tmp_path / "runs"
+        assert main(["run", str(config), "--out", str(out), "--no-progress"]) == 0
+        (run_dir,) = out.iterdir()
+        samples, windows = read_rows(run_dir / "samples.csv"), read_rows(run_dir / "windows.csv")
+        assert len(samples) == len(windows) == 3 * 4 * 3  # procedures x samples x modes
+        assert all(float(r["energy_j"]) > 0 for r in samples)
+        assert main(["run", str(config), "--resume", str(run_dir), "--no-progress"]) == 0
+        assert read_rows(run_dir / "samples.csv") == samples
+        assert read_rows(run_dir / "windows.csv") == windows
+    finally:
+        mp.undo()
