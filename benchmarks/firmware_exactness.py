@@ -21,6 +21,7 @@ from ffenergy.export import deploy
 from ffenergy.ff.arrays import ExitPolicy
 from ffenergy.ff.inference import ExitSpec, predict
 from ffenergy.ff.model import FFNetwork
+from ffenergy.procedures import network_kind
 from ffenergy.targets.base import all_modes, forced_depth
 from ffenergy.targets.launch import check_against_reference
 from ffenergy.targets.reference import reference_predict
@@ -33,6 +34,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=0, help="test samples (0 = all)")
     ap.add_argument("--modes", default="", help="comma-separated modes (default: all)")
     ap.add_argument("--procedures", default="mp,op")
+    ap.add_argument("--dtypes", default="f32,int8")
     args = ap.parse_args()
 
     manifest = json.loads((args.run_dir / "manifest.json").read_text())
@@ -48,11 +50,11 @@ def main() -> None:
     print(f"{'-'.join(map(str, net.dims))}, {len(x)} test samples, modes {','.join(modes)}, DUT: {args.target}")
     for procedure in args.procedures.split(","):
         cal = calibration[procedure]
-        kind = "op" if procedure == "op" else "mp"
+        kind = network_kind(procedure)
         policy = ExitPolicy(cal["statistic"], np.array(cal["thresholds"], np.float32), cal["prune_after"], cal["prune_keep"])
         arrays = net.to_arrays(kind)
         spec = ExitSpec(kind, cal["statistic"], tuple(cal["thresholds"]), cal["prune_after"], cal["prune_keep"])
-        for dtype in ("f32", "int8"):
+        for dtype in args.dtypes.split(","):
             calib = data.x_val[:512] if dtype == "int8" else None
             bad = check_against_reference(arrays, policy, x, args.target, dtype, modes, calib_x=calib)
             model = deploy(arrays, policy, dtype, calib, name=procedure)

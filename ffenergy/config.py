@@ -17,11 +17,11 @@ from typing import Any, Literal
 import yaml
 
 from ffenergy.ff.train import TrainConfig
+from ffenergy.procedures import PROCEDURES
 
 DATASETS = ("mnist", "mitbih", "chbmit", "cifar10")
 TARGETS = ("cpu", "cuda", "mcu", "mcu-sim", "mcu-qemu")
 METERS = ("none", "auto", "rapl", "nvml", "pyjoules", "codecarbon", "simulated")
-PROCEDURES = ("mp", "mp-pruned", "op")
 
 
 class ConfigError(ValueError):

@@ -71,8 +71,3 @@ def mode_stats(rows: list[dict[str, str]]) -> list[ModeStats]:
             )
         )
     return out
-
-
-def baseline_procedure(procedure: str) -> str:
-    """Reductions are relative to the full network without pruning: mp-pruned compares to mp."""
-    return "mp" if procedure == "mp-pruned" else procedure

@@ -14,6 +14,7 @@ from ffenergy.data import load_experiment_data
 from ffenergy.export import ModelTooLarge, export_model
 from ffenergy.ff.arrays import ExitPolicy
 from ffenergy.ff.model import FFNetwork
+from ffenergy.procedures import network_kind
 
 
 def export_run(run_dir: Path, procedure: str, dtype: str, board: str, out: Path | None) -> int:
@@ -32,7 +33,7 @@ def export_run(run_dir: Path, procedure: str, dtype: str, board: str, out: Path 
         return 1
     cfg = config_of_run(manifest)
     ds = manifest["dataset"]
-    net = FFNetwork(manifest["model"]["dims"], len(ds["classes"]))
+    net = FFNetwork(manifest["model"]["dims"], len(ds["classes"]), ds.get("label_value", 1.0))
     net.load_state_dict(state)
     cal = calibration[procedure]
     policy = ExitPolicy(cal["statistic"], np.array(cal["thresholds"], np.float32), cal["prune_after"], cal["prune_keep"])
@@ -41,7 +42,7 @@ def export_run(run_dir: Path, procedure: str, dtype: str, board: str, out: Path 
         calib_x = load_experiment_data(cfg).x_val[:512]
     out = out or run_dir / f"export-{procedure}-{dtype}"
     try:
-        export_model(net.to_arrays("op" if procedure == "op" else "mp"), policy, out,
+        export_model(net.to_arrays(network_kind(procedure)), policy, out,
                      "int8" if dtype == "int8" else "f32", board, calib_x=calib_x, name=procedure)
     except ModelTooLarge as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ from ffenergy.experiment.results import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvApp
 from ffenergy.export import check_fit, deploy, export_model
 from ffenergy.ff.arrays import ExitPolicy
 from ffenergy.ff.model import FFNetwork
+from ffenergy.procedures import network_kind
 from ffenergy.targets.base import all_modes
 from ffenergy.targets.launch import build_firmware
 from ffenergy.targets.mcu import McuConfig, open_mcu
@@ -46,7 +47,7 @@ def run_mcu_job(
     on_session: Callable[[object], None], log: Callable[[str], None] = print,
 ) -> None:
     """Export and build the firmware for ``job``, open DUT + meter, measure the missing rows."""
-    arrays = net.to_arrays("op" if job.procedure == "op" else "mp")
+    arrays = net.to_arrays(network_kind(job.procedure))
     board = BOARD_OF_TARGET.get(job.target, section.board)
     calib_x = data.x_val[:512] if section.dtype == "int8" else None
     if board != section.board:  # an emulated board: also hold the model to the size of the real one

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ffenergy.analysis.attribution import attribute, exit_distribution, windows_from_rows
-from ffenergy.analysis.metrics import baseline_procedure, macro_f1, mode_stats, per_class_rows
+from ffenergy.analysis.metrics import macro_f1, mode_stats, per_class_rows
 from ffenergy.analysis.stats import summarise_rows
 from ffenergy.config import ExperimentConfig
 from ffenergy.data import load_experiment_data
@@ -39,6 +39,7 @@ from ffenergy.measure import MethodConfig, Workload, measure
 from ffenergy.meters.auto import auto_meter, make_meter
 from ffenergy.meters.base import Meter, MeterUnavailable
 from ffenergy.meters.codecarbon_meter import CarbonIntensity, grams_co2_per_1000_inferences, resolve_intensity
+from ffenergy.procedures import network_kind
 from ffenergy.targets.base import all_modes, forced_depth
 from ffenergy.targets.host import HOST_TARGETS, HostTarget
 from ffenergy.targets.mcu import MCU_TARGETS
@@ -74,6 +75,8 @@ class Procedure:
 
 
 class Runner:
+    """Runs the stages of one experiment into one run directory."""
+
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, manifest: Manifest, opts: RunOptions):
         self.cfg, self.run_dir, self.manifest, self.opts = cfg, run_dir, manifest, opts
         self.log = print
@@ -99,7 +102,7 @@ class Runner:
             self.manifest.update(dataset={
                 "name": data.name, "source": data.source, "n_train": len(data.y_train),
                 "n_val": len(data.y_val), "n_test": len(data.y_test), "n_features": data.n_features,
-                "classes": data.class_names, **{k: v for k, v in data.extra.items()},
+                "classes": data.class_names, "label_value": data.label_value, **data.extra,
             })
         with self.stage("model"):
             net, train_info = load_or_train(self.cfg, data, progress=self.opts.progress, log=self.log)
@@ -125,7 +128,7 @@ class Runner:
         procedures, sweep_rows, calib_json = [], [], {}
         full_macs = {p: macs_at_exit(net.dims, net.n_classes, p)[-1] for p in ("mp", "op")}
         for name in inf.procedures:
-            kind = "op" if name == "op" else "mp"
+            kind = network_kind(name)
             stat = inf.op_statistic if kind == "op" else inf.mp_statistic
             pruned = name == "mp-pruned"
             base = ExitSpec(kind, stat, None, inf.prune_after if pruned else 0, inf.prune_keep if pruned else 0)
@@ -284,10 +287,10 @@ class Runner:
         intensity = self.carbon_intensity()
         rows = []
         for (target, procedure, mode), s in stats.items():
-            full = stats[(target, baseline_procedure(procedure), "full")]
+            full = stats[(target, network_kind(procedure), "full")]
             for meter in sorted(meters_of[target]) or ["none"]:
                 e = energy.get((target, meter, procedure, mode))
-                e_full = energy.get((target, meter, baseline_procedure(procedure), "full"))
+                e_full = energy.get((target, meter, network_kind(procedure), "full"))
                 rows.append({
                     "dataset": self.cfg.data.dataset, "target": target, "meter": meter,
                     "provenance": provenance.get((target, meter), ""), "procedure": procedure, "mode": mode,
@@ -325,7 +328,7 @@ class Runner:
         """MACs each layer adds to one inference of ``procedure``."""
         inf = self.cfg.inference
         pruned = procedure == "mp-pruned"
-        return layer_macs(net.dims, net.n_classes, "op" if procedure == "op" else "mp",
+        return layer_macs(net.dims, net.n_classes, network_kind(procedure),
                           inf.prune_after if pruned else 0, inf.prune_keep if pruned else 0)
 
     def attribution(self, net: FFNetwork, samples: list[dict], windows: list[dict], stats: dict) -> list[dict]:
