@@ -38,6 +38,7 @@ def load_or_train(
     """The network for this config: from the cache if present, else trained and cached."""
     key = model_key(cfg, data)
     path = cache_root(os.environ.get("FFENERGY_MODEL_CACHE", "")) / "models" / f"{key}.pt"
+    torch.manual_seed(cfg.seed)  # the initial weights come from the seed, not from whatever ran before
     net = FFNetwork([data.n_features] + list(cfg.model.hidden), data.n_classes, data.label_value)
     if path.exists():
         blob = torch.load(path, map_location="cpu", weights_only=True)

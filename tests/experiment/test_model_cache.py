@@ -1,0 +1,40 @@
+import numpy as np
+import torch
+
+from ffenergy.config import parse_config
+from ffenergy.data.base import Dataset
+from ffenergy.experiment import model_cache
+
+
+def _data() -> Dataset:
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 30), dtype=np.float32)
+    y = rng.integers(0, 3, 300)
+    return Dataset("toy", x, y, x[:50], y[:50], x[:50], y[:50], ["a", "b", "c"])
+
+
+def test_training_is_reproducible_whatever_ran_before(tmp_path, monkeypatch):
+    cfg = parse_config({"model": {"hidden": [16, 16], "epochs": 2}, "inference": {"prune_after": 1}})
+    weights = []
+    for i in range(2):
+        monkeypatch.setenv("FFENERGY_CACHE", str(tmp_path / f"cache{i}"))
+        torch.rand(17 * (i + 1))  # other code consuming the global RNG must not matter
+        net, info = model_cache.load_or_train(cfg, _data(), progress=False, log=lambda s: None)
+        assert info["cache"] == "miss"
+        weights.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_cache_key_follows_data_content_model_and_seed():
+    data = _data()
+    base = parse_config({"model": {"hidden": [16, 16]}, "inference": {"prune_after": 1}})
+    key = model_cache.model_key(base, data)
+    assert model_cache.model_key(parse_config({"model": {"hidden": [16, 16], "device": "cpu"},
+                                               "inference": {"prune_after": 1}}), data) == key
+    assert model_cache.model_key(parse_config({"model": {"hidden": [16, 17]}, "inference": {"prune_after": 1}}), data) != key
+    assert model_cache.model_key(parse_config({"seed": 3, "model": {"hidden": [16, 16]},
+                                               "inference": {"prune_after": 1}}), data) != key
+    other = _data()
+    other.x_train = other.x_train.copy()
+    other.x_train[0, 0] += 1
+    assert model_cache.model_key(base, other) != key
