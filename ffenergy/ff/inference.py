@@ -87,11 +87,11 @@ class _Pass:
     def keep(self, mask: torch.Tensor) -> None:
         """Compaction: drop the rows that exited."""
         self.rows = self.rows[mask]
-        self.h = self.h[mask]
         if self.spec.procedure == "mp":
-            self.cand, self.goodness = self.cand[mask], self.goodness[mask]
+            self.h, self.cand, self.goodness = self.h[mask], self.cand[mask], self.goodness[mask]
         else:
             self.acts = [a[mask] for a in self.acts]
+            self.h = self.acts[-1]
 
 
 @torch.no_grad()
@@ -112,11 +112,13 @@ def infer(net: FFNetwork, x: torch.Tensor, spec: ExitSpec, forced_depth: int | N
             done = confidence(scores, spec.statistic, spec.procedure) >= spec.thresholds[k]
         else:
             continue
+        if not done.any():
+            continue
         pred[state.rows[done]] = scores[done].argmax(dim=1)
         exit_layer[state.rows[done]] = k + 1
-        state.keep(~done)
-        if len(state.rows) == 0:
+        if done.all():
             break
+        state.keep(~done)
     return pred, exit_layer
 
 
