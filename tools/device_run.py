@@ -1,4 +1,6 @@
-"""Run an experiment on a lent GPU machine with the data and wheels carried in gpu-carry/.
+"""Run an experiment on a lent GPU machine with the data and wheels carried in gpu-carry/
+(prepare it with: pip download pyyaml tqdm pyserial scipy for the device's Python into gpu-carry/wheels,
+and copy the four MNIST IDX files into gpu-carry/mnist).
 
     python tools/device_run.py experiments/mnist-full.yaml OUT_DIR
 
