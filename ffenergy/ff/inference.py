@@ -74,7 +74,7 @@ class _Pass:
             return scores.scatter(1, self.cand, self.goodness)
         self.h = net.layer(k, self.h)
         self.acts.append(self.h)
-        return net.heads[k](torch.cat(self.acts, dim=1))
+        return net.heads[k](torch.cat(self.acts, dim=1) if k else self.h)
 
     def _prune(self, keep: int) -> None:
         """Keep the ``keep`` best candidates of each row (ties: lower label), in label order."""
@@ -86,11 +86,12 @@ class _Pass:
 
     def keep(self, mask: torch.Tensor) -> None:
         """Compaction: drop the rows that exited."""
-        self.rows = self.rows[mask]
+        idx = mask.nonzero().squeeze(1)
+        self.rows = self.rows[idx]
         if self.spec.procedure == "mp":
-            self.h, self.cand, self.goodness = self.h[mask], self.cand[mask], self.goodness[mask]
+            self.h, self.cand, self.goodness = self.h[idx], self.cand[idx], self.goodness[idx]
         else:
-            self.acts = [a[mask] for a in self.acts]
+            self.acts = [a[idx] for a in self.acts]
             self.h = self.acts[-1]
 
 
