@@ -20,7 +20,7 @@ def draw(runs: list[RunData]) -> list[Drawn | Skipped]:
     axes = fig.subplots(len(targets), 1, squeeze=False)[:, 0]
     for ax, target in zip(axes, targets):
         mine = [(run, r) for run, r in rows if r.target == target]
-        groups = list(dict.fromkeys((r.procedure, r.mode) for _, r in mine))
+        groups = sorted(dict.fromkeys((r.procedure, r.mode) for _, r in mine), key=_group_order)
         series = list(dict.fromkeys((run.run_id, r.meter) for run, r in mine))
         scale, unit = energy_unit([r.energy_j_per_inference for _, r in mine])
         width = 0.8 / len(series)
@@ -31,7 +31,7 @@ def draw(runs: list[RunData]) -> list[Drawn | Skipped]:
             err = [(found[g].energy_ci95_j or 0) / scale if g in found else 0 for g in groups]
             provenance = next(iter(found.values())).provenance
             ax.bar(x, y, width * 0.95, yerr=err, capsize=2, color=colors[(run_id, meter)],
-                   label=f"{run_id} / {meter} ({provenance})")
+                   label=f"{run_id}\n{meter} ({provenance})")
         values = np.array([r.energy_j_per_inference for _, r in mine])
         if values.max() / values.min() > 30:
             log_axis(ax, "y")
@@ -51,3 +51,10 @@ def draw(runs: list[RunData]) -> list[Drawn | Skipped]:
 
 def _energies(run: RunData) -> list[float | None]:
     return [r.energy_j_per_inference for r in run.summary if r.mode in MODES]
+
+
+def _group_order(group: tuple[str, str]) -> tuple:
+    """Procedures in a fixed order; within one, full, light, then depth-1..L."""
+    procedure, mode = group
+    depth = int(mode.split("-")[1]) if mode.startswith("depth-") else 0
+    return (procedure, {"full": 0, "light": 1}.get(mode, 2), depth)
