@@ -15,14 +15,14 @@ Per (target, meter, procedure):
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-_DEPTH = re.compile(r"^depth-(\d+)$")
+from ffenergy.targets.base import depth_of
+
 LIGHT = "light"
 IDLE = "idle"
 
@@ -73,12 +73,6 @@ class Attribution:
                            "identifiable": self.window_fit_identifiable},
             "depth_energy_j": {str(k): v for k, v in sorted(self.depth_energy_j.items())},
         }
-
-
-def depth_of(mode: str) -> int | None:
-    """``"depth-3"`` -> 3; any other mode -> None."""
-    m = _DEPTH.match(mode)
-    return int(m.group(1)) if m else None
 
 
 def windows_from_rows(rows: Iterable[Mapping[str, str]], *, target: str, meter: str, procedure: str,

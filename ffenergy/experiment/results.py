@@ -30,11 +30,6 @@ SWEEP_COLUMNS = [
     "target", "procedure", "statistic", "alpha", "accuracy", "macro_f1", "mean_layers",
     "macs_per_inference", "mac_reduction", "exit_fractions", "energy_j_per_inference",
 ]
-RESULT_FILES = {
-    "samples.csv": SAMPLES_COLUMNS,
-    "windows.csv": WINDOWS_COLUMNS,
-    "summary.csv": SUMMARY_COLUMNS,
-}
 
 
 class CsvAppender:

@@ -6,6 +6,7 @@ import numpy as np
 
 from ffenergy.analysis.load import RunData
 from ffenergy.plot.style import Drawn, Skipped, badge, energy_unit, new_figure, procedure_label, title, log_axis
+from ffenergy.targets.base import depth_of
 
 MODES = ("full", "light")
 
@@ -56,5 +57,5 @@ def _energies(run: RunData) -> list[float | None]:
 def _group_order(group: tuple[str, str]) -> tuple:
     """Procedures in a fixed order; within one, full, light, then depth-1..L."""
     procedure, mode = group
-    depth = int(mode.split("-")[1]) if mode.startswith("depth-") else 0
+    depth = depth_of(mode) or 0
     return (procedure, {"full": 0, "light": 1}.get(mode, 2), depth)

@@ -19,15 +19,21 @@ class Predictions:
     macs: np.ndarray
 
 
+def depth_of(mode: str) -> int | None:
+    """``"depth-3"`` -> 3; any other mode name -> None."""
+    match = _DEPTH.match(mode)
+    return int(match.group(1)) if match else None
+
+
 def forced_depth(mode: str, n_layers: int) -> int | None:
     """The forced exit depth of a mode: L for ``full``, k for ``depth-k``, None for ``light``."""
     if mode == "full":
         return n_layers
     if mode == "light":
         return None
-    match = _DEPTH.match(mode)
-    if match and 1 <= int(match.group(1)) <= n_layers:
-        return int(match.group(1))
+    depth = depth_of(mode)
+    if depth is not None and 1 <= depth <= n_layers:
+        return depth
     raise ValueError(f"unknown mode {mode!r}: use full, light or depth-k with 1 <= k <= {n_layers}")
 
 

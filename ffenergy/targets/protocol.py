@@ -8,6 +8,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from ffenergy.targets.base import forced_depth
+
 PROTO_VERSION = 1
 SYNC_REQUEST = 0xA5
 SYNC_RESPONSE = 0x5A
@@ -226,13 +228,12 @@ def parse_result(payload: bytes, n_classes: int) -> Result:
 
 def mode_args(mode: str, n_layers: int) -> tuple[int, int]:
     """Map a target mode name (full / light / depth-k) to the INFER ``mode, depth`` bytes."""
+    depth = forced_depth(mode, n_layers)  # raises on an unknown mode
     if mode == "full":
         return InferMode.FULL, 0
-    if mode == "light":
+    if depth is None:
         return InferMode.LIGHT, 0
-    if mode.startswith("depth-") and mode[6:].isdigit() and 1 <= int(mode[6:]) <= n_layers:
-        return InferMode.DEPTH, int(mode[6:])
-    raise ValueError(f"unknown mode {mode!r}: use full, light or depth-k with 1 <= k <= {n_layers}")
+    return InferMode.DEPTH, depth
 
 
 def pack_infer(mode: int, depth: int, repeats: int) -> bytes:
