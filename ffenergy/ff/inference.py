@@ -32,7 +32,8 @@ class ExitSpec:
 def confidence(scores: torch.Tensor, statistic: str, procedure: str) -> torch.Tensor:
     """Label-free confidence of each row of ``scores`` (pruned candidates hold -inf)."""
     if statistic == "max" and procedure == "op":
-        return torch.softmax(scores, dim=1).max(dim=1).values
+        # top softmax probability = 1 / sum_c exp(s_c - s_max); one pass, no (N, C) softmax
+        return (scores - scores.amax(dim=1, keepdim=True)).exp().sum(dim=1).reciprocal()
     top = torch.topk(scores, k=min(2, scores.shape[1]), dim=1).values
     if statistic == "max":
         return top[:, 0]
@@ -84,18 +85,18 @@ class _Pass:
         self.goodness = torch.gather(self.goodness, 1, order)
         self.h = torch.gather(self.h, 1, order[:, :, None].expand(-1, -1, self.h.shape[2]))
 
-    def keep(self, mask: torch.Tensor) -> None:
-        """Compaction: drop the rows that exited."""
-        idx = mask.nonzero().squeeze(1)
-        self.rows = self.rows[idx]
+    def keep(self, idx: torch.Tensor) -> None:
+        """Compaction: keep only the active rows at positions ``idx`` (index_select: several
+        times faster than boolean or advanced indexing on CPU)."""
+        self.rows = self.rows.index_select(0, idx)
         if self.spec.procedure == "mp":
-            self.h, self.cand, self.goodness = self.h[idx], self.cand[idx], self.goodness[idx]
+            self.h, self.cand, self.goodness = (t.index_select(0, idx) for t in (self.h, self.cand, self.goodness))
         else:
-            self.acts = [a[idx] for a in self.acts]
+            self.acts = [a.index_select(0, idx) for a in self.acts]
             self.h = self.acts[-1]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def infer(net: FFNetwork, x: torch.Tensor, spec: ExitSpec, forced_depth: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(pred, exit_layer) for one batch; ``forced_depth`` None means light (early exit)."""
     n_layers = net.n_layers
@@ -113,13 +114,15 @@ def infer(net: FFNetwork, x: torch.Tensor, spec: ExitSpec, forced_depth: int | N
             done = confidence(scores, spec.statistic, spec.procedure) >= spec.thresholds[k]
         else:
             continue
-        if not done.any():
+        exited = done.nonzero().squeeze(1)
+        if len(exited) == 0:
             continue
-        pred[state.rows[done]] = scores[done].argmax(dim=1)
-        exit_layer[state.rows[done]] = k + 1
-        if done.all():
+        rows = state.rows.index_select(0, exited)
+        pred[rows] = scores.index_select(0, exited).argmax(dim=1)
+        exit_layer[rows] = k + 1
+        if len(exited) == len(done):
             break
-        state.keep(~done)
+        state.keep((~done).nonzero().squeeze(1))
     return pred, exit_layer
 
 

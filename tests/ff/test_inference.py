@@ -105,6 +105,9 @@ def test_confidence_statistics():
     assert confidence(s, "max", "mp").tolist() == [3.0, 2.0]
     probs = confidence(s, "max", "op")
     assert probs[1].item() == pytest.approx(0.5)
+    logits = torch.randn(500, 10, generator=torch.Generator().manual_seed(0)) * 20  # large: overflow-prone
+    top_prob = torch.softmax(logits.double(), dim=1).max(dim=1).values.float()
+    assert torch.allclose(confidence(logits, "max", "op"), top_prob, rtol=1e-6, atol=0)
 
 
 def test_validation_alpha_selection_takes_the_most_aggressive_alpha_within_the_loss_budget(net_and_data):
