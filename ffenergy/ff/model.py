@@ -8,6 +8,8 @@ reads bias-free softmax heads on the concatenated activations of a neutral-label
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -51,9 +53,18 @@ class FFNetwork(nn.Module):
         return len(self.layers)
 
     def layer(self, k: int, x: torch.Tensor, train: bool = False) -> torch.Tensor:
-        """Activations of layer k (0-based) for input ``x`` (the previous layer's output)."""
-        a = self.layers[k](rms_normalise(x))
-        return full_grad_relu(a) if train else torch.relu(a)
+        """Activations ReLU(W n(x) + b) of layer k (0-based) for ``x``, the previous layer's output.
+
+        ``train``: the training form (normalise, then the layer; identity-gradient ReLU).
+        Otherwise the inference form of the same values: W n(x) = (W x) / (rms(x) + eps), which
+        reads ``x`` once less and launches four kernels instead of six; light inference, whose
+        later layers run on small residual batches, is bound by the number of kernels.
+        """
+        lin = self.layers[k]
+        if train:
+            return full_grad_relu(lin(rms_normalise(x)))
+        rms = torch.linalg.vector_norm(x, dim=-1, keepdim=True) / math.sqrt(x.shape[-1])
+        return torch.addcmul(lin.bias, x @ lin.weight.T, (rms + NORM_EPS).reciprocal_()).relu_()
 
     def overlay(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """x with the one-hot label (times label_value) written over its first C values."""

@@ -137,7 +137,7 @@ def _batch_loss(
     with torch.no_grad():
         acts, h = [], net.neutral(x)
         for k in range(net.n_layers):
-            h = net.layer(k, h)
+            h = net.layer(k, h, train=True)
             acts.append(h)
     for k, head in enumerate(net.heads):
         head_loss = head_loss + F.cross_entropy(head(torch.cat(acts[: k + 1], dim=1)), y)

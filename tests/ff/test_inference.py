@@ -99,6 +99,19 @@ def test_pruning_keeps_the_best_candidates_and_reports_the_rest_as_minus_infinit
     assert torch.equal(finite.nonzero()[:, 1].reshape(-1, 2), torch.sort(best_two, dim=1).values)
 
 
+def test_inference_form_of_a_layer_equals_the_training_form(net_and_data):
+    """The inference form folds the RMS normalisation into the output scale; same values."""
+    net, x, _ = net_and_data
+    h = torch.from_numpy(x) * torch.logspace(-3, 3, len(x))[:, None]  # inputs of every scale
+    h[0] = 0.0  # an all-zero input: the eps keeps both forms at ReLU(b)
+    with torch.no_grad():
+        for k in range(net.n_layers):
+            fast, slow = net.layer(k, h), net.layer(k, h, train=True)
+            assert torch.allclose(fast, slow, rtol=1e-5, atol=1e-6)
+            h = slow
+    assert torch.equal(net.layer(0, torch.zeros(1, 20)), torch.relu(net.layers[0].bias)[None])
+
+
 def test_confidence_statistics():
     s = torch.tensor([[3.0, 1.0, 0.0], [2.0, 2.0, float("-inf")]])
     assert confidence(s, "gap", "mp").tolist() == [2.0, 0.0]
