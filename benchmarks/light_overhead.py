@@ -7,10 +7,10 @@ and its ideal measured side by side) and its median and interquartile range over
 printed (this machine is shared and noisy).
 Each round visits the modes in a fresh random order and times every mode's second pass over the
 samples: a mode is timed in its steady state (its weights in cache, as when it serves requests),
-not in whatever state the previous mode left the caches (light used to follow depth-3 every
-round and paid for layer 1's weights being evicted, which depth-1 never did).
+not in whatever state the previous mode left the caches (light used to follow depth-3 in every
+round, and so found the caches as depth-3 had left them, which no depth-k mode ever did).
 
-    python benchmarks/light_overhead.py [experiments/mnist.yaml] [--rounds 7]
+    python benchmarks/light_overhead.py [experiments/mnist.yaml] [--rounds 11]
 
 Uses the config's cached model (run the config once first) or trains it.
 """
@@ -76,6 +76,7 @@ def main() -> None:
             print(f"{name:<10} {batch:>5} {statistics.median(light_times) * 1e6:>12.1f} "
                   f"{statistics.median(ideal_times) * 1e6:>12.1f} {med:>+9.1%} [{q1:+.1%}, {q3:+.1%}]  "
                   f"{' '.join(f'{v:.3f}' for v in p)}")
+
 
 if __name__ == "__main__":
     main()
