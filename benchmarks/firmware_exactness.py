@@ -16,15 +16,15 @@ import numpy as np
 import torch
 
 from ffenergy.config import config_of_run
-from ffenergy.data import load_experiment_data
-from ffenergy.export import deploy
-from ffenergy.ff.arrays import ExitPolicy
-from ffenergy.ff.inference import ExitSpec, predict
-from ffenergy.ff.model import FFNetwork
+from ffenergy.experiment.dataset import load_experiment_data
+from ffenergy.firmware.export import deploy
+from ffenergy.firmware.arrays import ExitPolicy
+from ffenergy.learners.exits import ExitSpec, predict
+from ffenergy.learners.ff.model import FFNetwork
 from ffenergy.procedures import network_kind
-from ffenergy.targets.base import all_modes, forced_depth
-from ffenergy.targets.launch import check_against_reference
-from ffenergy.targets.reference import reference_predict
+from ffenergy.vocabulary import all_modes, forced_depth
+from ffenergy.firmware.launch import check_against_reference
+from ffenergy.firmware.reference import reference_predict
 
 
 def main() -> None:

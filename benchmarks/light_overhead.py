@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from ffenergy.config import load_config
-from ffenergy.data import load_experiment_data
+from ffenergy.experiment.dataset import load_experiment_data
 from ffenergy.experiment.model_cache import load_or_train
-from ffenergy.ff.calibrate import calibrate
-from ffenergy.ff.inference import ExitSpec, batched_depth_scores, exits_from_scores, infer
+from ffenergy.learners.calibrate import calibrate
+from ffenergy.learners.exits import ExitSpec, batched_depth_scores, exits_from_scores, infer
 
 
 def time_mode(net, batches, spec, depth) -> float:

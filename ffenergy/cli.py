@@ -1,12 +1,19 @@
-"""The ``ffenergy`` command line: run, plot, export, meters, targets."""
+"""The ``ffenergy`` command line: run, plot, export, meters, targets.
+
+Building the parser imports only the registries, so ``ffenergy --help``, ``ffenergy meters`` and
+``ffenergy targets`` load neither torch nor matplotlib; each command imports what it needs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from ffenergy import __version__
+
+log = logging.getLogger("ffenergy")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -18,17 +25,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, overrides)
     except ConfigError as exc:
-        print(f"error: {args.config}: {exc}", file=sys.stderr)
+        log.error("%s: %s", args.config, exc)
         return 2
     opts = RunOptions(out_root=args.out, resume=args.resume, progress=not args.no_progress)
     try:
         run_dir, rows = run_experiment(cfg, opts)
     except RunInterrupted as stop:
-        print("\ninterrupted: everything finished so far is on disk; continue with\n"
-              f"  ffenergy run {args.config} --resume {stop.run_dir}", file=sys.stderr)
+        log.error("interrupted: everything finished so far is on disk; continue with\n  ffenergy run %s --resume %s",
+                  args.config, stop.run_dir)
         return 130
     except (RunError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         return 1
     print()
     print(format_summary(rows))
@@ -54,40 +61,60 @@ def _cmd_meters(args: argparse.Namespace) -> int:
 
 
 def _cmd_targets(args: argparse.Namespace) -> int:
-    from ffenergy.targets.catalogue import target_statuses
+    from ffenergy.targets.registry import TARGETS, target_status
 
-    for name, usable, reason in target_statuses():
-        print(f"{name:<9} {'yes' if usable else 'no':<4} {reason}")
+    width = max(len(name) for name in TARGETS.names())
+    print(f"{'target'.ljust(width)}  usable  reason")
+    for name in TARGETS.names():
+        usable, reason = target_status(name)
+        print(f"{name.ljust(width)}  {'yes' if usable else 'no':<6}  {reason}")
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from ffenergy.experiment.export_run import export_run
+    from ffenergy.experiment.export_run import ExportError, export_run
 
-    return export_run(args.run_dir, args.procedure, args.dtype, args.board, args.out)
+    try:
+        export_run(args.run_dir, args.procedure, args.dtype, args.board, args.out)
+    except ExportError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ffenergy.firmware.boards import BOARDS
+    from ffenergy.learners import LEARNERS
+    from ffenergy.meters.registry import host_meter_choices
+    from ffenergy.plot import FORMATS
+    from ffenergy.targets.registry import TARGETS
+
     parser = argparse.ArgumentParser(
-        prog="ffenergy", description="Measure what early-exit Forward-Forward inference saves in joules.")
+        prog="ffenergy", description="Measure what early-exit inference really saves in joules.")
     parser.add_argument("--version", action="version", version=f"ffenergy {__version__}")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true", help="also log debugging detail")
+    loudness.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run an experiment end to end", description=(
-        "Train (or load from cache) an FF network, calibrate early-exit thresholds, run full / light / "
+        "Train (or load from cache) the learners' networks, calibrate early-exit thresholds, run full / light / "
         "depth-k inference on the targets, measure energy, and write results/<run-id>/."))
     run.add_argument("config", type=Path, help="experiment YAML, e.g. experiments/mnist.yaml")
     run.add_argument("--out", type=Path, default=Path("results"), help="parent folder of run directories")
-    run.add_argument("--meter", help="override the config's meter (auto, none, rapl, nvml, pyjoules, codecarbon, simulated)")
-    run.add_argument("--target", action="append", help="override the config's targets (repeatable)")
+    run.add_argument("--meter", choices=host_meter_choices(), help="override the config's meter")
+    run.add_argument("--target", action="append", choices=TARGETS.names(),
+                     help="override the config's targets (repeatable)")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="complete an interrupted run")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
 
-    from ffenergy.plot.command import add_arguments as add_plot_arguments
-
     plot = sub.add_parser("plot", help="figures and report.md from result directories")
-    add_plot_arguments(plot)
+    plot.add_argument("results", nargs="+", type=Path, metavar="RESULTS",
+                      help="run directories (results/<run-id>) or folders holding runs")
+    plot.add_argument("--format", dest="fmt", choices=FORMATS, default="png", help="figure format (default png)")
+    plot.add_argument("--jobs", type=int, default=None, metavar="N",
+                      help="worker processes (default: one per core, at most 2)")
     plot.set_defaults(func=_cmd_plot)
 
     meters = sub.add_parser("meters", help="which energy meters work here, and why not")
@@ -98,14 +125,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export a trained run's model for the microcontroller firmware")
     export.add_argument("run_dir", type=Path, help="a run directory made by ffenergy run")
-    export.add_argument("--procedure", choices=["mp", "mp-pruned", "op"], default="mp")
-    export.add_argument("--dtype", choices=["fp32", "int8"], default="fp32")
-    export.add_argument("--board", default="qemu-mps2-an386", help="refuse models that do not fit this board")
+    export.add_argument("--procedure", choices=LEARNERS.names(), default="mp")
+    export.add_argument("--dtype", choices=["f32", "int8"], default="f32")
+    export.add_argument("--board", choices=BOARDS.names(), default="qemu-mps2-an386",
+                        help="refuse models that do not fit this board")
     export.add_argument("--out", type=Path, help="output folder (default RUN_DIR/export-<procedure>-<dtype>)")
     export.set_defaults(func=_cmd_export)
     return parser
 
 
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """Messages of the ``ffenergy`` loggers on stderr, without tearing progress bars."""
+    from ffenergy.progress import ProgressSafeHandler
+
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    root = logging.getLogger("ffenergy")
+    root.handlers[:] = [ProgressSafeHandler()]
+    root.setLevel(level)
+    root.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
     return int(args.func(args))

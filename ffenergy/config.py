@@ -1,6 +1,8 @@
 """Experiment configs: YAML validated into typed dataclasses before any work starts.
 
-Every error names the field (``model.epochs``), what is wrong, and what is allowed.
+Every error names the field (``model.epochs``), what is wrong, and what is allowed. The allowed
+names of datasets, learners, targets, meters and boards come from their registries, so this
+module imports no torch, no meter and no loader until a config names one.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from typing import Any, Literal
 
 import yaml
 
-from ffenergy.ff.train import TrainConfig
-from ffenergy.procedures import PROCEDURES
-
-DATASETS = ("mnist", "mitbih", "chbmit", "cifar10")
-TARGETS = ("cpu", "cuda", "mcu", "mcu-sim", "mcu-qemu")
-METERS = ("none", "auto", "rapl", "nvml", "pyjoules", "codecarbon", "simulated")
+from ffenergy.data.registry import DATASETS
+from ffenergy.firmware.boards import BOARDS
+from ffenergy.learners import LEARNERS
+from ffenergy.meters.registry import host_meter_choices
+from ffenergy.targets.registry import TARGETS
+from ffenergy.vocabulary import all_modes
 
 
 class ConfigError(ValueError):
@@ -30,7 +32,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    dataset: Literal["mnist", "mitbih", "chbmit", "cifar10"] = "mnist"
+    dataset: str = "mnist"  # a name from ffenergy.data.registry.DATASETS
     source: str = "embedded"  # mnist: embedded | local | download; others: local | download
     path: str | None = None  # local data directory (relative paths: to the config file)
     val_fraction: float = 0.1  # of the training data, held out to calibrate thresholds
@@ -38,14 +40,26 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig(TrainConfig):
+class ModelConfig:
+    """The network and how it is trained (defaults: the loeweX/LightFF main-code FF recipe)."""
+
     hidden: list[int] = field(default_factory=lambda: [1000, 1000, 1000, 1000])
     device: Literal["auto", "cpu", "cuda"] = "auto"  # where to train; auto = cuda when present
+    epochs: int = 10
+    optimizer: str = "sgd"  # "sgd" (with momentum) or "adam"
+    batch_size: int = 100
+    lr: float = 1e-3  # layers
+    head_lr: float = 1e-2  # exit heads
+    weight_decay: float = 3e-4
+    head_weight_decay: float = 3e-3
+    momentum: float = 0.9
+    peer_weight: float = 0.03  # FF peer normalisation
+    peer_momentum: float = 0.9
 
 
 @dataclass
 class InferenceConfig:
-    procedures: list[str] = field(default_factory=lambda: list(PROCEDURES))
+    procedures: list[str] = field(default_factory=lambda: ["mp", "mp-pruned", "op"])  # LEARNERS names
     mp_statistic: Literal["gap", "max"] = "gap"
     op_statistic: Literal["gap", "max"] = "max"
     alpha: float = 1.0  # T_k = mu_k - alpha * sigma_k (the paper's 1.0)
@@ -200,10 +214,10 @@ def _check_values(cfg: ExperimentConfig) -> None:
         _require(getattr(m, name) > 0, f"model.{name}", "a positive number")
     _require(m.optimizer in ("sgd", "adam"), "model.optimizer", "sgd or adam")
     _require(0.0 < cfg.data.val_fraction < 1.0, "data.val_fraction", "a fraction in (0, 1), e.g. 0.1")
-    _require(cfg.data.dataset in DATASETS, "data.dataset", f"one of {', '.join(DATASETS)}")
-    _require(bool(inf.procedures), "inference.procedures", f"a non-empty list of {', '.join(PROCEDURES)}")
+    _one_of(cfg.data.dataset, DATASETS.names(), "data.dataset")
+    _require(bool(inf.procedures), "inference.procedures", f"a non-empty list of {', '.join(LEARNERS.names())}")
     for i, proc in enumerate(inf.procedures):
-        _require(proc in PROCEDURES, f"inference.procedures[{i}]", f"one of {', '.join(PROCEDURES)} (got {proc!r})")
+        _one_of(proc, LEARNERS.names(), f"inference.procedures[{i}]")
     _require(inf.alpha >= 0, "inference.alpha", "a number >= 0")
     _require(all(a >= 0 for a in inf.alpha_sweep), "inference.alpha_sweep", "numbers >= 0")
     _require(inf.alpha_select == "fixed" or bool(inf.alpha_sweep), "inference.alpha_sweep",
@@ -213,10 +227,10 @@ def _check_values(cfg: ExperimentConfig) -> None:
              f"a layer between 1 and {len(m.hidden) - 1} (the network has {len(m.hidden)} layers)")
     _require(inf.prune_keep >= 1, "inference.prune_keep", "an integer >= 1")
     _require(inf.batch_size > 0, "inference.batch_size", "a positive integer")
-    _require(bool(cfg.targets), "targets", f"a non-empty list of {', '.join(TARGETS)}")
+    _require(bool(cfg.targets), "targets", f"a non-empty list of {', '.join(TARGETS.names())}")
     for i, target in enumerate(cfg.targets):
-        _require(target in TARGETS, f"targets[{i}]", f"one of {', '.join(TARGETS)} (got {target!r})")
-    _require(cfg.meter in METERS, "meter", f"one of {', '.join(METERS)} (got {cfg.meter!r})")
+        _one_of(target, TARGETS.names(), f"targets[{i}]")
+    _one_of(cfg.meter, host_meter_choices(), "meter")
     _require(meas.repeats >= 5, "measurement.repeats", "an integer >= 5 (repeats give the 95% CI)")
     _require(meas.min_window_s > 0, "measurement.min_window_s", "a positive number of seconds")
     _require(meas.batch_size > 0, "measurement.batch_size", "a positive integer")
@@ -240,30 +254,31 @@ def _check_mcu(cfg: ExperimentConfig) -> None:
         _require(proc in cfg.inference.procedures, f"mcu.procedures[{i}]",
                  f"one of inference.procedures ({', '.join(cfg.inference.procedures)})")
     n_layers = len(cfg.model.hidden)
-    allowed = ["full", "light"] + [f"depth-{k}" for k in range(1, n_layers + 1)]
+    allowed = all_modes(n_layers)
     for i, mode in enumerate(mcu.modes):
         _require(mode in allowed, f"mcu.modes[{i}]", f"one of {', '.join(allowed)}")
-    if not any(t.startswith("mcu") for t in cfg.targets):
+    if not any(TARGETS.entry(t).fact("mcu") for t in cfg.targets):
         return
-    from ffenergy.export import BOARDS
-    from ffenergy.targets.mcu import McuConfig
+    _one_of(mcu.board, BOARDS.names(), "mcu.board")
+    from ffenergy.targets.mcu_config import McuConfig  # only MCU runs pay for its imports
 
-    _require(mcu.board in BOARDS, "mcu.board", f"one of {', '.join(BOARDS)}")
-    fields = {f.name for f in dataclasses.fields(McuConfig)} - {"target", "firmware"}
+    fields = sorted({f.name for f in dataclasses.fields(McuConfig)} - {"target", "firmware"})
     for key in mcu.options:
-        _require(key in fields, f"mcu.options.{key}", f"a known option: {', '.join(sorted(fields))}")
+        _require(key in fields, f"mcu.options.{key}", f"a known option: {', '.join(fields)}")
 
 
 def data_options(data: DataConfig) -> Any:
     """The loader's typed ``Options`` for ``data.options`` (validated)."""
-    from ffenergy.data import loader
-
-    options = _build(loader(data.dataset).Options, data.options, "data.options")
+    options = _build(DATASETS.get(data.dataset).Options, data.options, "data.options")
     try:
         options.validate()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return options
+
+
+def _one_of(value: str, names: list[str], where: str) -> None:
+    _require(value in names, where, f"one of {', '.join(names)} (got {value!r})")
 
 
 def _require(ok: bool, where: str, allowed: str) -> None:

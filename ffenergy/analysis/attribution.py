@@ -21,7 +21,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ffenergy.targets.base import depth_of
+from ffenergy.analysis.stats import r_squared
+from ffenergy.vocabulary import depth_of
 
 LIGHT = "light"
 IDLE = "idle"
@@ -101,11 +102,6 @@ def exit_distribution(exit_layers: Iterable[int]) -> dict[int, float]:
     return {k: c / total for k, c in sorted(counts.items())}
 
 
-def _r2(y: np.ndarray, fitted: np.ndarray) -> float:
-    ss_tot = float(((y - y.mean()) ** 2).sum())
-    return 1.0 - float(((y - fitted) ** 2).sum()) / ss_tot if ss_tot > 0 else math.nan
-
-
 def attribute(windows: Sequence[ModeWindow], macs_per_inference: Mapping[str, float],
               exit_dist: Mapping[int, float] | None, *, target: str, meter: str,
               procedure: str) -> Attribution:
@@ -143,8 +139,8 @@ def attribute(windows: Sequence[ModeWindow], macs_per_inference: Mapping[str, fl
     measured = float(np.mean(light)) if light else None
     error = (predicted - measured) / measured if predicted is not None and measured else None
     return Attribution(
-        target, meter, procedure, float(j_per_mac), float(static_w), _r2(gross, x @ [static_w, j_per_mac]),
-        len(fit), float(slope), float(intercept), _r2(net_inf, slope * macs_inf + intercept),
+        target, meter, procedure, float(j_per_mac), float(static_w), r_squared(gross, x @ [static_w, j_per_mac]),
+        len(fit), float(slope), float(intercept), r_squared(net_inf, slope * macs_inf + intercept),
         depth_mean, identifiable, predicted, measured, error)
 
 

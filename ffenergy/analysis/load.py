@@ -31,20 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from ffenergy.experiment.results import SAMPLES_COLUMNS, SUMMARY_COLUMNS
-
-PROVENANCES = ("measured", "estimated", "simulated")
-SWEEP_COLUMNS = [
-    "target", "procedure", "statistic", "alpha", "accuracy", "macro_f1", "mean_layers",
-    "macs_per_inference", "mac_reduction", "exit_fractions", "energy_j_per_inference",
-]
-TRACE_COLUMNS = ["t_s", "current_a", "voltage_v", "trigger"]
-FIT_KEYS = [
-    "target", "meter", "procedure", "joules_per_mac", "static_power_w", "intercept_j_per_inference",
-    "r2", "n_points", "predicted_light_j", "measured_light_j", "prediction_error",
-]
-EXPECTED_FILES = ("summary.csv", "samples.csv", "sweep.csv")  # every finished run has these
-
+from ffenergy.contract import (
+    EXPECTED_FILES, FIT_KEYS, SAMPLES_COLUMNS, SUMMARY_COLUMNS, SWEEP_COLUMNS, TRACE_COLUMNS, Fit, SummaryRow,
+    SweepRow,
+)
+from ffenergy.vocabulary import PROVENANCES
 
 class RunLoadError(ValueError):
     """A result directory cannot be read; the message names the file, the problem and the fix."""
@@ -71,59 +62,6 @@ class Manifest:
 
     def meter(self, name: str) -> MeterRecord | None:
         return next((m for m in self.meters if m.name == name), None)
-
-
-@dataclass(frozen=True)
-class SummaryRow:
-    dataset: str
-    target: str
-    meter: str
-    provenance: str
-    procedure: str
-    mode: str
-    accuracy: float
-    macro_f1: float | None
-    mean_layers: float
-    macs_per_inference: float
-    mac_reduction: float | None
-    energy_j_per_inference: float | None
-    energy_ci95_j: float | None
-    energy_reduction: float | None
-    n_samples: int | None
-    n_repeats: int | None
-
-
-@dataclass(frozen=True)
-class Fit:
-    """An attribution fit: energy per inference = joules_per_mac * MACs + intercept."""
-
-    target: str
-    meter: str
-    procedure: str
-    joules_per_mac: float
-    static_power_w: float | None
-    intercept_j_per_inference: float
-    r2: float | None
-    n_points: int | None
-    predicted_light_j: float | None
-    measured_light_j: float | None
-    prediction_error: float | None
-
-
-@dataclass(frozen=True)
-class SweepRow:
-    target: str
-    procedure: str
-    statistic: str
-    alpha: float
-    accuracy: float
-    macro_f1: float | None
-    mean_layers: float
-    macs_per_inference: float
-    mac_reduction: float | None
-    exit_fractions: tuple[float, ...]
-    energy_j_per_inference: float | None
-    meter: str | None
 
 
 @dataclass
@@ -172,6 +110,11 @@ class RunData:
     @property
     def dataset(self) -> str:
         return self.manifest.dataset
+
+    @property
+    def procedures(self) -> list[str]:
+        """The run's procedures in the order it ran them (summary, then sweep)."""
+        return list(dict.fromkeys([r.procedure for r in self.summary] + [r.procedure for r in self.sweep]))
 
     def provenance(self, target: str, meter: str) -> str:
         """Provenance of a (target, meter) pair: from summary.csv, else from the manifest."""

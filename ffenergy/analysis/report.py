@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ffenergy.analysis.load import RunData, SummaryRow
-from ffenergy.plot.style import energy_unit
+from ffenergy.units import format_energy
 
 INLINE_FORMATS = (".png", ".svg")  # GitHub shows these inline; PDFs are linked
 
@@ -20,16 +20,6 @@ INLINE_FORMATS = (".png", ".svg")  # GitHub shows these inline; PDFs are linked
 class SavedFigure:
     path: Path
     caption: str
-
-
-def format_energy(joules: float | None, ci95: float | None = None) -> str:
-    """'1.23 mJ' or '1.23 ± 0.04 mJ'; '—' when there is no measurement."""
-    if joules is None:
-        return "—"
-    scale, unit = energy_unit([joules])
-    if ci95 is None:
-        return f"{joules / scale:.3g} {unit}"
-    return f"{joules / scale:.3g} ± {float(f'{ci95 / scale:.2g}'):g} {unit}"  # 2 significant digits, no exponent
 
 
 def _num(value: float | None, spec: str, suffix: str = "") -> str:

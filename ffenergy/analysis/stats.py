@@ -80,3 +80,9 @@ def idle_drift(windows: Iterable[Any], domain: str = "total") -> float:
     if len(idle) < 2 or idle[0] == 0:
         return math.nan
     return (idle[-1] - idle[0]) / idle[0]
+
+
+def r_squared(y: np.ndarray, fitted: np.ndarray) -> float:
+    """Coefficient of determination; NaN when ``y`` is flat (R² is undefined there)."""
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return 1.0 - float(((y - fitted) ** 2).sum()) / ss_tot if ss_tot > 0 else math.nan

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 import ffenergy
-from ffenergy.experiment.results import write_json
+from ffenergy.contract import write_json
 
 STAGES = ("data", "model", "calibrate", "evaluate", "measure", "hil", "summary")
 

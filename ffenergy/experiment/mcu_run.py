@@ -7,25 +7,28 @@ flashed with the exported model (``hardware/README.md``) and a real meter.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
 from ffenergy.config import McuSection
+from ffenergy.contract import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows
 from ffenergy.data.base import Dataset
 from ffenergy.experiment.mcu_stage import fit_energy_vs_exit, run_mcu_stage
-from ffenergy.experiment.results import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows
-from ffenergy.export import check_fit, deploy, export_model
-from ffenergy.ff.arrays import ExitPolicy
-from ffenergy.ff.model import FFNetwork
-from ffenergy.procedures import network_kind
-from ffenergy.targets.base import all_modes
-from ffenergy.targets.launch import build_firmware
-from ffenergy.targets.mcu import McuConfig, open_mcu
+from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
+from ffenergy.firmware.export import check_fit, deploy, export_model
+from ffenergy.firmware.launch import build_firmware
+from ffenergy.firmware.protocol import Info
+from ffenergy.targets.mcu import McuSession, open_mcu
+from ffenergy.targets.mcu_config import McuConfig
+from ffenergy.targets.registry import TARGETS
+from ffenergy.vocabulary import all_modes
 
-BOARD_OF_TARGET = {"mcu-sim": "host", "mcu-qemu": "qemu-mps2-an386"}
+log = logging.getLogger(__name__)
 
 
 class FirmwareMismatch(RuntimeError):
@@ -37,35 +40,38 @@ class McuJob:
     """One (target, procedure) to deploy: which exit rule, exported where."""
 
     target: str
-    procedure: str  # mp, mp-pruned, op
+    procedure: str
+    arrays: NetworkArrays  # the learner's firmware hand-off
     policy: ExitPolicy
     export_dir: Path
 
 
 def run_mcu_job(
-    job: McuJob, net: FFNetwork, data: Dataset, section: McuSection, run_dir: Path,
-    on_session: Callable[[object], None], log: Callable[[str], None] = print,
+    job: McuJob, data: Dataset, section: McuSection, run_dir: Path, on_session: Callable[[McuSession], None],
 ) -> None:
     """Export and build the firmware for ``job``, open DUT + meter, measure the missing rows."""
-    arrays = net.to_arrays(network_kind(job.procedure))
-    board = BOARD_OF_TARGET.get(job.target, section.board)
+    arrays = job.arrays
+    target = TARGETS.entry(job.target)
+    board = target.fact("board") if target.fact("simulated") else section.board
     calib_x = data.x_val[:512] if section.dtype == "int8" else None
     if board != section.board:  # an emulated board: also hold the model to the size of the real one
         deployed = deploy(arrays, job.policy, section.dtype, calib_x, True, job.procedure)
         real = check_fit(deployed, section.board)
-        log(f"{job.procedure} {section.dtype} fits {section.board}: flash {deployed.flash_bytes():,} / "
-            f"{real.flash_bytes:,} B, RAM {deployed.ram_bytes():,} / {real.ram_bytes:,} B (estimated)")
+        log.info("%s %s fits %s: flash %s / %s B, RAM %s / %s B (estimated)", job.procedure, section.dtype,
+                 section.board, f"{deployed.flash_bytes():,}", f"{real.flash_bytes:,}", f"{deployed.ram_bytes():,}",
+                 f"{real.ram_bytes:,}")
     report = export_model(arrays, job.policy, job.export_dir, section.dtype, board, calib_x=calib_x, name=job.procedure)
     options = dict(section.options)
-    if job.target in BOARD_OF_TARGET:
+    if target.fact("simulated"):
         options["firmware"] = str(build_firmware(job.export_dir, board))
     config = McuConfig.from_dict(job.target, options)
     n = min(section.max_samples, len(data.y_test))
-    modes = section.modes or all_modes(net.n_layers)
+    modes = section.modes or all_modes(arrays.n_layers)
     with open_mcu(config, job.export_dir / "session") as session:
-        _check_firmware(session.dut.info_, net, job, report.out_dir)
+        _check_firmware(session.dut.info_, arrays.dims, job, report.out_dir)
         on_session(session)
-        log(f"{job.target}/{job.procedure}: {n} samples x {len(modes)} modes, {section.repeats} inferences per window")
+        log.info("%s/%s: %d samples x %d modes, %d inferences per window", job.target, job.procedure, n, len(modes),
+                 section.repeats)
         with CsvAppender(run_dir / "samples.csv", SAMPLES_COLUMNS) as samples, \
                 CsvAppender(run_dir / "windows.csv", WINDOWS_COLUMNS) as windows:
             run_mcu_stage(session.dut, session.meter, data.x_test[:n], data.y_test[:n], modes, section.repeats,
@@ -74,7 +80,7 @@ def run_mcu_job(
 
 
 def per_sample_attribution(run_dir: Path, target: str, procedure: str, layer_macs: np.ndarray,
-                           ground_truth: dict | None) -> dict | None:
+                           ground_truth: dict[str, Any] | None) -> dict[str, Any] | None:
     """Per-inference energy vs exit layer over an MCU target's samples, and the energy each layer
     adds; with a simulated meter, the same per-layer energy from the simulator's ground truth."""
     rows = [r for r in read_rows(run_dir / "samples.csv")
@@ -96,9 +102,9 @@ def per_sample_attribution(run_dir: Path, target: str, procedure: str, layer_mac
     return out
 
 
-def _check_firmware(info, net: FFNetwork, job: McuJob, export_dir: Path) -> None:
-    if list(info.dims) != list(net.dims[1:]) or info.n_in != net.dims[0]:
+def _check_firmware(info: Info, dims: list[int], job: McuJob, export_dir: Path) -> None:
+    if list(info.dims) != list(dims[1:]) or info.n_in != dims[0]:
         raise FirmwareMismatch(
             f"{job.target}: the board runs a {info.n_in}-{'-'.join(map(str, info.dims))} model "
-            f"({info.model_name!r}), this run exported {'-'.join(map(str, net.dims))}; flash the export in "
+            f"({info.model_name!r}), this run exported {'-'.join(map(str, dims))}; flash the export in "
             f"{export_dir} (see hardware/README.md) and run again with --resume")

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ffenergy.experiment.results import CsvAppender, read_rows
+from ffenergy.analysis.stats import r_squared
+from ffenergy.contract import TRACE_COLUMNS, CsvAppender, read_rows
 from ffenergy.meters.base import MeterError
 from ffenergy.meters.trigger_windows import WindowEnergyDetail
 from ffenergy.meters.triggered import DOMAIN, StreamRestarted, TriggeredMeter
-from ffenergy.targets.dut import Dut, DutError, DutReset, DutResult
+from ffenergy.firmware.dut import Dut, DutError, DutReset, DutResult
 
 log = logging.getLogger(__name__)
-TRACE_COLUMNS = ["t_s", "current_a", "voltage_v", "trigger"]
 TRACE_MAX_ROWS = 20_000
 
 
@@ -59,9 +59,7 @@ def fit_energy_vs_exit(exit_layers: np.ndarray, energy_j: np.ndarray) -> ExitFit
         raise ValueError(f"energy vs exit layer needs samples at two or more exit layers; got layers {sorted(set(x))}"
                          " (measure depth-k modes too)")
     slope, intercept = np.polyfit(x, y, 1)
-    ss_res = float(np.sum((y - (intercept + slope * x)) ** 2))
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
-    return ExitFit(float(slope), float(intercept), 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0, len(x))
+    return ExitFit(float(slope), float(intercept), r_squared(y, intercept + slope * x), len(x))
 
 
 def done_keys(samples_csv: Path, target: str) -> set[tuple[str, str, int]]:
@@ -83,7 +81,7 @@ def run_mcu_stage(
     """
     if repeats < 1:
         raise ValueError(f"repeats={repeats}: need >= 1 inference per window")
-    procedure = procedure or dut.info_.procedure  # e.g. "mp-pruned" for an MP firmware that prunes
+    procedure = procedure or dut.info_.scheme  # the result name; callers pass the learner's (e.g. mp-pruned)
     done = done_keys(samples_out.path, target)
     result = McuStageResult()
     rng = random.Random(seed)

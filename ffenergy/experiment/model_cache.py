@@ -1,27 +1,31 @@
-"""Trained networks cached by the hash of everything that shapes them (data, model, seed)."""
+"""Trained networks cached by the hash of everything that shapes them: the learner's network
+and training-code version, the training data (by content), the model config and the seed."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
-from typing import Any, Callable
+from typing import Any
 
 import torch
+from torch import nn
 
 from ffenergy.config import ExperimentConfig
 from ffenergy.data.base import Dataset
 from ffenergy.data.splits import cache_key, cache_root
-from ffenergy.ff.model import FFNetwork
-from ffenergy.ff.train import TrainConfig, train
+from ffenergy.learners.base import Learner
+
+log = logging.getLogger(__name__)
 
 
-def model_key(cfg: ExperimentConfig, data: Dataset) -> str:
-    """Changes whenever the trained weights could change: training data (by content, wherever it
-    was read from), model hyper-parameters and seed; the training device is not part of it."""
+def model_key(learner: type[Learner], cfg: ExperimentConfig, data: Dataset) -> str:
+    """Changes whenever the trained weights could change; the training device is not part of it."""
     model = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "device"}
     fingerprint = hashlib.sha256(data.x_train.tobytes() + data.y_train.tobytes()).hexdigest()
-    return cache_key(fingerprint, data.label_value, model, cfg.seed, data.class_names)
+    return cache_key(learner.network_id, learner.training_version, fingerprint, data.label_value, model, cfg.seed,
+                     data.class_names)
 
 
 def training_device(requested: str) -> str:
@@ -32,27 +36,24 @@ def training_device(requested: str) -> str:
     return requested
 
 
-def load_or_train(
-    cfg: ExperimentConfig, data: Dataset, progress: bool = True, log: Callable[[str], None] = print
-) -> tuple[FFNetwork, dict[str, Any]]:
-    """The network for this config: from the cache if present, else trained and cached."""
-    key = model_key(cfg, data)
+def load_or_train(learner: type[Learner], cfg: ExperimentConfig, data: Dataset,
+                  progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    """The learner's network for this config: from the cache if present, else trained and cached."""
+    key = model_key(learner, cfg, data)
     path = cache_root(os.environ.get("FFENERGY_MODEL_CACHE", "")) / "models" / f"{key}.pt"
     torch.manual_seed(cfg.seed)  # the initial weights come from the seed, not from whatever ran before
-    net = FFNetwork([data.n_features] + list(cfg.model.hidden), data.n_classes, data.label_value)
+    net = learner.build([data.n_features, *cfg.model.hidden], data.n_classes, data.label_value)
     if path.exists():
         blob = torch.load(path, map_location="cpu", weights_only=True)
         net.load_state_dict(blob["state"])
         net.eval()
-        log(f"model: loaded from cache ({key})")
+        log.info("model %s: loaded from cache (%s)", learner.network_id, key)
         return net, {"cache": "hit", "cache_key": key, **blob["info"]}
     device = training_device(cfg.model.device)
-    train_cfg = TrainConfig(**{f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(TrainConfig)})
-    log(f"model: training {'-'.join(map(str, net.dims))} on {device} for {train_cfg.epochs} epochs")
-    result = train(net, data.x_train, data.y_train, train_cfg, cfg.seed, device, progress)
-    net.to("cpu")
-    info = {"train_seconds": round(result.seconds, 2), "train_device": device,
-            "ff_loss": result.ff_loss, "head_loss": result.head_loss}
+    log.info("model %s: training %s on %s for %d epochs", learner.network_id,
+             "-".join(map(str, [data.n_features, *cfg.model.hidden])), device, cfg.model.epochs)
+    info = learner.fit(net, data.x_train, data.y_train, cfg.model, cfg.seed, device, progress)
+    net.to("cpu").eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"state": net.state_dict(), "info": info}, tmp)

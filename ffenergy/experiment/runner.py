@@ -8,42 +8,49 @@ and ``--resume`` completes only what is missing.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import defaultdict
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
+from torch import nn
 
 from ffenergy.analysis.attribution import attribute, exit_distribution, windows_from_rows
 from ffenergy.analysis.metrics import macro_f1, mode_stats, per_class_rows
 from ffenergy.analysis.stats import summarise_rows
 from ffenergy.config import ExperimentConfig
-from ffenergy.data import load_experiment_data
-from ffenergy.data.base import Dataset
-from ffenergy.experiment.manifest import Manifest, now_iso
-from ffenergy.experiment.model_cache import load_or_train
-from ffenergy.experiment.results import (
-    PER_CLASS_COLUMNS, SAMPLES_COLUMNS, SUMMARY_COLUMNS, SWEEP_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows,
+from ffenergy.contract import (
+    PER_CLASS_COLUMNS,
+    SAMPLES_COLUMNS,
+    SUMMARY_COLUMNS,
+    SWEEP_COLUMNS,
+    WINDOWS_COLUMNS,
+    CsvAppender,
+    read_rows,
     write_json,
 )
+from ffenergy.data.base import Dataset
+from ffenergy.experiment.dataset import load_experiment_data
+from ffenergy.experiment.manifest import Manifest, now_iso
 from ffenergy.experiment.mcu_run import McuJob, per_sample_attribution, run_mcu_job
-from ffenergy.ff.arrays import ExitPolicy
-from ffenergy.ff.calibrate import Calibration, calibrate, select_alpha
-from ffenergy.ff.inference import ExitSpec, batched_depth_scores, exits_from_scores
-from ffenergy.ff.macs import layer_macs, macs_at_exit
-from ffenergy.ff.model import FFNetwork
+from ffenergy.experiment.model_cache import load_or_train
+from ffenergy.learners import LEARNERS
+from ffenergy.learners.base import Learner
+from ffenergy.learners.calibrate import Calibration, calibrate, select_alpha
+from ffenergy.learners.exits import batched_depth_scores, exits_from_scores
 from ffenergy.measure import MethodConfig, Workload, measure
 from ffenergy.meters.auto import auto_meter, make_meter
 from ffenergy.meters.base import Meter, MeterUnavailable
 from ffenergy.meters.codecarbon_meter import CarbonIntensity, grams_co2_per_1000_inferences, resolve_intensity
-from ffenergy.procedures import network_kind
-from ffenergy.targets.base import all_modes, forced_depth
-from ffenergy.targets.host import HOST_TARGETS, HostTarget
-from ffenergy.targets.mcu import MCU_TARGETS
+from ffenergy.targets.host import HostTarget
+from ffenergy.targets.registry import TARGETS, host_targets, mcu_targets
+from ffenergy.vocabulary import all_modes, forced_depth
 
+log = logging.getLogger(__name__)
 
 
 class RunError(RuntimeError):
@@ -67,11 +74,15 @@ class RunOptions:
 
 @dataclass
 class Procedure:
-    """One inference procedure of the run with its calibrated exit rule."""
+    """One inference procedure of the run: a trained learner with its calibrated exit rule."""
 
-    name: str  # mp, mp-pruned, op
-    spec: ExitSpec
+    learner: Learner
     calibration: Calibration
+    thresholds: tuple[float, ...]
+
+    @property
+    def name(self) -> str:
+        return self.learner.name
 
 
 class Runner:
@@ -79,7 +90,6 @@ class Runner:
 
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, manifest: Manifest, opts: RunOptions):
         self.cfg, self.run_dir, self.manifest, self.opts = cfg, run_dir, manifest, opts
-        self.log = print
 
     # -- stages ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -105,54 +115,62 @@ class Runner:
                 "classes": data.class_names, "label_value": data.label_value, **data.extra,
             })
         with self.stage("model"):
-            net, train_info = load_or_train(self.cfg, data, progress=self.opts.progress, log=self.log)
-            torch.save(net.state_dict(), self.run_dir / "model.pt")
-            self.manifest.update(model={"dims": net.dims, **train_info})
+            learners = self.learners(data)
         with self.stage("calibrate"):
-            procedures = self.calibrate(net, data)
+            procedures = self.calibrate(learners, data)
         with self.stage("evaluate"):
-            self.evaluate(net, data, procedures)
+            self.evaluate(data, procedures)
         with self.stage("measure"):
-            self.measure(net, data, procedures)
+            self.measure(data, procedures)
         with self.stage("hil"):
-            self.hil(net, data, procedures)
+            self.hil(data, procedures)
         with self.stage("summary"):
-            rows = self.summarise(net)
+            rows = self.summarise(procedures)
         self.manifest.update(finished=now_iso())
         return rows
 
-    def calibrate(self, net: FFNetwork, data: Dataset) -> list[Procedure]:
+    def learners(self, data: Dataset) -> list[Learner]:
+        """One learner per procedure; procedures whose learners share a network train it once."""
+        networks: dict[str, nn.Module] = {}
+        infos: dict[str, dict[str, object]] = {}
+        learners = []
+        for name in self.cfg.inference.procedures:
+            cls = LEARNERS.get(name)
+            if cls.network_id not in networks:
+                networks[cls.network_id], infos[cls.network_id] = load_or_train(
+                    cls, self.cfg, data, progress=self.opts.progress)
+            learners.append(cls(name, networks[cls.network_id], self.cfg.inference))
+        torch.save({"networks": {key: net.state_dict() for key, net in networks.items()}}, self.run_dir / "model.pt")
+        self.manifest.update(model={"dims": learners[0].dims, "networks": infos})
+        return learners
+
+    def calibrate(self, learners: list[Learner], data: Dataset) -> list[Procedure]:
         """Thresholds on the validation split; the alpha sweep on the test split (sweep.csv)."""
         inf = self.cfg.inference
-        device = next(net.parameters()).device
         procedures, sweep_rows, calib_json = [], [], {}
-        full_macs = {p: macs_at_exit(net.dims, net.n_classes, p)[-1] for p in ("mp", "op")}
-        for name in inf.procedures:
-            kind = network_kind(name)
-            stat = inf.op_statistic if kind == "op" else inf.mp_statistic
-            pruned = name == "mp-pruned"
-            base = ExitSpec(kind, stat, None, inf.prune_after if pruned else 0, inf.prune_keep if pruned else 0)
-            val_scores = batched_depth_scores(net, data.x_val, base, inf.batch_size, device)
-            cal = calibrate(val_scores, data.y_val, base)
+        by_name = {learner.name: learner for learner in learners}
+        for learner in learners:
+            name, stat = learner.name, learner.statistic
+            val_scores = batched_depth_scores(learner, data.x_val, inf.batch_size)
+            cal = calibrate(learner, val_scores, data.y_val)
             alpha = inf.alpha if inf.alpha_select == "fixed" else select_alpha(
-                val_scores, data.y_val, base, cal, inf.alpha_sweep, inf.max_loss_pp)
-            spec = ExitSpec(base.procedure, stat, tuple(cal.thresholds(alpha).tolist()),
-                            base.prune_after, base.prune_keep)
-            procedures.append(Procedure(name, spec, cal))
+                learner, val_scores, data.y_val, cal, inf.alpha_sweep, inf.max_loss_pp)
+            thresholds = tuple(cal.thresholds(alpha).tolist())
+            procedures.append(Procedure(learner, cal, thresholds))
             calib_json[name] = {"statistic": stat, "alpha": alpha, "alpha_select": inf.alpha_select,
-                                "thresholds": list(spec.thresholds), "prune_after": spec.prune_after,
-                                "prune_keep": spec.prune_keep, **cal.to_json()}
-            test_scores = batched_depth_scores(net, data.x_test, base, inf.batch_size, device)
-            cost = macs_at_exit(net.dims, net.n_classes, kind, base.prune_after, base.prune_keep)
+                                "thresholds": list(thresholds), **learner.calibration_facts(), **cal.to_json()}
+            test_scores = batched_depth_scores(learner, data.x_test, inf.batch_size)
+            cost = learner.macs_at_exit()
+            full_macs = by_name.get(learner.reference, learner).macs_at_exit()[-1]
             for alpha in sorted(set(inf.alpha_sweep) | {inf.alpha, calib_json[name]["alpha"]}):
-                pred, exits = exits_from_scores(test_scores, base, cal.thresholds(alpha))
-                fractions = np.bincount(exits, minlength=net.n_layers + 1)[1:] / len(exits)
+                pred, exits = exits_from_scores(learner, test_scores, cal.thresholds(alpha))
+                fractions = np.bincount(exits, minlength=learner.n_layers + 1)[1:] / len(exits)
                 macs = float(cost[exits - 1].mean())
                 sweep_rows.append({
                     "target": "host", "procedure": name, "statistic": stat, "alpha": alpha,
                     "accuracy": float(np.mean(pred == data.y_test)), "macro_f1": macro_f1(data.y_test, pred),
                     "mean_layers": float(exits.mean()), "macs_per_inference": macs,
-                    "mac_reduction": full_macs[kind] / macs,
+                    "mac_reduction": full_macs / macs,
                     "exit_fractions": ";".join(f"{f:.6g}" for f in fractions),
                 })
         write_json(self.run_dir / "calibration.json", calib_json)
@@ -160,32 +178,32 @@ class Runner:
         return procedures
 
     def host_targets(self) -> list[HostTarget]:
-        return [HostTarget.open(t) for t in self.cfg.targets if t in HOST_TARGETS]
+        return [HostTarget.open(t) for t in host_targets(self.cfg.targets)]
 
-    def evaluate(self, net: FFNetwork, data: Dataset, procedures: list[Procedure]) -> None:
+    def evaluate(self, data: Dataset, procedures: list[Procedure]) -> None:
         """Every (target, procedure, mode) over the whole test split into samples.csv."""
         path = self.run_dir / "samples.csv"
         targets = self.host_targets()
         done = _complete_groups(path, len(data.y_test), {t.name for t in targets})
         with CsvAppender(path, SAMPLES_COLUMNS) as out:
             for target in targets:
-                target.deploy(net)
                 self.manifest.data["targets"][target.name] = target.describe()
                 for proc in procedures:
-                    for mode in all_modes(net.n_layers):
+                    learner = target.deploy(proc.learner)
+                    for mode in all_modes(learner.n_layers):
                         if (target.name, proc.name, mode) in done:
                             continue
-                        p = target.predict(net, data.x_test, proc.spec, forced_depth(mode, net.n_layers),
-                                           self.cfg.inference.batch_size)
+                        p = target.predict(learner, data.x_test, proc.thresholds,
+                                           forced_depth(mode, learner.n_layers), self.cfg.inference.batch_size)
                         out.write_many(
                             {"target": target.name, "procedure": proc.name, "mode": mode, "sample": i,
                              "label": int(y), "pred": int(p.pred[i]), "exit_layer": int(p.exit_layer[i]),
                              "macs": int(p.macs[i]), "correct": int(p.pred[i] == y)}
                             for i, y in enumerate(data.y_test))
-            net.to("cpu")
+        _to_cpu(procedures)
         self.manifest.save()
 
-    def measure(self, net: FFNetwork, data: Dataset, procedures: list[Procedure]) -> None:
+    def measure(self, data: Dataset, procedures: list[Procedure]) -> None:
         """Energy windows of every (procedure, mode) on every host target into windows.csv."""
         meter_name = self.cfg.meter
         if meter_name == "none":
@@ -203,39 +221,37 @@ class Runner:
             with meter:
                 info = meter.info
                 self.record_meter(target.name, meter)
-                target.deploy(net)
-                workloads = {
+                workloads: dict[Hashable, Workload] = {
                     (proc.name, mode): Workload(
-                        target.batch_runner(net, x, proc.spec, forced_depth(mode, net.n_layers), m.batch_size),
+                        target.batch_runner(target.deploy(proc.learner), x, proc.thresholds,
+                                            forced_depth(mode, proc.learner.n_layers), m.batch_size),
                         target.sync)
                     for proc in procedures if proc.name in (m.procedures or [p.name for p in procedures])
-                    for mode in all_modes(net.n_layers)
+                    for mode in all_modes(proc.learner.n_layers)
                 }
                 done = {((r["procedure"], r["mode"]), int(r["repeat"])) for r in existing
                         if r["target"] == target.name and r["meter"] == info.name and r["domain"] == "total"}
-                self.log(f"measuring {len(workloads)} modes x {m.repeats} repeats on {target.name} "
-                         f"with meter {info.name} ({info.provenance})")
+                log.info("measuring %d modes x %d repeats on %s with meter %s (%s)", len(workloads), m.repeats,
+                         target.name, info.name, info.provenance)
                 with CsvAppender(path, WINDOWS_COLUMNS) as out:
                     def on_window(w, _target=target.name, _meter=info.name) -> None:
                         proc, mode = w.key if w.key is not None else ("idle", "idle")
                         out.write_many({"target": _target, "meter": _meter, "procedure": proc, "mode": mode, **row}
                                        for row in w.domain_rows())
                     measure(meter, workloads, method, done=done, on_window=on_window)
-            net.to("cpu")
+            _to_cpu(procedures)
 
-    def hil(self, net: FFNetwork, data: Dataset, procedures: list[Procedure]) -> None:
+    def hil(self, data: Dataset, procedures: list[Procedure]) -> None:
         """Deploy to every MCU target and measure per-inference energy with its external meter."""
-        targets = [t for t in self.cfg.targets if t in MCU_TARGETS]
+        targets = mcu_targets(self.cfg.targets)
         if not targets:
             self.manifest.set_stage("hil", "skipped: no MCU target")
             return
         wanted = self.cfg.mcu.procedures or [p.name for p in procedures]
         for target in targets:
             for proc in (p for p in procedures if p.name in wanted):
-                spec = proc.spec
-                policy = ExitPolicy(spec.statistic, np.array(spec.thresholds, np.float32),
-                                    spec.prune_after, spec.prune_keep)
-                job = McuJob(target, proc.name, policy, self.run_dir / "hil" / f"{target}-{proc.name}")
+                arrays, policy = proc.learner.firmware(np.array(proc.thresholds, np.float32))
+                job = McuJob(target, proc.name, arrays, policy, self.run_dir / "hil" / f"{target}-{proc.name}")
 
                 def on_session(session, _target=target) -> None:
                     self.record_meter(_target, session.meter)
@@ -243,7 +259,7 @@ class Runner:
                     self.manifest.save()
 
                 try:
-                    run_mcu_job(job, net, data, self.cfg.mcu, self.run_dir, on_session, self.log)
+                    run_mcu_job(job, data, self.cfg.mcu, self.run_dir, on_session)
                 except (OSError, ValueError, RuntimeError) as exc:
                     raise RunError(f"{target}/{proc.name}: {exc}\nEverything measured so far is in "
                                    f"{self.run_dir}; fix the cause and continue with --resume {self.run_dir}") from exc
@@ -255,12 +271,12 @@ class Runner:
             if name == "auto":
                 meter, table = auto_meter(gpu=0 if target.device == "cuda" else None, options=options)
                 for status in table:
-                    self.log(f"  meter {status.name:<11} {'usable' if status.usable else 'no':<7} {status.reason}")
+                    log.info("  meter %-11s %-7s %s", status.name, "usable" if status.usable else "no", status.reason)
                 return meter
             return make_meter(name, **options.get(name, {}))
         except MeterUnavailable as exc:
             if name == "auto":
-                self.log(f"no energy measured on {target.name}: {exc}")
+                log.warning("no energy measured on %s: %s", target.name, exc)
                 self.manifest.set_stage("measure", f"skipped on {target.name}: no usable meter")
                 return None
             raise RunError(f"meter {name}: {exc}") from exc
@@ -272,7 +288,7 @@ class Runner:
         meters = [e for e in self.manifest.data["meters"] if (e["target"], e["name"]) != (target, info.name)]
         self.manifest.update(meters=meters + [entry])
 
-    def summarise(self, net: FFNetwork) -> list[dict]:
+    def summarise(self, procedures: list[Procedure]) -> list[dict]:
         """summary.csv and attribution.json from samples.csv and windows.csv."""
         samples = read_rows(self.run_dir / "samples.csv")
         windows = read_rows(self.run_dir / "windows.csv")
@@ -285,12 +301,16 @@ class Runner:
         for (target, meter, _, _) in energy:
             meters_of[target].add(meter)
         intensity = self.carbon_intensity()
+        reference = {p.name: p.learner.reference for p in procedures}
         rows = []
         for (target, procedure, mode), s in stats.items():
-            full = stats[(target, network_kind(procedure), "full")]
+            baseline = reference.get(procedure, procedure)
+            if (target, baseline, "full") not in stats:
+                baseline = procedure  # the reference procedure was not run: compare with its own full mode
+            full = stats[(target, baseline, "full")]
             for meter in sorted(meters_of[target]) or ["none"]:
                 e = energy.get((target, meter, procedure, mode))
-                e_full = energy.get((target, meter, network_kind(procedure), "full"))
+                e_full = energy.get((target, meter, baseline, "full"))
                 rows.append({
                     "dataset": self.cfg.data.dataset, "target": target, "meter": meter,
                     "provenance": provenance.get((target, meter), ""), "procedure": procedure, "mode": mode,
@@ -306,7 +326,8 @@ class Runner:
                 })
         _rewrite_csv(self.run_dir / "summary.csv", SUMMARY_COLUMNS, rows)
         _rewrite_csv(self.run_dir / "per_class.csv", PER_CLASS_COLUMNS, per_class_rows(samples, self.class_names()))
-        write_json(self.run_dir / "attribution.json", {"fits": self.attribution(net, samples, windows, stats)})
+        learners = {p.name: p.learner for p in procedures}
+        write_json(self.run_dir / "attribution.json", {"fits": self.attribution(learners, samples, windows, stats)})
         return rows
 
     def carbon_intensity(self) -> CarbonIntensity | None:
@@ -324,14 +345,8 @@ class Runner:
     def class_names(self) -> list[str]:
         return self.manifest.data.get("dataset", {}).get("classes", [])
 
-    def layer_macs(self, net: FFNetwork, procedure: str) -> np.ndarray:
-        """MACs each layer adds to one inference of ``procedure``."""
-        inf = self.cfg.inference
-        pruned = procedure == "mp-pruned"
-        return layer_macs(net.dims, net.n_classes, network_kind(procedure),
-                          inf.prune_after if pruned else 0, inf.prune_keep if pruned else 0)
-
-    def attribution(self, net: FFNetwork, samples: list[dict], windows: list[dict], stats: dict) -> list[dict]:
+    def attribution(self, learners: dict[str, Learner], samples: list[dict], windows: list[dict],
+                    stats: dict) -> list[dict]:
         fits = []
         domains = _summary_domains(windows)
         keys = sorted({(w["target"], w["meter"], w["procedure"]) for w in windows if w["procedure"] != "idle"})
@@ -345,12 +360,12 @@ class Runner:
                 fit = attribute(mode_windows, macs, exit_distribution(exits) if exits else None,
                                 target=target, meter=meter, procedure=procedure)
             except ValueError as exc:
-                self.log(f"attribution {target}/{meter}/{procedure} skipped: {exc}")
+                log.info("attribution %s/%s/%s skipped: %s", target, meter, procedure, exc)
                 continue
             entry = fit.to_json()
-            if target in MCU_TARGETS:
+            if TARGETS.entry(target).fact("mcu") and procedure in learners:
                 entry["per_sample"] = per_sample_attribution(
-                    self.run_dir, target, procedure, self.layer_macs(net, procedure),
+                    self.run_dir, target, procedure, learners[procedure].layer_macs(),
                     self.manifest.data["targets"].get(target, {}).get("meter", {}).get("ground_truth"))
             fits.append(entry)
         return fits
@@ -372,14 +387,18 @@ def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[
         run_dir.mkdir(parents=True, exist_ok=False)
         manifest = Manifest.create(run_dir / "manifest.json", run_dir.name, cfg.to_dict(), cfg.hash(), cfg.seed)
         manifest.update(config_dir=str(getattr(cfg, "config_dir", ".")))
-    for target in cfg.targets:
-        if target == "cuda":
-            HostTarget.open("cuda")  # fail before any work when there is no GPU
+    for target in host_targets(cfg.targets):
+        HostTarget.open(target)  # fail before any work when a host target cannot run here
     runner = Runner(cfg, run_dir, manifest, opts)
     try:
         return run_dir, runner.run()
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir) from None
+
+
+def _to_cpu(procedures: list[Procedure]) -> None:
+    for proc in procedures:
+        proc.learner.net.to("cpu")
 
 
 def _summary_domains(windows: list[dict]) -> dict[tuple[str, str], str]:

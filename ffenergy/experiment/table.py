@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from ffenergy.units import energy_unit, format_energy
 
 
 def _num(value, fmt: str) -> str:
@@ -12,27 +15,24 @@ def _num(value, fmt: str) -> str:
     return "-" if math.isnan(value) else format(value, fmt)
 
 
-def _energy(row: dict) -> str:
-    e = row.get("energy_j_per_inference")
-    if e in (None, ""):
-        return "-"
-    ci = row.get("energy_ci95_j")
-    text = f"{float(e) * 1e6:.2f}"
-    if ci not in (None, "") and not math.isnan(float(ci)):
-        text += f" ± {float(ci) * 1e6:.2f}"
-    return text
+def _energy(row: dict[str, Any], unit: tuple[float, str]) -> str:
+    e, ci = (row.get(k) for k in ("energy_j_per_inference", "energy_ci95_j"))
+    return format_energy(float(e) if e not in (None, "") else None, float(ci) if ci not in (None, "") else None,
+                         unit, missing="-")
 
 
 def format_summary(rows: list[dict]) -> str:
     """A fixed-width table: one line per (target, meter, procedure, mode)."""
     order = {"full": 0, "light": 1}
     ordered = sorted(rows, key=lambda r: (r["target"], r["meter"], r["procedure"], order.get(r["mode"], 2), r["mode"]))
+    unit = energy_unit([float(r["energy_j_per_inference"]) for r in rows
+                        if r.get("energy_j_per_inference") not in (None, "")])
     header = ["target", "meter", "procedure", "mode", "acc %", "F1", "layers", "MMAC/inf", "MAC red.",
-              "µJ/inf (net, 95% CI)", "energy red."]
+              "energy/inf (net, 95% CI)", "energy red."]
     body = [
         [r["target"], f"{r['meter']} ({r['provenance']})" if r.get("provenance") else r["meter"], r["procedure"],
          r["mode"], _num(100 * float(r["accuracy"]), ".2f"), _num(r["macro_f1"], ".3f"), _num(r["mean_layers"], ".2f"),
-         _num(float(r["macs_per_inference"]) / 1e6, ".3f"), _num(r["mac_reduction"], ".2f") + "x", _energy(r),
+         _num(float(r["macs_per_inference"]) / 1e6, ".3f"), _num(r["mac_reduction"], ".2f") + "x", _energy(r, unit),
          _num(r["energy_reduction"], ".2f") + ("x" if r.get("energy_reduction") not in (None, "") else "")]
         for r in ordered
     ]

@@ -1,4 +1,4 @@
-"""Meter registry: build a meter by name, list what works here and why not, pick the best.
+"""Build a meter by name, list what works here and why not, pick the best.
 
 ``auto`` tries, best first: ``nvml`` (only when a GPU is the target), ``rapl``, then the
 ``codecarbon`` estimate. It never falls back to the simulator, which is only used by name.
@@ -6,35 +6,14 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ffenergy.meters.base import Meter, MeterError, MeterUnavailable
+from ffenergy.meters.registry import METERS
 
 
-@dataclass(frozen=True)
-class MeterSpec:
-    name: str
-    factory: str  # "module:Class", imported only when used
-    provenance: str  # what it gives when usable ("measured or estimated": decided on the machine)
-    probe: bool  # False: needs options (a serial port) before it can be tried
-    about: str
-
-
-METERS: dict[str, MeterSpec] = {s.name: s for s in (
-    MeterSpec("nvml", "ffenergy.meters.nvml:NvmlMeter", "measured", True, "NVIDIA GPU energy counter (NVML)"),
-    MeterSpec("rapl", "ffenergy.meters.rapl:RaplMeter", "measured", True, "CPU package/DRAM RAPL counters"),
-    MeterSpec("pyjoules", "ffenergy.meters.pyjoules_meter:PyJoulesMeter", "measured", True,
-              "pyJoules 0.5.1 with its unit/wrap bugs corrected (cross-check)"),
-    MeterSpec("codecarbon", "ffenergy.meters.codecarbon_meter:CodeCarbonMeter", "estimated", True,
-              "CodeCarbon offline tracker (CPU TDP x load estimate without RAPL)"),
-    MeterSpec("simulated", "ffenergy.meters.simulated:SimulatedMeter", "simulated", True,
-              "energy model with known ground truth (CI); never chosen by auto"),
-    MeterSpec("ina226", "ffenergy.meters.ina226:Ina226Meter", "measured", False, "INA226 logger on a serial port"),
-    MeterSpec("ppk2", "ffenergy.meters.ppk2:Ppk2Meter", "measured", False, "Nordic PPK2 on a serial port"),
-)}
 AUTO_ORDER_GPU = ("nvml", "rapl", "codecarbon")
 AUTO_ORDER_CPU = ("rapl", "codecarbon")
 
@@ -49,22 +28,20 @@ class MeterStatus:
     reason: str
 
 
-def _meter_class(spec: MeterSpec) -> type[Meter]:
-    module, _, cls = spec.factory.partition(":")
+def _meter_class(name: str) -> type[Meter]:
     try:
-        return getattr(importlib.import_module(module), cls)
+        return METERS.get(name)
     except ImportError as exc:
-        raise MeterUnavailable(f"{spec.name}: cannot import {module}: {exc}") from exc
+        raise MeterUnavailable(f"{name}: cannot import {METERS.entry(name).target}: {exc}") from exc
 
 
 def make_meter(name: str, **options: Any) -> Meter:
     """Build the meter called ``name`` (``auto`` picks one; see :func:`auto_meter`)."""
     if name == "auto":
         return auto_meter(**options)[0]
-    spec = METERS.get(name)
-    if spec is None:
-        raise ValueError(f"unknown meter {name!r}; choose one of: auto, {', '.join(METERS)}")
-    cls = _meter_class(spec)
+    if name not in METERS:
+        raise ValueError(f"unknown meter {name!r}; choose one of: auto, {', '.join(METERS.names())}")
+    cls = _meter_class(name)
     try:
         inspect.signature(cls).bind(**options)
     except TypeError as exc:
@@ -74,21 +51,22 @@ def make_meter(name: str, **options: Any) -> Meter:
 
 
 def _probe(name: str, options: Mapping[str, Any]) -> tuple[Meter | None, MeterStatus]:
-    spec = METERS[name]
-    if not spec.probe and not options:
-        return None, MeterStatus(name, spec.provenance, False, f"not probed: {spec.about}; give its port option")
+    entry = METERS.entry(name)
+    provenance = entry.fact("provenance")
+    if entry.fact("needs_port") and not options:
+        return None, MeterStatus(name, provenance, False, f"not probed: {entry.summary}; give its port option")
     try:
         meter = make_meter(name, **options)
     except (MeterError, ValueError) as exc:
-        return None, MeterStatus(name, spec.provenance, False, str(exc).splitlines()[0])
+        return None, MeterStatus(name, provenance, False, str(exc).splitlines()[0])
     info = meter.info
-    return meter, MeterStatus(name, info.provenance, True, f"{spec.about}; domains {', '.join(info.domains)}")
+    return meter, MeterStatus(name, info.provenance, True, f"{entry.summary}; domains {', '.join(info.domains)}")
 
 
 def available_meters(options: Mapping[str, Mapping[str, Any]] | None = None) -> list[MeterStatus]:
     """Every known meter: usable here or not, and why. ``options`` maps meter name -> its options."""
     statuses = []
-    for name in METERS:
+    for name in METERS.names():
         meter, status = _probe(name, (options or {}).get(name, {}))
         if meter is not None:
             meter.close()
@@ -106,7 +84,7 @@ def auto_meter(gpu: int | None = None, options: Mapping[str, Mapping[str, Any]] 
     table = []
     for name in AUTO_ORDER_GPU if gpu is not None else AUTO_ORDER_CPU:
         if chosen is not None:
-            table.append(MeterStatus(name, METERS[name].provenance, False, "not tried: a better meter was usable"))
+            table.append(MeterStatus(name, METERS.entry(name).fact("provenance"), False, "not tried: a better meter was usable"))
             continue
         chosen, status = _probe(name, options.get(name, {}))
         table.append(MeterStatus(name, status.provenance, status.usable,

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-Provenance = Literal["measured", "estimated", "simulated"]
-PROVENANCES: tuple[str, ...] = ("measured", "estimated", "simulated")
+from ffenergy.vocabulary import Provenance
 
 
 class MeterError(RuntimeError):

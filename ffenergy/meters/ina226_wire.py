@@ -5,11 +5,12 @@ Shared by the host driver (``ina226.py``) and the simulated logger (``ffenergy.s
 
 from __future__ import annotations
 
-import binascii
 import struct
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ffenergy.crc16 import crc16_rows
 
 SYNC = b"\xa7\x7a"
 INFO_PREFIX = b"#FFM1 "
@@ -20,26 +21,11 @@ FLAG_TRIGGER = 0x01
 FLAG_MISSED = 0x02
 
 _BODY = struct.Struct("<HIHhB")  # seq, t_us, bus, shunt, flags (bytes 2..12)
-# CRC-16/CCITT-FALSE table; binascii.crc_hqx(bytes([b]), 0) is the MSB-first table entry for b
-_CRC_TABLE = np.array([binascii.crc_hqx(bytes([b]), 0) for b in range(256)], dtype=np.uint16)
 FRAME_DTYPE = np.dtype(
     [("sync", "S2"), ("seq", "<u2"), ("t_us", "<u4"), ("bus", "<u2"), ("shunt", "<i2"), ("flags", "u1"),
      ("crc", "<u2")]
 )
 assert FRAME_DTYPE.itemsize == FRAME_LEN
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16/CCITT-FALSE; crc16(b"123456789") == 0x29B1."""
-    return binascii.crc_hqx(data, 0xFFFF)
-
-
-def _crc_rows(rows: np.ndarray) -> np.ndarray:
-    """CRC-16/CCITT-FALSE of every row of a (k, n) uint8 array, vectorised over rows."""
-    crc = np.full(rows.shape[0], 0xFFFF, dtype=np.uint16)
-    for j in range(rows.shape[1]):
-        crc = (crc << np.uint16(8)) ^ _CRC_TABLE[(crc >> np.uint16(8)) ^ rows[:, j]]
-    return crc
 
 
 def encode_frames(seq: np.ndarray, t_us: np.ndarray, bus: np.ndarray, shunt: np.ndarray,
@@ -54,7 +40,7 @@ def encode_frames(seq: np.ndarray, t_us: np.ndarray, bus: np.ndarray, shunt: np.
     rec["shunt"] = shunt
     rec["flags"] = flags
     raw = rec.view(np.uint8).reshape(n, FRAME_LEN)
-    rec["crc"] = _crc_rows(raw[:, 2:13])
+    rec["crc"] = crc16_rows(raw[:, 2:13])
     return rec.tobytes()
 
 
@@ -149,7 +135,7 @@ class StreamDecoder:
         n_aligned = k if aligned.all() else int(np.argmin(aligned))
         rows = rows[:n_aligned]
         want = rows[:, 13].astype(np.uint16) | (rows[:, 14].astype(np.uint16) << np.uint16(8))
-        crc_ok = _crc_rows(rows[:, 2:13]) == want
+        crc_ok = crc16_rows(rows[:, 2:13]) == want
         n_good = n_aligned if crc_ok.all() else int(np.argmin(crc_ok))
         if n_good:
             rec = np.frombuffer(rows[:n_good].tobytes(), FRAME_DTYPE)

@@ -11,7 +11,18 @@ import numpy as np
 
 from ffenergy.analysis.load import Fit, RunData
 from ffenergy.plot import costs
-from ffenergy.plot.style import Drawn, Skipped, badge, energy_unit, new_figure, procedure_color, procedure_label, slug, title, warn_nonpositive
+from ffenergy.plot.style import (
+    Drawn,
+    Skipped,
+    badge,
+    new_figure,
+    procedure_color,
+    procedure_label,
+    slug,
+    title,
+    warn_nonpositive,
+)
+from ffenergy.units import energy_unit
 
 MAX_SCATTER = 2500
 
@@ -42,7 +53,7 @@ def _draw_one(run: RunData, target: str, meter: str) -> Drawn:
     rng = np.random.default_rng(0)
     plotted: list[float] = []
     for ax, proc in zip(axes, procedures):
-        color = procedure_color(proc)
+        color = procedure_color(proc, run.procedures)
         depth = _depth_rows(run, target, meter, proc)
         energies = [r.energy_j_per_inference for r in depth]
         if per_sample:

@@ -7,7 +7,6 @@ plotted; the exit code is non-zero only when nothing could be plotted.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import multiprocessing
 import os
@@ -19,29 +18,9 @@ from tqdm import tqdm
 
 from ffenergy.analysis.load import RunData, RunLoadError, find_runs, load_run
 from ffenergy.plot.run_figures import plot_comparison, plot_run
-from ffenergy.plot.style import FORMATS
+from ffenergy.plot import FORMATS
 
 COMPARISON_DIR = "comparison"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``plot`` arguments, for mounting as a subcommand of the main CLI."""
-    parser.add_argument("results", nargs="+", type=Path, metavar="RESULTS",
-                        help="run directories (results/<run-id>) or folders holding runs")
-    parser.add_argument("--format", dest="fmt", choices=FORMATS, default="png", help="figure format (default png)")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N",
-                        help="worker processes (default: one per core, at most 2)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ffenergy plot", description="Figures and report.md from result directories.")
-    add_arguments(parser)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return plot_command(args.results, args.fmt, args.jobs)
 
 
 def _say(message: str) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ffenergy.analysis.load import RunData
-from ffenergy.plot.style import Drawn, Skipped, badge, energy_unit, new_figure, procedure_label, title, log_axis
-from ffenergy.targets.base import depth_of
+from ffenergy.plot.style import Drawn, Skipped, badge, log_axis, new_figure, procedure_label, title
+from ffenergy.units import energy_unit
+from ffenergy.vocabulary import depth_of
 
 MODES = ("full", "light")
 

@@ -31,7 +31,7 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
             x = layers + (i - (len(procedures) - 1) / 2) * width
             label = (f"{procedure_label(proc)}: mean {exits.mean():.2f} layers, "
                      f"accuracy {samples.correct[rows].mean() * 100:.2f}% (n={exits.size})")
-            bars = ax.bar(x, frac, width * 0.95, color=procedure_color(proc), label=label)
+            bars = ax.bar(x, frac, width * 0.95, color=procedure_color(proc, run.procedures), label=label)
             ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
         ax.set_xticks(layers)
         ax.set_xlabel("exit layer")

@@ -7,9 +7,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from ffenergy.analysis.load import RunData
-from ffenergy.plot.style import Drawn, Skipped, badge, new_figure, procedure_label, title
+from ffenergy.plot.style import Drawn, Skipped, badge, new_figure, procedure_label, procedure_marker, title
 
-_MARKERS = {"mp": "o", "mp-pruned": "^", "op": "s"}
 _TICKS = (0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 10, 15, 20, 30, 50, 100)
 
 
@@ -27,7 +26,7 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
     for ci, (target, meter) in enumerate(pairs):
         for r in (r for r in rows if (r.target, r.meter) == (target, meter)):
             light = r.mode == "light"
-            ax.plot(r.mac_reduction, r.energy_reduction, _MARKERS.get(r.procedure, "D"), color=f"C{ci}",
+            ax.plot(r.mac_reduction, r.energy_reduction, procedure_marker(r.procedure, run.procedures), color=f"C{ci}",
                     ms=9 if light else 5, mec="black" if light else f"C{ci}", alpha=1 if light else 0.6)
             if not light and r.mac_reduction > 1.001:
                 ax.annotate(r.mode.replace("depth-", "d"), (r.mac_reduction, r.energy_reduction), fontsize=6,
@@ -52,8 +51,9 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
     provenances = [run.provenance(t, m) for t, m in pairs]
     handles = [Line2D([], [], ls="", marker="o", color=f"C{i}", label=f"{t} / {m} ({p})")
                for i, ((t, m), p) in enumerate(zip(pairs, provenances))]
-    handles += [Line2D([], [], ls="", marker=mk, color="gray", label=procedure_label(proc))
-                for proc, mk in _MARKERS.items() if any(r.procedure == proc for r in rows)]
+    handles += [Line2D([], [], ls="", marker=procedure_marker(proc, run.procedures), color="gray",
+                       label=procedure_label(proc))
+                for proc in run.procedures if any(r.procedure == proc for r in rows)]
     handles.append(Line2D([], [], ls="", marker="o", ms=9, mfc="white", mec="black", label="light (large); dk = depth-k"))
     ax.legend(handles=handles, fontsize=7, loc="best")
     if len(rows) < len(candidates):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,12 +11,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from ffenergy.units import energy_unit
+
 DPI = 100
-FORMATS = ("png", "pdf", "svg")
-PROCEDURE_LABELS = {"mp": "MP", "mp-pruned": "MP, pruned", "op": "OP"}
-PROCEDURE_COLORS = {"mp": "#1f77b4", "mp-pruned": "#2ca02c", "op": "#d62728"}
+# Procedures get colours and markers by their order in the run (the config's order), so a new
+# learner needs no entry here.
+_PALETTE = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+_MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
 _BADGE_COLORS = {"measured": "#2e7d32", "estimated": "#ef6c00", "simulated": "#6a1b9a"}
-_UNITS = ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ"))
 
 
 @dataclass
@@ -49,11 +52,21 @@ def new_figure(width: float = 7.0, height: float = 4.5, *, right_in: float = 0.2
 
 
 def procedure_label(procedure: str) -> str:
-    return PROCEDURE_LABELS.get(procedure, procedure)
+    """A procedure as figures name it: its registry name, as in the config and result files."""
+    return procedure
 
 
-def procedure_color(procedure: str, index: int = 0) -> str:
-    return PROCEDURE_COLORS.get(procedure, f"C{3 + index}")
+def _position(procedure: str, procedures: Sequence[str]) -> int:
+    return list(procedures).index(procedure) if procedure in procedures else len(procedures)
+
+
+def procedure_color(procedure: str, procedures: Sequence[str]) -> str:
+    """The colour of ``procedure`` among the run's ``procedures`` (in their order)."""
+    return _PALETTE[_position(procedure, procedures) % len(_PALETTE)]
+
+
+def procedure_marker(procedure: str, procedures: Sequence[str]) -> str:
+    return _MARKERS[_position(procedure, procedures) % len(_MARKERS)]
 
 
 def badge(fig: Figure, provenance: str) -> None:
@@ -84,16 +97,6 @@ def warn_nonpositive(fig: Figure, joules: list[float | None] | np.ndarray) -> No
         fig.text(0.995, 0.955, "⚠ net energy ≤ 0 in some modes: idle subtraction exceeds\n"
                  "the signal (windows too short, idle drift); not real costs",
                  ha="right", va="top", fontsize=7.5, color="#b71c1c")
-
-
-def energy_unit(values: np.ndarray | list[float]) -> tuple[float, str]:
-    """(scale, unit) such that ``values / scale`` reads in a convenient SI unit."""
-    finite = np.abs(np.asarray(values, dtype=float))
-    finite = finite[np.isfinite(finite) & (finite > 0)]
-    if finite.size == 0:
-        return 1.0, "J"
-    typical = float(np.median(finite))
-    return next(((s, u) for s, u in _UNITS if typical >= s), _UNITS[-1])
 
 
 def mac_unit(values: np.ndarray | list[float]) -> tuple[float, str]:

@@ -6,8 +6,9 @@ import numpy as np
 
 from ffenergy.analysis.load import RunData, SweepRow
 from ffenergy.plot import costs
+from ffenergy.units import energy_unit
 from ffenergy.plot.style import (
-    Drawn, Skipped, badge, energy_unit, mac_unit, new_figure, procedure_color, procedure_label, slug, title, log_axis, warn_nonpositive,
+    Drawn, Skipped, badge, mac_unit, new_figure, procedure_color, procedure_label, slug, title, log_axis, warn_nonpositive,
 )
 
 PAPER_ALPHA = 1.0
@@ -73,7 +74,7 @@ def _draw_one(run: RunData, target: str, meter: str | None, rows: list[SweepRow]
         predicted = any(p[1] == costs.PREDICTED for p in sel)
         si = list(statistics).index(stat)
         label = f"{procedure_label(proc)} ({stat})" + (", predicted" if predicted else "")
-        ax.plot(x, y, _LINESTYLES[si % 4], marker=_MARKERS[si % 4], ms=3.5, color=procedure_color(proc), label=label, alpha=0.9)
+        ax.plot(x, y, _LINESTYLES[si % 4], marker=_MARKERS[si % 4], ms=3.5, color=procedure_color(proc, run.procedures), label=label, alpha=0.9)
         at_paper = [i for i, p in enumerate(sel) if abs(p[2].alpha - PAPER_ALPHA) < 1e-9]
         for i in at_paper:
             ax.plot(x[i], y[i], "o", ms=8, mfc="none", mec="black", mew=1.2)
@@ -81,7 +82,7 @@ def _draw_one(run: RunData, target: str, meter: str | None, rows: list[SweepRow]
         ax.plot([], [], "o", ms=8, mfc="none", mec="black", label=f"α = {PAPER_ALPHA:g} (paper)")
     for r, c in zip(marked, marked_cost):
         marker, size, what = MARKERS_OF_MODE[r.mode]
-        ax.plot(c / scale, r.accuracy * 100, marker, ms=size, color=procedure_color(r.procedure), mec="black",
+        ax.plot(c / scale, r.accuracy * 100, marker, ms=size, color=procedure_color(r.procedure, run.procedures), mec="black",
                 label=f"{procedure_label(r.procedure)} {what}")
     front = pareto_front(all_cost, all_acc)
     if front.size:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ffenergy.meters.ina226_wire import INFO_REQUEST, encode_info
 from ffenergy.sim.model import EnergyModel, TraceSynth
-from ffenergy.targets.protocol import TriggerEvent, parse_trigger_events
+from ffenergy.firmware.protocol import TriggerEvent, parse_trigger_events
 
 MAX_CATCH_UP_S = 0.2  # idle backlog emitted at most per loop turn after a stall
 

@@ -18,7 +18,7 @@ def test_defaults_validate_and_hash_is_stable():
         ({"model": {"epochs": "ten"}}, "model.epochs", "expected int"),
         ({"model": {"hiden": [10]}}, "model.hiden", "allowed keys here: hidden"),
         ({"targets": ["gpu"]}, "targets[0]", "cpu, cuda, mcu"),
-        ({"meter": "wattmeter"}, "meter", "rapl, nvml"),
+        ({"meter": "wattmeter"}, "meter", "nvml, rapl"),
         ({"inference": {"mp_statistic": "mean"}}, "inference.mp_statistic", "gap, max"),
         ({"inference": {"procedures": ["mp", "bp"]}}, "inference.procedures[1]", "mp-pruned"),
         ({"inference": {"prune_after": 9}}, "inference.prune_after", "between 1 and"),

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import ffenergy.experiment.model_cache as model_cache
+from ffenergy.learners.ff.learner import FFMultiPass
 import ffenergy.experiment.runner as runner_mod
 from ffenergy.cli import main
-from ffenergy.experiment.results import SAMPLES_COLUMNS, SUMMARY_COLUMNS, WINDOWS_COLUMNS, read_rows
+from ffenergy.contract import SAMPLES_COLUMNS, SUMMARY_COLUMNS, WINDOWS_COLUMNS, read_rows
 
 TINY = Path(__file__).resolve().parents[2] / "experiments" / "tiny.yaml"
 
@@ -73,7 +73,7 @@ def test_second_run_uses_the_cached_model_and_labels_do_not_change_exits(first_r
     def no_training(*args, **kwargs):
         raise AssertionError("training ran although the model is cached")
 
-    monkeypatch.setattr(model_cache, "train", no_training)
+    monkeypatch.setattr(FFMultiPass, "fit", no_training)  # one FF network serves every procedure
     real_load = runner_mod.load_experiment_data
 
     def permuted_test_labels(*args, **kwargs):
@@ -89,7 +89,7 @@ def test_second_run_uses_the_cached_model_and_labels_do_not_change_exits(first_r
     a = {key(r): (r["exit_layer"], r["pred"]) for r in read_rows(run_dir / "samples.csv")}
     b = {key(r): (r["exit_layer"], r["pred"]) for r in read_rows(second / "samples.csv")}
     assert a == b
-    assert json.loads((second / "manifest.json").read_text())["model"]["cache"] == "hit"
+    assert json.loads((second / "manifest.json").read_text())["model"]["networks"]["ff"]["cache"] == "hit"
 
 
 def test_resume_completes_only_what_is_missing(first_run, monkeypatch):

@@ -4,6 +4,7 @@ import torch
 from ffenergy.config import parse_config
 from ffenergy.data.base import Dataset
 from ffenergy.experiment import model_cache
+from ffenergy.learners.ff.learner import FFMultiPass, FFOnePass
 
 
 def _data() -> Dataset:
@@ -19,7 +20,7 @@ def test_training_is_reproducible_whatever_ran_before(tmp_path, monkeypatch):
     for i in range(2):
         monkeypatch.setenv("FFENERGY_CACHE", str(tmp_path / f"cache{i}"))
         torch.rand(17 * (i + 1))  # other code consuming the global RNG must not matter
-        net, info = model_cache.load_or_train(cfg, _data(), progress=False, log=lambda s: None)
+        net, info = model_cache.load_or_train(FFMultiPass, cfg, _data(), progress=False)
         assert info["cache"] == "miss"
         weights.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
     assert torch.equal(weights[0], weights[1])
@@ -28,13 +29,22 @@ def test_training_is_reproducible_whatever_ran_before(tmp_path, monkeypatch):
 def test_cache_key_follows_data_content_model_and_seed():
     data = _data()
     base = parse_config({"model": {"hidden": [16, 16]}, "inference": {"prune_after": 1}})
-    key = model_cache.model_key(base, data)
-    assert model_cache.model_key(parse_config({"model": {"hidden": [16, 16], "device": "cpu"},
+    key = model_cache.model_key(FFMultiPass, base, data)
+    assert model_cache.model_key(FFMultiPass, parse_config({"model": {"hidden": [16, 16], "device": "cpu"},
                                                "inference": {"prune_after": 1}}), data) == key
-    assert model_cache.model_key(parse_config({"model": {"hidden": [16, 17]}, "inference": {"prune_after": 1}}), data) != key
-    assert model_cache.model_key(parse_config({"seed": 3, "model": {"hidden": [16, 16]},
+    assert model_cache.model_key(FFMultiPass, parse_config({"model": {"hidden": [16, 17]}, "inference": {"prune_after": 1}}), data) != key
+    assert model_cache.model_key(FFMultiPass, parse_config({"seed": 3, "model": {"hidden": [16, 16]},
                                                "inference": {"prune_after": 1}}), data) != key
     other = _data()
     other.x_train = other.x_train.copy()
     other.x_train[0, 0] += 1
-    assert model_cache.model_key(base, other) != key
+    assert model_cache.model_key(FFMultiPass, base, other) != key
+    assert model_cache.model_key(FFOnePass, base, data) == key  # MP and OP read one FF network
+
+
+def test_cache_key_follows_the_training_code_version(monkeypatch):
+    data = _data()
+    cfg = parse_config({"model": {"hidden": [16, 16]}, "inference": {"prune_after": 1}})
+    key = model_cache.model_key(FFMultiPass, cfg, data)
+    monkeypatch.setattr(FFMultiPass, "training_version", FFMultiPass.training_version + 1)
+    assert model_cache.model_key(FFMultiPass, cfg, data) != key

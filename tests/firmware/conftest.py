@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ffenergy.export import deploy, export_model
-from ffenergy.targets.launch import build_firmware
+from ffenergy.firmware.export import deploy, export_model
+from ffenergy.firmware.launch import build_firmware
 
 
 @pytest.fixture(scope="session")

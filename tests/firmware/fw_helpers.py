@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from ffenergy.export import deploy
-from ffenergy.ff.arrays import ExitPolicy, NetworkArrays
-from ffenergy.targets.launch import missing_tools
-from ffenergy.targets.reference import confidence, layer_scores
+from ffenergy.firmware.export import deploy
+from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
+from ffenergy.firmware.boards import BOARDS
+from ffenergy.firmware.reference import confidence, layer_scores
 
 DIMS = [24, 16, 12, 10]
 N_CLASSES = 4
@@ -48,7 +48,7 @@ def make_policy(net: NetworkArrays, x: np.ndarray, statistic: str, prune: bool =
 
 def require_qemu() -> None:
     """Skip without QEMU/arm-gcc, unless HIL_REQUIRE_QEMU is set: then fail loudly."""
-    missing = missing_tools("qemu-mps2-an386")
+    missing = BOARDS.get("qemu-mps2-an386").missing_tools()
     if not missing:
         return
     msg = (f"QEMU tests need {', '.join(missing)}: apt-get install -y --no-install-recommends "

@@ -3,8 +3,8 @@ import re
 import numpy as np
 import pytest
 
-from ffenergy.export import BOARDS, ModelTooLarge, deploy, export_model, header_text
-from ffenergy.ff.arrays import ExitPolicy
+from ffenergy.firmware.export import BOARDS, ModelTooLarge, deploy, export_model, header_text
+from ffenergy.firmware.arrays import ExitPolicy
 
 from fw_helpers import make_inputs, make_net
 
@@ -20,10 +20,11 @@ def test_board_table():
     assert (BOARDS["mcu-256k"].flash_bytes, BOARDS["mcu-256k"].ram_bytes) == (256 << 10, 64 << 10)
 
 
-def test_mcu_sized_int8_mp_fits_256k_and_prints_use(tmp_path, capsys):
+def test_mcu_sized_int8_mp_fits_256k_and_logs_use(tmp_path, caplog):
     net = make_net("mp", dims=[784, 128, 128, 128], n_classes=10)
-    rep = export_model(net, _policy(), tmp_path, "int8", "mcu-256k", calib_x=make_inputs(20, 784))
-    out = capsys.readouterr().out
+    with caplog.at_level("INFO", logger="ffenergy.firmware.export"):
+        rep = export_model(net, _policy(), tmp_path, "int8", "mcu-256k", calib_x=make_inputs(20, 784))
+    out = caplog.text
     assert re.search(r"flash [\d,]+ / 262,144 B .*RAM [\d,]+ / 65,536 B", out), out
     assert 784 * 128 + 2 * 128 * 128 < rep.flash_used <= 256 << 10 and rep.ram_used <= 64 << 10
     assert (tmp_path / "model.h").stat().st_size > 0

@@ -10,10 +10,10 @@ import tty
 import numpy as np
 import pytest
 
-from ffenergy.targets.base import all_modes
-from ffenergy.targets.dut import Dut, DutError, DutReset
-from ffenergy.targets.launch import HostDut
-from ffenergy.targets.reference import reference_predict
+from ffenergy.vocabulary import all_modes
+from ffenergy.firmware.dut import Dut, DutError, DutReset
+from ffenergy.firmware.launch import HostDut
+from ffenergy.firmware.reference import reference_predict
 
 from fw_helpers import make_inputs, make_net, make_policy
 

@@ -5,12 +5,12 @@ import os
 import numpy as np
 import pytest
 
-from ffenergy.export import deploy
-from ffenergy.targets import protocol as P
-from ffenergy.targets.base import all_modes
-from ffenergy.targets.dut import Dut, DutError
-from ffenergy.targets.launch import HostDut, check_against_reference
-from ffenergy.targets.reference import reference_predict
+from ffenergy.firmware.export import deploy
+from ffenergy.firmware import protocol as P
+from ffenergy.vocabulary import all_modes
+from ffenergy.firmware.dut import Dut, DutError
+from ffenergy.firmware.launch import HostDut, check_against_reference
+from ffenergy.firmware.reference import reference_predict
 
 from fw_helpers import make_inputs, make_net, make_policy
 
@@ -50,7 +50,7 @@ def mp_dut(tmp_path_factory, firmware_factory):
 def test_info_describes_the_model(mp_dut):
     model, _, dut, _ = mp_dut
     info = dut.info()
-    assert (info.proto_version, info.dtype, info.procedure, info.statistic) == (1, "f32", "mp", "gap")
+    assert (info.proto_version, info.dtype, info.scheme, info.statistic) == (1, "f32", "mp", "gap")
     assert (info.n_in, info.dims, info.n_classes, info.model_name) == (24, (16, 12, 10), 4, "model")
     assert dut.ping(b"\x00\xa5\x5a" * 50) < 1.0
 

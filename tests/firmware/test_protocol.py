@@ -1,17 +1,17 @@
 import numpy as np
 import pytest
 
-from ffenergy.targets import protocol as P
+from ffenergy.firmware import protocol as P
 
 
 def test_crc_check_value():
-    assert P.crc16_ccitt(b"123456789") == 0x29B1
+    assert P.crc16(b"123456789") == 0x29B1
 
 
 def test_frame_roundtrip_and_layout():
     f = P.encode_request(P.Cmd.PING, 7, b"\x01\x02")
     assert f[:5] == bytes([0xA5, 0x05, 7, 2, 0])
-    assert int.from_bytes(f[-2:], "little") == P.crc16_ccitt(f[1:-2])
+    assert int.from_bytes(f[-2:], "little") == P.crc16(f[1:-2])
     assert P.FrameParser(sync=P.SYNC_REQUEST).feed(f) == [P.Frame(5, 7, b"\x01\x02")]
 
 

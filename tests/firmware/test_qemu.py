@@ -4,11 +4,11 @@ import subprocess
 
 import pytest
 
-from ffenergy.export import export_model
-from ffenergy.targets import protocol as P
-from ffenergy.targets.dut import Dut
-from ffenergy.targets.launch import QemuDut, ToolchainMissing, build_firmware, check_against_reference
-from ffenergy.targets.reference import reference_predict
+from ffenergy.firmware.export import export_model
+from ffenergy.firmware import protocol as P
+from ffenergy.firmware.dut import Dut
+from ffenergy.firmware.launch import QemuDut, ToolchainMissing, build_firmware, check_against_reference
+from ffenergy.firmware.reference import reference_predict
 
 from fw_helpers import make_inputs, make_net, make_policy, require_qemu
 
@@ -38,7 +38,7 @@ def test_qemu_trigger_uart_and_info(tmp_path, firmware_factory):
     trig = tmp_path / "uart1.bin"
     with QemuDut(elf, trigger=trig) as vm, Dut(vm.port, timeout_s=3.0) as dut:
         info = dut.info()
-        assert (info.procedure, info.n_in, info.tick_hz) == ("op", 24, 25_000_000)
+        assert (info.scheme, info.n_in, info.tick_hz) == ("op", 24, 25_000_000)
         dut.load(x[1])
         r = dut.infer("depth-2", repeats=3)
         assert r.macs == reference_predict(model, x[1:2], "depth-2").macs[0]

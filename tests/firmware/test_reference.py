@@ -1,11 +1,11 @@
-"""The numpy reference against a plain float64 reading of ffenergy/ff/arrays.py (close, not bit-exact)."""
+"""The numpy reference against a plain float64 reading of ffenergy/firmware/arrays.py (close, not bit-exact)."""
 
 import numpy as np
 import pytest
 
-from ffenergy.export import deploy
-from ffenergy.ff.arrays import ExitPolicy
-from ffenergy.targets.reference import confidence, ff_expf, layer_macs, layer_scores, reference_predict
+from ffenergy.firmware.export import deploy
+from ffenergy.firmware.arrays import ExitPolicy
+from ffenergy.firmware.reference import confidence, ff_expf, layer_macs, layer_scores, reference_predict
 
 from fw_helpers import DIMS, N_CLASSES, make_inputs, make_net
 
@@ -13,7 +13,7 @@ from fw_helpers import DIMS, N_CLASSES, make_inputs, make_net
 def naive_scores(net, x, prune_after=0, keep=0):
     """Per-sample float64 evaluation of the documented semantics: scores (L, C)."""
     c = net.n_classes
-    if net.procedure == "op":
+    if net.scheme == "op":
         v = x.astype(np.float64).copy()
         v[:c] = net.label_value / c
         zs, out = [], []

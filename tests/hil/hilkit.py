@@ -36,9 +36,9 @@ def require_qemu() -> None:
     """Skip without QEMU / arm-none-eabi-gcc unless HIL_REQUIRE_QEMU is set (CI): then fail loudly."""
     import pytest
 
-    from ffenergy.targets.launch import missing_tools
+    from ffenergy.firmware.boards import BOARDS
 
-    missing = missing_tools("qemu-mps2-an386")
+    missing = BOARDS.get("qemu-mps2-an386").missing_tools()
     if missing:
         msg = f"needs {', '.join(missing)}: apt-get install -y --no-install-recommends qemu-system-arm gcc-arm-none-eabi"
         if os.environ.get("HIL_REQUIRE_QEMU"):

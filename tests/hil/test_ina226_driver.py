@@ -14,7 +14,7 @@ from ffenergy.meters.ina226_wire import FRAME_LEN, encode_frames, encode_info
 from ffenergy.meters.triggered import MeterDisconnected, StreamRestarted, Token
 from ffenergy.sim.meter import spawn_sim_meter
 from ffenergy.sim.model import EnergyModel
-from ffenergy.targets.protocol import TriggerEvent, pack_trigger_event
+from ffenergy.firmware.protocol import TriggerEvent, pack_trigger_event
 
 
 

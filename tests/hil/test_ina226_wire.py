@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from ffenergy.meters.ina226_wire import FRAME_LEN, StreamDecoder, crc16, encode_frames, encode_info, parse_info
+from ffenergy.crc16 import crc16
+from ffenergy.meters.ina226_wire import FRAME_LEN, StreamDecoder, encode_frames, encode_info, parse_info
 
 
 def _frames(n: int, start: int = 0) -> bytes:

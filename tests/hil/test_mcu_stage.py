@@ -11,17 +11,18 @@ import numpy as np
 import pytest
 
 from ffenergy.experiment.mcu_stage import fit_energy_vs_exit, run_mcu_stage
-from ffenergy.experiment.results import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows
-from ffenergy.export import export_model
-from ffenergy.ff.arrays import ExitPolicy, NetworkArrays
+from ffenergy.contract import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows
+from ffenergy.firmware.export import export_model
+from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.meters.ina226 import Ina226Meter
 from ffenergy.meters.triggered import MeterDisconnected
 from ffenergy.sim.meter import spawn_sim_meter
 from ffenergy.sim.model import EnergyModel
-from ffenergy.targets.base import all_modes
-from ffenergy.targets.dut import Dut
-from ffenergy.targets.launch import HostDut, build_firmware
-from ffenergy.targets.mcu import McuConfig, open_mcu
+from ffenergy.vocabulary import all_modes
+from ffenergy.firmware.dut import Dut
+from ffenergy.firmware.launch import HostDut, build_firmware
+from ffenergy.targets.mcu import open_mcu
+from ffenergy.targets.mcu_config import McuConfig
 from hilkit import require_qemu
 
 DIMS = [32, 24, 24, 24]  # layers 2 and 3 cost the same MACs, so energy is linear in the exit layer
@@ -162,7 +163,7 @@ def test_meter_lost_mid_run_keeps_rows_and_resume_measures_only_the_rest(firmwar
 
 
 def test_config_errors_name_the_fix(tmp_path):
-    with pytest.raises(ValueError, match="use one of mcu, mcu-sim, mcu-qemu"):
+    with pytest.raises(ValueError, match="use one of mcu-sim, mcu-qemu, mcu"):
         McuConfig(target="mcu-x").validate()
     with pytest.raises(ValueError, match="needs dut_port"):
         McuConfig(target="mcu").validate()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ffenergy.experiment.results import (
+from ffenergy.contract import (
     SAMPLES_COLUMNS, SUMMARY_COLUMNS, WINDOWS_COLUMNS, CsvAppender, write_json,
 )
 

@@ -49,7 +49,7 @@ def test_every_energy_figure_carries_its_provenance(run) -> None:
     predicted = next(d for d in drawn if d.stem == "tradeoff_host-cpu_rapl")
     assert "measured + predicted" in [t.get_text() for t in predicted.figure.texts]
     labels = predicted.figure.axes[0].get_legend_handles_labels()[1]
-    assert "OP (max), predicted" in labels
+    assert "op (max), predicted" in labels
 
 
 def test_exit_fractions_that_do_not_sum_to_one_are_rejected(tmp_path: Path) -> None:
@@ -83,7 +83,8 @@ def test_a_sweep_computed_once_on_the_host_applies_to_every_target(tmp_path: Pat
 def test_net_energies_at_or_below_zero_are_flagged_not_plotted_as_savings(run) -> None:
     from dataclasses import replace
 
-    from ffenergy.analysis.report import format_energy, run_report
+    from ffenergy.analysis.report import run_report
+    from ffenergy.units import format_energy
     from ffenergy.plot.style import Skipped
     broken = replace(run, summary=[replace(r, energy_j_per_inference=-abs(r.energy_j_per_inference))
                                    if r.energy_j_per_inference is not None else r for r in run.summary])

@@ -1,13 +1,23 @@
-"""What every target returns for a batch of inputs, and the inference modes it understands."""
+"""The words every layer shares: inference modes, per-sample predictions, provenances.
+
+A *mode* is how a run stops inference: ``full`` (every layer), ``light`` (early exit by the
+learner's label-free confidence) or ``depth-k`` (forced exit at layer k). A *procedure* is one
+registered learner's early-exit inference, by the name result files use (``mp``, ``op``, ...).
+A *provenance* says where an energy figure came from.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
 _DEPTH = re.compile(r"^depth-(\d+)$")
+
+Provenance = Literal["measured", "estimated", "simulated"]
+PROVENANCES: tuple[str, ...] = get_args(Provenance)
 
 
 @dataclass

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import serial
 
-from ffenergy.targets import protocol as P
-from ffenergy.targets.reference import ScoredPredictions
+from ffenergy.firmware import protocol as P
+from ffenergy.firmware.reference import ScoredPredictions
 
 
 QUIET_S = 0.1  # silence inside a partial frame after which the rest is rescanned

@@ -1,20 +1,21 @@
+import numpy as np
 import pytest
 
-from ffenergy.ff.macs import candidates_per_layer, layer_macs, macs_at_exit
+from ffenergy.learners.ff.macs import candidates_per_layer, mp_layer_macs, op_layer_macs
 
 
 def test_mp_macs_match_hand_count_for_the_paper_network():
     # 784-2000x4, C = 10: 10 * 784 * 2000 at layer 1, then + 10 * 2000 * 2000 per layer
-    macs = macs_at_exit([784, 2000, 2000, 2000, 2000], 10, "mp")
+    macs = np.cumsum(mp_layer_macs([784, 2000, 2000, 2000, 2000], 10))
     assert macs.tolist() == [15_680_000, 55_680_000, 95_680_000, 135_680_000]
     assert macs[-1] / macs[0] == pytest.approx(8.653, abs=1e-3)  # the cap the paper's 10.4x exceeds
 
 
 def test_op_macs_count_layers_and_every_head_up_to_the_exit():
     # dims 6-4-3, C = 2: layer costs 24, 12; head inputs 4, 7 -> head costs 8, 14
-    assert macs_at_exit([6, 4, 3], 2, "op").tolist() == [24 + 8, 24 + 8 + 12 + 14]
+    assert np.cumsum(op_layer_macs([6, 4, 3], 2)).tolist() == [24 + 8, 24 + 8 + 12 + 14]
     # the note's figure for 784-2000x4: 1.588 M at k = 1, 13.768 M at k = 4
-    op = macs_at_exit([784, 2000, 2000, 2000, 2000], 10, "op")
+    op = np.cumsum(op_layer_macs([784, 2000, 2000, 2000, 2000], 10))
     assert (op[0], op[-1]) == (1_588_000, 13_768_000)
 
 
@@ -23,9 +24,4 @@ def test_label_pruning_runs_only_the_kept_candidates_after_the_pruning_layer():
     assert candidates_per_layer(4, 10, prune_after=2, prune_keep=3) == [10, 10, 3, 3]
     assert candidates_per_layer(4, 10) == [10] * 4
     dims = [5, 4, 3, 2]
-    assert layer_macs(dims, 10, "mp", 1, 2).tolist() == [10 * 20, 2 * 12, 2 * 6]
-
-
-def test_unknown_procedure_is_refused():
-    with pytest.raises(ValueError, match="procedure"):
-        layer_macs([3, 2], 2, "bp")
+    assert mp_layer_macs(dims, 10, 1, 2).tolist() == [10 * 20, 2 * 12, 2 * 6]

@@ -22,13 +22,13 @@ from typing import Literal
 
 import numpy as np
 
-Procedure = Literal["mp", "op"]
+Scheme = Literal["mp", "op"]
 Statistic = Literal["gap", "max"]
 
 
 @dataclass
 class ExitPolicy:
-    """Label-free early-exit rule of one procedure."""
+    """Label-free early-exit rule of one network."""
 
     statistic: Statistic
     thresholds: np.ndarray  # float32, shape (L,); thresholds[L-1] is unused (last layer always exits)
@@ -38,9 +38,9 @@ class ExitPolicy:
 
 @dataclass
 class NetworkArrays:
-    """Weights of one procedure's network, float32, in the layout documented above."""
+    """Weights of one network, float32, in the layout documented above."""
 
-    procedure: Procedure
+    scheme: Scheme  # "mp" (one pass per candidate label) | "op" (neutral label, heads)
     weights: list[np.ndarray]  # W_l, shape (d_l, d_{l-1})
     biases: list[np.ndarray]  # b_l, shape (d_l,)
     heads: list[np.ndarray]  # OP only: H_k, shape (C, d_1+..+d_k); empty for MP

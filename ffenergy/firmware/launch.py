@@ -7,7 +7,6 @@ ties export, build, launch, the DUT client and the numpy reference together.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,33 +19,27 @@ from typing import IO
 
 import numpy as np
 
-from ffenergy.ff.arrays import ExitPolicy, NetworkArrays
+from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
+from ffenergy.firmware.boards import BOARDS
+from ffenergy.firmware.dut import Dut
+from ffenergy.firmware.export import deploy, export_model
+from ffenergy.firmware.reference import layer_scores, reference_predict
+from ffenergy.vocabulary import all_modes
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "hardware" / "firmware"
-APT_HINT = "apt-get update && apt-get install -y --no-install-recommends"
-TOOLS = {
-    "host": {"gcc": "gcc", "make": "make"},
-    "qemu-mps2-an386": {"arm-none-eabi-gcc": "gcc-arm-none-eabi", "make": "make", "qemu-system-arm": "qemu-system-arm"},
-    "nucleo-l476rg": {"arm-none-eabi-gcc": "gcc-arm-none-eabi", "make": "make"},
-}
-
-
 class ToolchainMissing(RuntimeError):
     """A compiler or emulator the board needs is not installed."""
 
 
-def missing_tools(board: str) -> list[str]:
-    """Names of the programs ``board`` needs that are not on PATH."""
-    if board not in TOOLS:
-        raise ValueError(f"unknown board {board!r}: use one of {', '.join(TOOLS)}")
-    return [tool for tool in TOOLS[board] if shutil.which(tool) is None]
-
-
 def require_tools(board: str) -> None:
-    missing = missing_tools(board)
+    spec = BOARDS.get(board)
+    if not spec.buildable:
+        raise ToolchainMissing(f"board {board} is a memory budget only; build for one of "
+                               f"{', '.join(e.name for e in BOARDS if BOARDS.get(e.name).buildable)}")
+    missing = spec.missing_tools()
     if missing:
-        pkgs = " ".join(sorted({TOOLS[board][t] for t in missing}))
-        raise ToolchainMissing(f"board {board} needs {', '.join(missing)}, not found on PATH: install with `{APT_HINT} {pkgs}`")
+        raise ToolchainMissing(f"board {board} needs {', '.join(missing)}, not found on PATH: "
+                               f"install with `{spec.install_hint(missing)}`")
 
 
 def build_firmware(model_dir: str | Path, board: str = "host", out_dir: str | Path | None = None) -> Path:
@@ -54,7 +47,7 @@ def build_firmware(model_dir: str | Path, board: str = "host", out_dir: str | Pa
     require_tools(board)
     model_dir = Path(model_dir).resolve()
     if not (model_dir / "model.h").is_file():
-        raise FileNotFoundError(f"{model_dir}/model.h not found: run ffenergy.export.export_model first")
+        raise FileNotFoundError(f"{model_dir}/model.h not found: run ffenergy.firmware.export.export_model first")
     out = Path(out_dir).resolve() if out_dir else model_dir / "build" / board
     proc = subprocess.run(["make", "-s", "-C", str(FIRMWARE_DIR), f"BOARD={board}", f"MODEL={model_dir}", f"OUT={out}"],
                           capture_output=True, text=True)
@@ -206,11 +199,6 @@ def check_against_reference(
     """Export, build and run the firmware (host pty or QEMU) on every row of x in every mode and
     compare with the numpy reference: predictions, exit layers, MACs and float32 score bits.
     int8 calibrates on ``calib_x`` (default: x). Returns the mismatches (empty = bit-exact)."""
-    from ffenergy.export import deploy, export_model
-    from ffenergy.targets.base import all_modes
-    from ffenergy.targets.dut import Dut
-    from ffenergy.targets.reference import layer_scores, reference_predict
-
     if target not in ("host", "qemu"):
         raise ValueError(f"unknown target {target!r}: use 'host' or 'qemu'")
     board = "host" if target == "host" else "qemu-mps2-an386"

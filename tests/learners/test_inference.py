@@ -4,18 +4,21 @@ import numpy as np
 import pytest
 import torch
 
-from ffenergy.ff.calibrate import calibrate
-from ffenergy.ff.inference import ExitSpec, confidence, depth_scores, exits_from_scores, infer, predict
-from ffenergy.ff.macs import macs_at_exit
-from ffenergy.ff.model import FFNetwork
+from ffenergy.config import InferenceConfig
+from ffenergy.learners import LEARNERS
+from ffenergy.learners.calibrate import calibrate
+from ffenergy.learners.exits import depth_scores, exits_from_scores, infer, predict
+from ffenergy.learners.ff.macs import mp_layer_macs
+from ffenergy.learners.ff.model import FFNetwork
 
-SPECS = [
-    ExitSpec("mp", "gap"),
-    ExitSpec("mp", "max"),
-    ExitSpec("mp", "gap", prune_after=1, prune_keep=3),
-    ExitSpec("op", "max"),
-    ExitSpec("op", "gap"),
-]
+SPECS = [("mp", "gap", 0), ("mp", "max", 0), ("mp-pruned", "gap", 3), ("op", "max", 0), ("op", "gap", 0)]
+
+
+def make(net, name, statistic="gap", prune_keep=2, prune_after=1):
+    """A registered FF learner on ``net`` with the given exit statistic (and pruning for mp-pruned)."""
+    inference = InferenceConfig(mp_statistic=statistic, op_statistic=statistic, prune_after=prune_after,
+                                prune_keep=prune_keep)
+    return LEARNERS.get(name)(name, net, inference)
 
 
 @pytest.fixture(scope="module")
@@ -30,19 +33,19 @@ def net_and_data():
     return net.eval(), x, y
 
 
-def _with_thresholds(spec, net, x, y, alpha=0.5):
-    scores = depth_scores(net, torch.from_numpy(x), spec)
-    cal = calibrate(scores, y, spec)
-    th = cal.thresholds(alpha)
-    return ExitSpec(spec.procedure, spec.statistic, tuple(th.tolist()), spec.prune_after, spec.prune_keep), th
+def _thresholds(learner, x, y, alpha=0.5):
+    scores = depth_scores(learner, torch.from_numpy(x))
+    th = calibrate(learner, scores, y).thresholds(alpha)
+    return tuple(th.tolist()), th
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.procedure}-{s.statistic}-p{s.prune_keep}")
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s[0]}-{s[1]}-p{s[2]}")
 def test_compaction_gives_the_same_exits_and_predictions_as_masking(net_and_data, spec):
     net, x, y = net_and_data
-    spec, th = _with_thresholds(spec, net, x, y)
-    pred, exits = infer(net, torch.from_numpy(x), spec, None)
-    masked_pred, masked_exits = exits_from_scores(depth_scores(net, torch.from_numpy(x), spec), spec, th)
+    learner = make(net, *spec)
+    thresholds, th = _thresholds(learner, x, y)
+    pred, exits = infer(learner, torch.from_numpy(x), thresholds, None)
+    masked_pred, masked_exits = exits_from_scores(learner, depth_scores(learner, torch.from_numpy(x)), th)
     assert np.array_equal(exits.numpy(), masked_exits)
     assert np.array_equal(pred.numpy(), masked_pred)
     assert 1 < len(np.unique(masked_exits)), "the test needs samples exiting at different depths"
@@ -52,25 +55,27 @@ def test_labels_enter_only_through_calibration(net_and_data):
     """Calibration reads validation labels (so permuting them moves the thresholds); inference
     takes no labels at all. The end-to-end test permutes test labels and checks the exits."""
     net, x, y = net_and_data
-    spec, _ = _with_thresholds(ExitSpec("mp", "gap"), net, x, y)
-    permuted, _ = _with_thresholds(ExitSpec("mp", "gap"), net, x, np.random.default_rng(1).permutation(y))
-    assert permuted.thresholds != spec.thresholds
+    learner = make(net, "mp")
+    thresholds, _ = _thresholds(learner, x, y)
+    permuted, _ = _thresholds(learner, x, np.random.default_rng(1).permutation(y))
+    assert permuted != thresholds
 
 
 def test_batch_size_does_not_change_results(net_and_data):
     net, x, y = net_and_data
-    spec, _ = _with_thresholds(ExitSpec("mp", "gap"), net, x, y)
-    a = predict(net, x, spec, None, batch_size=7)
-    b = predict(net, x, spec, None, batch_size=1024)
+    learner = make(net, "mp")
+    thresholds, _ = _thresholds(learner, x, y)
+    a = predict(learner, x, thresholds, None, batch_size=7)
+    b = predict(learner, x, thresholds, None, batch_size=1024)
     assert np.array_equal(a.exit_layer, b.exit_layer) and np.array_equal(a.pred, b.pred)
 
 
 def test_forced_depth_exits_every_sample_there_with_its_macs(net_and_data):
     net, x, _ = net_and_data
-    spec = ExitSpec("mp", "gap", prune_after=1, prune_keep=2)
-    cost = macs_at_exit(net.dims, 4, "mp", 1, 2)
+    learner = make(net, "mp-pruned", prune_after=1, prune_keep=2)
+    cost = np.cumsum(mp_layer_macs(net.dims, 4, 1, 2))
     for depth in (1, 2, 3):
-        p = predict(net, x, spec, depth)
+        p = predict(learner, x, None, depth)
         assert set(p.exit_layer) == {depth}
         assert set(p.macs) == {cost[depth - 1]}
 
@@ -78,21 +83,22 @@ def test_forced_depth_exits_every_sample_there_with_its_macs(net_and_data):
 def test_light_inference_really_skips_work(net_and_data, monkeypatch):
     """Rows that exited must not reach later layers (compaction, not masking)."""
     net, x, y = net_and_data
-    spec, th = _with_thresholds(ExitSpec("op", "max"), net, x, y, alpha=1.0)
-    _, exits = exits_from_scores(depth_scores(net, torch.from_numpy(x), spec), spec, th)
+    learner = make(net, "op", "max")
+    thresholds, th = _thresholds(learner, x, y, alpha=1.0)
+    _, exits = exits_from_scores(learner, depth_scores(learner, torch.from_numpy(x)), th)
     seen = []
     original = net.layer
     monkeypatch.setattr(net, "layer", lambda k, h, train=False: (seen.append((k, len(h))), original(k, h))[1])
-    infer(net, torch.from_numpy(x), spec, None)
+    infer(learner, torch.from_numpy(x), thresholds, None)
+    assert seen, "the monkeypatched layer must be the one inference runs"
     for k, rows in seen:
         assert rows == int(np.sum(exits >= k + 1)), f"layer {k + 1} ran on {rows} rows"
 
 
 def test_pruning_keeps_the_best_candidates_and_reports_the_rest_as_minus_infinity(net_and_data):
     net, x, _ = net_and_data
-    spec = ExitSpec("mp", "gap", prune_after=1, prune_keep=2)
-    full = depth_scores(net, torch.from_numpy(x), ExitSpec("mp", "gap"))
-    pruned = depth_scores(net, torch.from_numpy(x), spec)
+    full = depth_scores(make(net, "mp"), torch.from_numpy(x))
+    pruned = depth_scores(make(net, "mp-pruned", prune_after=1, prune_keep=2), torch.from_numpy(x))
     finite = torch.isfinite(pruned[1])
     assert finite.sum(dim=1).eq(2).all()
     best_two = torch.topk(full[0], 2, dim=1).indices
@@ -112,29 +118,31 @@ def test_inference_form_of_a_layer_equals_the_training_form(net_and_data):
     assert torch.equal(net.layer(0, torch.zeros(1, 20)), torch.relu(net.layers[0].bias)[None])
 
 
-def test_confidence_statistics():
+def test_confidence_statistics(net_and_data):
+    net = net_and_data[0]
     s = torch.tensor([[3.0, 1.0, 0.0], [2.0, 2.0, float("-inf")]])
-    assert confidence(s, "gap", "mp").tolist() == [2.0, 0.0]
-    assert confidence(s, "max", "mp").tolist() == [3.0, 2.0]
-    probs = confidence(s, "max", "op")
+    assert make(net, "mp", "gap").confidence(s).tolist() == [2.0, 0.0]
+    assert make(net, "mp", "max").confidence(s).tolist() == [3.0, 2.0]
+    assert make(net, "op", "gap").confidence(s).tolist() == [2.0, 0.0]
+    probs = make(net, "op", "max").confidence(s)
     assert probs[1].item() == pytest.approx(0.5)
     logits = torch.randn(500, 10, generator=torch.Generator().manual_seed(0)) * 20  # large: overflow-prone
     top_prob = torch.softmax(logits.double(), dim=1).max(dim=1).values.float()
-    assert torch.allclose(confidence(logits, "max", "op"), top_prob, rtol=1e-6, atol=0)
+    assert torch.allclose(make(net, "op", "max").confidence(logits), top_prob, rtol=1e-6, atol=0)
 
 
 def test_validation_alpha_selection_takes_the_most_aggressive_alpha_within_the_loss_budget(net_and_data):
-    from ffenergy.ff.calibrate import select_alpha
+    from ffenergy.learners.calibrate import select_alpha
 
     net, x, y = net_and_data
-    spec = ExitSpec("op", "max")
-    scores = depth_scores(net, torch.from_numpy(x), spec)
-    cal = calibrate(scores, y, spec)
+    learner = make(net, "op", "max")
+    scores = depth_scores(learner, torch.from_numpy(x))
+    cal = calibrate(learner, scores, y)
     candidates = [0.0, 0.5, 1.0, 2.0, 4.0]
     full = np.mean(scores[-1].argmax(dim=1).numpy() == y)
-    acc = {a: np.mean(exits_from_scores(scores, spec, cal.thresholds(a))[0] == y) for a in candidates}
+    acc = {a: np.mean(exits_from_scores(learner, scores, cal.thresholds(a))[0] == y) for a in candidates}
     for budget in (0.0, 1.0, 5.0, 100.0):
-        chosen = select_alpha(scores, y, spec, cal, candidates, budget)
+        chosen = select_alpha(learner, scores, y, cal, candidates, budget)
         assert acc[chosen] >= full - budget / 100 or chosen == min(candidates)
         assert all(acc[a] < full - budget / 100 for a in candidates if a > chosen)
-    assert select_alpha(scores, y, spec, cal, candidates, 100.0) == 4.0
+    assert select_alpha(learner, scores, y, cal, candidates, 100.0) == 4.0

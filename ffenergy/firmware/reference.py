@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ffenergy.export import DeployedModel
-from ffenergy.targets.base import Predictions, forced_depth
+from ffenergy.firmware.deployed import DeployedModel
+from ffenergy.vocabulary import Predictions, forced_depth
 
 F32 = np.float32
 
@@ -24,10 +24,10 @@ class ScoredPredictions(Predictions):
     scores: np.ndarray
 
 
-def overlay_inputs(x: np.ndarray, procedure: str, n_classes: int, label_on: np.float32, neutral: np.float32) -> np.ndarray:
+def overlay_inputs(x: np.ndarray, scheme: str, n_classes: int, label_on: np.float32, neutral: np.float32) -> np.ndarray:
     """Label overlay: MP -> (N, C, d) with one-hot(c)*label_on, OP -> (N, 1, d) with neutral slots."""
     x = np.asarray(x, F32)
-    if procedure == "mp":
+    if scheme == "mp":
         out = np.repeat(x[:, None, :], n_classes, axis=1)
         out[:, :, :n_classes] = np.eye(n_classes, dtype=F32) * F32(label_on)
     else:
@@ -94,7 +94,7 @@ def confidence(model: DeployedModel, s: np.ndarray) -> np.ndarray:
     top1, top2 = _top2(s)
     if model.statistic == "gap":
         return top1 - top2
-    if model.procedure == "mp":
+    if model.scheme == "mp":
         return top1
     total = np.zeros(s.shape[0], F32)
     for c in range(s.shape[1]):
@@ -105,10 +105,10 @@ def confidence(model: DeployedModel, s: np.ndarray) -> np.ndarray:
 def layer_scores(model: DeployedModel, x: np.ndarray) -> np.ndarray:
     """Scores (L, N, C) at every depth, with MP pruning applied after ``prune_after``."""
     n, c, L = len(x), model.n_classes, model.n_layers
-    v = overlay_inputs(x, model.procedure, c, model.label_on, model.neutral)
+    v = overlay_inputs(x, model.scheme, c, model.label_on, model.neutral)
     v = v.reshape(-1, v.shape[-1])
     out = np.empty((L, n, c), F32)
-    if model.procedure == "mp":
+    if model.scheme == "mp":
         acc = np.zeros((n, c), F32)
         pruned = np.zeros((n, c), bool)
         for l in range(L):
@@ -134,7 +134,7 @@ def layer_macs(model: DeployedModel) -> np.ndarray:
     d, c = model.dims, model.n_classes
     per = []
     for l in range(1, len(d)):
-        if model.procedure == "mp":
+        if model.scheme == "mp":
             active = model.prune_keep if model.prune_keep and l > model.prune_after else c
             per.append(active * d[l - 1] * d[l])
         else:

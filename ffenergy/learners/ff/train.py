@@ -9,31 +9,15 @@ neutral-label activations. One backward pass and one optimiser step per minibatc
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ffenergy.ff.model import FFNetwork
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of FF training (defaults: the loeweX/LightFF main-code recipe)."""
-
-    hidden: list[int] = field(default_factory=lambda: [1000, 1000, 1000])
-    epochs: int = 10
-    optimizer: str = "sgd"  # "sgd" (with momentum) or "adam"
-    batch_size: int = 100
-    lr: float = 1e-3  # FF layers
-    head_lr: float = 1e-2  # OP heads
-    weight_decay: float = 3e-4
-    head_weight_decay: float = 3e-3
-    momentum: float = 0.9
-    peer_weight: float = 0.03
-    peer_momentum: float = 0.9
+from ffenergy.config import ModelConfig
+from ffenergy.learners.ff.model import FFNetwork
 
 
 @dataclass
@@ -57,7 +41,7 @@ def train(
     net: FFNetwork,
     x: np.ndarray,
     y: np.ndarray,
-    cfg: TrainConfig,
+    cfg: ModelConfig,
     seed: int,
     device: str = "cpu",
     progress: bool = True,
@@ -114,7 +98,7 @@ def _batch_loss(
     net: FFNetwork,
     x: torch.Tensor,
     y: torch.Tensor,
-    cfg: TrainConfig,
+    cfg: ModelConfig,
     peer_means: list[torch.Tensor],
     gen: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ffenergy.ff.inference import ExitSpec, confidence, exits_from_scores
+from ffenergy.learners.base import Learner
+from ffenergy.learners.exits import exits_from_scores
 
 
 @dataclass
@@ -26,16 +27,16 @@ class Calibration:
     def thresholds(self, alpha: float) -> np.ndarray:
         return (self.mu - alpha * self.sigma).astype(np.float32)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, list[float]]:
         return {"mu": self.mu.tolist(), "sigma": self.sigma.tolist(), "n_correct": self.n_correct.tolist()}
 
 
-def calibrate(scores: list[torch.Tensor], labels: np.ndarray, spec: ExitSpec) -> Calibration:
+def calibrate(learner: Learner, scores: list[torch.Tensor], labels: np.ndarray) -> Calibration:
     """Statistics from per-depth validation scores (see ``inference.depth_scores``)."""
     mus, sigmas, counts = [], [], []
     y = torch.from_numpy(labels).to(scores[0].device)
     for s in scores:
-        conf = confidence(s, spec.statistic, spec.procedure)
+        conf = learner.confidence(s)
         ok = (s.argmax(dim=1) == y) & torch.isfinite(conf)
         vals = conf[ok].double().cpu().numpy()
         if len(vals) < 2:
@@ -47,12 +48,12 @@ def calibrate(scores: list[torch.Tensor], labels: np.ndarray, spec: ExitSpec) ->
 
 
 def select_alpha(
-    scores: list[torch.Tensor], labels: np.ndarray, spec: ExitSpec, cal: Calibration,
+    learner: Learner, scores: list[torch.Tensor], labels: np.ndarray, cal: Calibration,
     candidates: list[float], max_loss_pp: float,
 ) -> float:
     """The largest candidate alpha whose validation accuracy is within ``max_loss_pp`` percentage
     points of the full network's (larger alpha: lower thresholds, earlier exits)."""
     full = float(np.mean(scores[-1].argmax(dim=1).numpy() == labels))
     ok = [a for a in candidates
-          if np.mean(exits_from_scores(scores, spec, cal.thresholds(a))[0] == labels) >= full - max_loss_pp / 100]
+          if np.mean(exits_from_scores(learner, scores, cal.thresholds(a))[0] == labels) >= full - max_loss_pp / 100]
     return max(ok) if ok else min(candidates)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ffenergy.ff.arrays import NetworkArrays, Procedure
+from ffenergy.firmware.arrays import NetworkArrays, Scheme
 
 NORM_EPS = 1e-8
 
@@ -79,14 +79,14 @@ class FFNetwork(nn.Module):
         out[:, : self.n_classes] = self.label_value / self.n_classes
         return out
 
-    def to_arrays(self, procedure: Procedure) -> NetworkArrays:
+    def to_arrays(self, scheme: Scheme) -> NetworkArrays:
         """The float32 numpy hand-off used by export, firmware and references."""
         to_np = lambda t: t.detach().cpu().numpy().astype(np.float32).copy()  # noqa: E731
         return NetworkArrays(
-            procedure=procedure,
+            scheme=scheme,
             weights=[to_np(l.weight) for l in self.layers],
             biases=[to_np(l.bias) for l in self.layers],
-            heads=[to_np(h.weight) for h in self.heads] if procedure == "op" else [],
+            heads=[to_np(h.weight) for h in self.heads] if scheme == "op" else [],
             n_classes=self.n_classes,
             label_value=self.label_value,
             norm_eps=NORM_EPS,

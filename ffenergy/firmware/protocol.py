@@ -8,7 +8,9 @@ from enum import IntEnum
 
 import numpy as np
 
-from ffenergy.targets.base import forced_depth
+from ffenergy.crc16 import crc16
+from ffenergy.firmware.arrays import Scheme
+from ffenergy.vocabulary import forced_depth
 
 PROTO_VERSION = 1
 SYNC_REQUEST = 0xA5
@@ -47,31 +49,11 @@ class LoadFormat(IntEnum):
     U8 = 1  # x_i = (float)q_i / 255.0f
 
 
-def _crc_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
-    return table
-
-
-_CRC_TABLE = _crc_table()
-
-
-def crc16_ccitt(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF); crc16_ccitt(b"123456789") == 0x29B1."""
-    for b in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
-    return crc
-
-
 def _encode(sync: int, code: int, seq: int, payload: bytes) -> bytes:
     if len(payload) > MAX_PAYLOAD:
         raise ValueError(f"payload of {len(payload)} bytes exceeds the protocol limit of {MAX_PAYLOAD}")
     body = struct.pack("<BBH", code & 0xFF, seq & 0xFF, len(payload)) + bytes(payload)
-    return bytes([sync]) + body + struct.pack("<H", crc16_ccitt(body))
+    return bytes([sync]) + body + struct.pack("<H", crc16(body))
 
 
 def encode_request(cmd: int, seq: int, payload: bytes = b"") -> bytes:
@@ -132,7 +114,7 @@ class FrameParser:
                 return frames
             body = bytes(self.buf[1 : HEADER_LEN + length])
             (crc,) = struct.unpack_from("<H", self.buf, HEADER_LEN + length)
-            if crc != crc16_ccitt(body):
+            if crc != crc16(body):
                 self.crc_errors += 1
                 del self.buf[:1]
                 continue
@@ -155,7 +137,7 @@ class Info:
     proto_version: int
     fw_version: tuple[int, int, int]
     dtype: str  # "f32" | "int8"
-    procedure: str  # "mp" | "op"
+    scheme: Scheme  # "mp" (one pass per candidate label) | "op" (neutral label, heads)
     statistic: str  # "gap" | "max"
     n_layers: int
     n_classes: int
@@ -168,14 +150,14 @@ class Info:
 
 
 _DTYPES = ("f32", "int8")
-_PROCEDURES = ("mp", "op")
+_SCHEMES = ("mp", "op")
 _STATISTICS = ("gap", "max")
 
 
 def pack_info(info: Info) -> bytes:
     head = struct.pack(
         "<12BH",
-        info.proto_version, *info.fw_version, _DTYPES.index(info.dtype), _PROCEDURES.index(info.procedure),
+        info.proto_version, *info.fw_version, _DTYPES.index(info.dtype), _SCHEMES.index(info.scheme),
         _STATISTICS.index(info.statistic), info.n_layers, info.n_classes, info.prune_after, info.prune_keep, 0,
         info.n_in,
     )
@@ -194,12 +176,12 @@ def parse_info(payload: bytes) -> Info:
     (tick_hz,) = struct.unpack_from("<I", payload, 14 + 2 * n_layers)
     try:
         return Info(
-            proto_version=v[0], fw_version=(v[1], v[2], v[3]), dtype=_DTYPES[v[4]], procedure=_PROCEDURES[v[5]],
+            proto_version=v[0], fw_version=(v[1], v[2], v[3]), dtype=_DTYPES[v[4]], scheme=_SCHEMES[v[5]],
             statistic=_STATISTICS[v[6]], n_layers=n_layers, n_classes=v[8], prune_after=v[9], prune_keep=v[10],
             n_in=v[12], dims=tuple(dims), tick_hz=tick_hz, model_name=payload[need:].decode("ascii", "replace"),
         )
     except IndexError as exc:
-        raise ValueError(f"INFO payload has an unknown dtype/procedure/statistic code: {v[4:7]}") from exc
+        raise ValueError(f"INFO payload has an unknown dtype/scheme/statistic code: {v[4:7]}") from exc
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Export a trained FF network to the microcontroller firmware: quantisation, C header, fit check.
 
-The deployed arithmetic (what ``hardware/firmware/core/mlp.c`` and ``ffenergy.targets.reference``
+The deployed arithmetic (what ``hardware/firmware/core/mlp.c`` and ``ffenergy.firmware.reference``
 both compute, bit for bit):
 
 - fp32: the ``NetworkArrays`` semantics in float32 with sequential sums (``acc = acc + w*h``).
@@ -15,91 +15,22 @@ both compute, bit for bit):
 from __future__ import annotations
 
 import json
+import logging
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from ffenergy.ff.arrays import ExitPolicy, NetworkArrays
+from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
+from ffenergy.firmware.boards import BOARDS, Board
+from ffenergy.firmware.deployed import FW_VERSION, DeployedModel, DType
+from ffenergy.firmware.reference import overlay_inputs
 
-DType = Literal["f32", "int8"]
-
-FW_VERSION = (0, 1, 0)
-# Code + vector table + constant tables of the firmware without the model (arm-none-eabi-gcc -O2,
-# measured on the qemu-mps2-an386 build: about 6 KB; rounded up for other boards' HALs).
-CODE_FLASH_BYTES = 10 * 1024
-# Protocol buffers (4 KB receive frame + reply), HAL state and a stack reserve.
-BASE_RAM_BYTES = 4096 + 7 + 256 + 4096
-
-
-@dataclass(frozen=True)
-class Board:
-    name: str
-    flash_bytes: int
-    ram_bytes: int
-    note: str
-
-
-BOARDS: dict[str, Board] = {
-    b.name: b
-    for b in [
-        Board("qemu-mps2-an386", 4 << 20, 4 << 20, "QEMU MPS2 AN386, Cortex-M4F, 4 MB code SSRAM / 4 MB data"),
-        Board("nucleo-l476rg", 1 << 20, 128 << 10, "STM32L476RG, Cortex-M4F 80 MHz, 1 MB flash / 128 KB SRAM"),
-        Board("nrf52840", 1 << 20, 256 << 10, "nRF52840, Cortex-M4F 64 MHz, 1 MB flash / 256 KB RAM"),
-        Board("mcu-256k", 256 << 10, 64 << 10, "generic MCU budget: 256 KB flash / 64 KB RAM"),
-        Board("host", 1 << 40, 1 << 40, "POSIX host build (tests); no limit"),
-    ]
-}
-
+log = logging.getLogger(__name__)
 
 class ModelTooLarge(ValueError):
     """The model does not fit the board's flash or RAM."""
-
-
-@dataclass
-class DeployedModel:
-    """The exact numbers the firmware holds (float32 / int8), shared by the header and the reference."""
-
-    name: str
-    procedure: str  # "mp" | "op"
-    statistic: str  # "gap" | "max"
-    dtype: DType
-    dims: list[int]  # d_0 (input) .. d_L
-    n_classes: int
-    thresholds: np.ndarray  # float32 (L,)
-    prune_after: int
-    prune_keep: int
-    label_on: np.float32  # MP overlay value of the candidate's slot
-    neutral: np.float32  # OP overlay value of every label slot
-    norm_eps: np.float32
-    weights: list[np.ndarray]  # float32 or int8, (d_l, d_{l-1})
-    biases: list[np.ndarray]  # float32 (d_l,)
-    heads: list[np.ndarray] = field(default_factory=list)  # OP: float32 or int8, (C, d_1+..+d_k)
-    w_scale: list[np.ndarray] = field(default_factory=list)  # int8: float32 (d_l,) = s_w[j]*s_in
-    in_inv_scale: np.ndarray | None = None  # int8: float32 (L,) = 1/s_in
-    head_scale: list[np.ndarray] = field(default_factory=list)  # int8 OP: float32 (C,)
-
-    @property
-    def n_layers(self) -> int:
-        return len(self.weights)
-
-    def flash_bytes(self) -> int:
-        arrays = [*self.weights, *self.biases, *self.heads, *self.w_scale, *self.head_scale, self.thresholds]
-        model = sum(a.nbytes for a in arrays) + (self.in_inv_scale.nbytes if self.in_inv_scale is not None else 0)
-        return CODE_FLASH_BYTES + model + 64 + 2 * len(self.dims)
-
-    def ram_bytes(self) -> int:
-        """Static buffers of mlp.c for this model (see FF_* sizes in the header) + protocol + stack."""
-        d_in_max, d_hid_max, c = max(self.dims[:-1]), max(self.dims[1:]), self.n_classes
-        ram = 4 * self.dims[0] + 4 * d_in_max + (d_in_max if self.dtype == "int8" else 0)  # x, h, q
-        ram += 4 * (c + self.n_layers) + 2 * c  # scores, thresholds, active flags/order
-        if self.procedure == "mp":
-            ram += 2 * 4 * c * d_hid_max  # ping-pong activations per candidate
-        else:
-            ram += 4 * sum(self.dims[1:])  # concatenated activations for the heads
-        return BASE_RAM_BYTES + ram
 
 
 @dataclass
@@ -124,13 +55,13 @@ class ExportReport:
 
 
 def _check_inputs(net: NetworkArrays, policy: ExitPolicy) -> None:
-    if net.procedure not in ("mp", "op"):
-        raise ValueError(f"unknown procedure {net.procedure!r}: use 'mp' or 'op'")
+    if net.scheme not in ("mp", "op"):
+        raise ValueError(f"unknown scheme {net.scheme!r}: use 'mp' or 'op'")
     if policy.statistic not in ("gap", "max"):
         raise ValueError(f"unknown statistic {policy.statistic!r}: use 'gap' or 'max'")
     if len(policy.thresholds) != net.n_layers:
         raise ValueError(f"policy has {len(policy.thresholds)} thresholds for {net.n_layers} layers")
-    if net.procedure == "op" and len(net.heads) != net.n_layers:
+    if net.scheme == "op" and len(net.heads) != net.n_layers:
         raise ValueError(f"OP network needs one head per layer, got {len(net.heads)} for {net.n_layers}")
     if policy.prune_after and not (0 < policy.prune_keep < net.n_classes and policy.prune_after < net.n_layers):
         raise ValueError(
@@ -150,9 +81,7 @@ def _sym_int8(w: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]
 
 def _act_scales(net: NetworkArrays, calib_x: np.ndarray) -> np.ndarray:
     """max|h_l| / 127 of each layer's normalised input over the calibration set (float64 maths)."""
-    from ffenergy.targets.reference import overlay_inputs  # same overlay as the firmware
-
-    x = overlay_inputs(np.asarray(calib_x, np.float32), net.procedure, net.n_classes,
+    x = overlay_inputs(np.asarray(calib_x, np.float32), net.scheme, net.n_classes,
                        np.float32(net.label_value), np.float32(net.label_value / net.n_classes))
     x = x.reshape(-1, x.shape[-1]).astype(np.float64)  # 2-D: numpy's batched 3-D matmul is far slower
     scales = []
@@ -173,10 +102,10 @@ def deploy(
         raise ValueError(f"unknown dtype {dtype!r}: use 'f32' or 'int8'")
     f32 = np.float32
     model = DeployedModel(
-        name=name, procedure=net.procedure, statistic=policy.statistic, dtype=dtype, dims=list(net.dims),
+        name=name, scheme=net.scheme, statistic=policy.statistic, dtype=dtype, dims=list(net.dims),
         n_classes=net.n_classes, thresholds=np.asarray(policy.thresholds, f32).copy(),
-        prune_after=int(policy.prune_after) if net.procedure == "mp" else 0,
-        prune_keep=int(policy.prune_keep) if net.procedure == "mp" and policy.prune_after else 0,
+        prune_after=int(policy.prune_after) if net.scheme == "mp" else 0,
+        prune_keep=int(policy.prune_keep) if net.scheme == "mp" and policy.prune_after else 0,
         label_on=f32(net.label_value), neutral=f32(net.label_value / net.n_classes), norm_eps=f32(net.norm_eps),
         weights=[], biases=[np.asarray(b, f32).copy() for b in net.biases],
     )
@@ -201,9 +130,7 @@ def deploy(
 
 def check_fit(model: DeployedModel, board: str) -> Board:
     """Raise ModelTooLarge (saying by how much) unless the model fits the board."""
-    if board not in BOARDS:
-        raise ValueError(f"unknown board {board!r}: choose one of {', '.join(BOARDS)}")
-    b = BOARDS[board]
+    b = BOARDS.get(board)
     over = []
     if model.flash_bytes() > b.flash_bytes:
         over.append(f"flash needs {model.flash_bytes():,} B of {b.flash_bytes:,} B "
@@ -213,7 +140,7 @@ def check_fit(model: DeployedModel, board: str) -> Board:
                     f"(over by {model.ram_bytes() - b.ram_bytes:,} B)")
     if over:
         hint = " try dtype int8 or a smaller network" if model.dtype == "f32" else " try a smaller network"
-        raise ModelTooLarge(f"{model.dtype} {model.procedure} model {model.dims} does not fit {board}: "
+        raise ModelTooLarge(f"{model.dtype} {model.scheme} model {model.dims} does not fit {board}: "
                             + "; ".join(over) + ";" + hint)
     return b
 
@@ -239,9 +166,9 @@ def header_text(model: DeployedModel) -> str:
     wtype = "int8_t" if i8 else "float"
     L, dims = model.n_layers, model.dims
     out = [
-        "/* Generated by ffenergy.export: do not edit. */\n#ifndef FF_MODEL_H\n#define FF_MODEL_H\n#include <stdint.h>\n",
+        "/* Generated by ffenergy.firmware.export: do not edit. */\n#ifndef FF_MODEL_H\n#define FF_MODEL_H\n#include <stdint.h>\n",
         f'#define FF_MODEL_NAME "{model.name}"\n',
-        f"#define FF_DTYPE_INT8 {int(i8)}\n#define FF_PROC_OP {int(model.procedure == 'op')}\n",
+        f"#define FF_DTYPE_INT8 {int(i8)}\n#define FF_PROC_OP {int(model.scheme == 'op')}\n",
         f"#define FF_STAT_MAX {int(model.statistic == 'max')}\n#define FF_N_LAYERS {L}\n",
         f"#define FF_N_CLASSES {model.n_classes}\n#define FF_N_IN {dims[0]}\n",
         f"#define FF_MAX_IN_DIM {max(dims[:-1])}\n#define FF_MAX_HID_DIM {max(dims[1:])}\n",
@@ -260,7 +187,7 @@ def header_text(model: DeployedModel) -> str:
         out.append(_c_array("float", f"ff_b{l}", model.biases[l]))
         if i8:
             out.append(_c_array("float", f"ff_ws{l}", model.w_scale[l]))
-        if model.procedure == "op":
+        if model.scheme == "op":
             out.append(_c_array(wtype, f"ff_h{l}", model.heads[l]))
             if i8:
                 out.append(_c_array("float", f"ff_hs{l}", model.head_scale[l]))
@@ -271,7 +198,7 @@ def header_text(model: DeployedModel) -> str:
     out.append(f"static const ff_w_t *const ff_W[FF_N_LAYERS] = {{{lst('ff_w')}}};\n")
     out.append(f"static const float *const ff_B[FF_N_LAYERS] = {{{lst('ff_b')}}};\n")
     out.append(f"static const float *const ff_WS[FF_N_LAYERS] = {{{lst('ff_ws') if i8 else none}}};\n")
-    op = model.procedure == "op"
+    op = model.scheme == "op"
     out.append(f"static const ff_w_t *const ff_H[FF_N_LAYERS] = {{{lst('ff_h') if op else none}}};\n")
     out.append(f"static const float *const ff_HS[FF_N_LAYERS] = {{{lst('ff_hs') if op and i8 else none}}};\n")
     out.append("#endif\n")
@@ -282,7 +209,7 @@ def export_model(
     net: NetworkArrays, policy: ExitPolicy, out_dir: str | Path, dtype: DType = "f32", board: str = "qemu-mps2-an386",
     calib_x: np.ndarray | None = None, per_channel: bool = True, name: str = "model",
 ) -> ExportReport:
-    """Write ``out_dir/model.h`` (+ ``export.json``) after checking the model fits ``board``; prints the use."""
+    """Write ``out_dir/model.h`` (+ ``export.json``) after checking the model fits ``board``; logs the use."""
     model = deploy(net, policy, dtype, calib_x, per_channel, name)
     b = check_fit(model, board)
     out = Path(out_dir)
@@ -291,7 +218,7 @@ def export_model(
     header.write_text(header_text(model))
     report = ExportReport(out, header, board, dtype, model.flash_bytes(), b.flash_bytes, model.ram_bytes(), b.ram_bytes)
     meta = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(report).items()}
-    meta.update(procedure=model.procedure, statistic=model.statistic, dims=model.dims, name=model.name)
+    meta.update(scheme=model.scheme, statistic=model.statistic, dims=model.dims, name=model.name)
     (out / "export.json").write_text(json.dumps(meta, indent=2))
-    print(report.summary())
+    log.info(report.summary())
     return report

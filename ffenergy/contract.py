@@ -1,4 +1,5 @@
-"""The result contract (DESIGN.md section 5): column orders and append-safe CSV writers.
+"""The result contract (DESIGN.md section 5): every result file's columns, its row types, and
+append-safe writers. The experiment layer writes through it; analysis and plots read through it.
 
 Every row is flushed and fsync'd as soon as it is written, so an interrupted run keeps what
 it measured; readers skip a torn last line.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -30,6 +32,65 @@ SWEEP_COLUMNS = [
     "target", "procedure", "statistic", "alpha", "accuracy", "macro_f1", "mean_layers",
     "macs_per_inference", "mac_reduction", "exit_fractions", "energy_j_per_inference",
 ]
+TRACE_COLUMNS = ["t_s", "current_a", "voltage_v", "trigger"]
+FIT_KEYS = [
+    "target", "meter", "procedure", "joules_per_mac", "static_power_w", "intercept_j_per_inference",
+    "r2", "n_points", "predicted_light_j", "measured_light_j", "prediction_error",
+]
+EXPECTED_FILES = ("summary.csv", "samples.csv", "sweep.csv")  # every finished run has these
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    dataset: str
+    target: str
+    meter: str
+    provenance: str
+    procedure: str
+    mode: str
+    accuracy: float
+    macro_f1: float | None
+    mean_layers: float
+    macs_per_inference: float
+    mac_reduction: float | None
+    energy_j_per_inference: float | None
+    energy_ci95_j: float | None
+    energy_reduction: float | None
+    n_samples: int | None
+    n_repeats: int | None
+
+
+@dataclass(frozen=True)
+class Fit:
+    """An attribution fit: energy per inference = joules_per_mac * MACs + intercept."""
+
+    target: str
+    meter: str
+    procedure: str
+    joules_per_mac: float
+    static_power_w: float | None
+    intercept_j_per_inference: float
+    r2: float | None
+    n_points: int | None
+    predicted_light_j: float | None
+    measured_light_j: float | None
+    prediction_error: float | None
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    target: str
+    procedure: str
+    statistic: str
+    alpha: float
+    accuracy: float
+    macro_f1: float | None
+    mean_layers: float
+    macs_per_inference: float
+    mac_reduction: float | None
+    exit_fractions: tuple[float, ...]
+    energy_j_per_inference: float | None
+    meter: str | None
 
 
 class CsvAppender:

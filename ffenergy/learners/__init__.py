@@ -1,0 +1,22 @@
+"""The learner registry: procedure name -> learner class (``ffenergy.learners.base.Learner``).
+
+Adding a learner: one module with a ``Learner`` subclass, one ``LEARNERS.register`` line here
+(or in a plug-in or test), and its tests; see docs/DESIGN.md "How to add".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ffenergy.registry import Registry
+
+if TYPE_CHECKING:
+    from ffenergy.learners.base import Learner
+
+LEARNERS: Registry[type[Learner]] = Registry("learner")
+LEARNERS.register("mp", "ffenergy.learners.ff.learner:FFMultiPass",
+                  "Forward-Forward, one pass per candidate label, goodness accumulated over layers")
+LEARNERS.register("mp-pruned", "ffenergy.learners.ff.learner:FFPrunedMultiPass",
+                  "Forward-Forward MP keeping only the best candidate labels after inference.prune_after")
+LEARNERS.register("op", "ffenergy.learners.ff.learner:FFOnePass",
+                  "Forward-Forward, one neutral-label pass, a softmax head per depth")

@@ -1,0 +1,92 @@
+"""Early-exit inference for any learner, batched, with compaction.
+
+After every layer the samples that exited leave the batch, so later layers really run on
+fewer rows (on CPU and CUDA alike). The exit rule reads only the learner's own confidence,
+never a label. ``depth_scores`` runs every sample through every layer and keeps the scores of
+each depth: calibration, the alpha sweep and the compaction-equals-masking test use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ffenergy.learners.base import Learner
+from ffenergy.vocabulary import Predictions
+
+
+@torch.inference_mode()
+def infer(learner: Learner, x: torch.Tensor, thresholds: Sequence[float] | None,
+          forced_depth: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pred, exit_layer) for one batch; ``forced_depth`` None means light (early exit)."""
+    if forced_depth is None and thresholds is None:
+        raise ValueError("light inference needs calibrated thresholds")
+    last = learner.n_layers if forced_depth is None else forced_depth
+    pred = torch.empty(len(x), dtype=torch.long, device=x.device)
+    exit_layer = torch.empty(len(x), dtype=torch.long, device=x.device)
+    state = learner.start(x)
+    for k in range(last):
+        scores = state.step(k)
+        if k + 1 == last:
+            done = torch.ones(len(state.rows), dtype=torch.bool, device=x.device)
+        elif thresholds is not None and forced_depth is None:
+            done = learner.confidence(scores) >= thresholds[k]
+        else:
+            continue
+        exited = done.nonzero().squeeze(1)
+        if len(exited) == 0:
+            continue
+        rows = state.rows.index_select(0, exited)
+        pred[rows] = scores.index_select(0, exited).argmax(dim=1)
+        exit_layer[rows] = k + 1
+        if len(exited) == len(done):
+            break
+        state.keep((~done).nonzero().squeeze(1))
+    return pred, exit_layer
+
+
+@torch.no_grad()
+def depth_scores(learner: Learner, x: torch.Tensor) -> list[torch.Tensor]:
+    """Scores (N, C) at every depth 1..L for every sample, no exits (the masking view)."""
+    state = learner.start(x)
+    return [state.step(k) for k in range(learner.n_layers)]
+
+
+def batched_depth_scores(learner: Learner, x: np.ndarray, batch_size: int = 1024) -> list[torch.Tensor]:
+    """``depth_scores`` over a whole array in batches, gathered on the CPU."""
+    device = learner.device()
+    chunks = [depth_scores(learner, torch.from_numpy(x[i : i + batch_size]).to(device))
+              for i in range(0, len(x), batch_size)]
+    return [torch.cat([c[k] for c in chunks]).cpu() for k in range(learner.n_layers)]
+
+
+def exits_from_scores(learner: Learner, scores: list[torch.Tensor],
+                      thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(pred, exit_layer) the light rule gives, computed from per-depth scores by masking."""
+    n_layers = len(scores)
+    n = len(scores[0])
+    exit_layer = np.full(n, n_layers, dtype=np.int64)
+    undecided = np.ones(n, dtype=bool)
+    for k in range(n_layers - 1):
+        conf = learner.confidence(scores[k]).cpu().numpy()
+        hit = undecided & (conf >= thresholds[k])
+        exit_layer[hit] = k + 1
+        undecided &= ~hit
+    stacked = torch.stack([s.argmax(dim=1) for s in scores], dim=1).cpu().numpy()
+    return stacked[np.arange(n), exit_layer - 1], exit_layer
+
+
+def predict(learner: Learner, x: np.ndarray, thresholds: Sequence[float] | None, forced_depth: int | None,
+            batch_size: int = 1024) -> Predictions:
+    """Batched inference over a whole array on the learner's device; MACs per sample from the exits."""
+    device = learner.device()
+    preds, exits = [], []
+    for i in range(0, len(x), batch_size):
+        p, e = infer(learner, torch.from_numpy(x[i : i + batch_size]).to(device), thresholds, forced_depth)
+        preds.append(p.cpu().numpy())
+        exits.append(e.cpu().numpy())
+    exit_layer = np.concatenate(exits)
+    return Predictions(pred=np.concatenate(preds), exit_layer=exit_layer,
+                       macs=learner.macs_at_exit()[exit_layer - 1])

@@ -1,0 +1,1 @@
+"""Forward-Forward: the network, its training, its MAC counts and its learners."""

@@ -1,0 +1,192 @@
+"""Forward-Forward as learners: multi-pass (MP), MP with label pruning, and one-pass (OP).
+
+One FF network (``model.FFNetwork``, trained by ``train.train``) serves all three, so they share
+one cache entry. MP runs one pass per candidate label and accumulates goodness over layers; its
+confidence is ``inference.mp_statistic`` of the accumulated goodness. Pruned MP keeps only the
+``inference.prune_keep`` best candidates after layer ``inference.prune_after``, and reports its
+reductions against unpruned MP. OP runs one neutral-label pass with a softmax head per depth;
+its confidence is ``inference.op_statistic`` of the head's logits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ffenergy.config import InferenceConfig, ModelConfig
+from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
+from ffenergy.learners.base import Learner
+from ffenergy.learners.ff.macs import mp_layer_macs, op_layer_macs
+from ffenergy.learners.ff.model import FFNetwork
+from ffenergy.learners.ff.train import train
+
+
+def top_gap(scores: torch.Tensor) -> torch.Tensor:
+    """Top-1 minus top-2 of each row (inf with a single candidate; pruned ones hold -inf)."""
+    if scores.shape[1] < 2:
+        return torch.full_like(scores[:, 0], float("inf"))
+    top = torch.topk(scores, k=2, dim=1).values
+    return top[:, 0] - top[:, 1]
+
+
+def top_probability(logits: torch.Tensor) -> torch.Tensor:
+    """Top softmax probability = 1 / sum_c exp(s_c - s_max); one pass, no (N, C) softmax."""
+    return (logits - logits.amax(dim=1, keepdim=True)).exp().sum(dim=1).reciprocal()
+
+
+class _FFLearner(Learner):
+    network_id: ClassVar[str] = "ff"
+    training_version: ClassVar[int] = 1
+    net: FFNetwork
+
+    @classmethod
+    def build(cls, dims: list[int], n_classes: int, label_value: float) -> FFNetwork:
+        return FFNetwork(dims, n_classes, label_value)
+
+    @classmethod
+    def fit(cls, net: Any, x: np.ndarray, y: np.ndarray, model: ModelConfig, seed: int, device: str,
+            progress: bool) -> dict[str, Any]:
+        log = train(net, x, y, model, seed, device, progress)
+        return {"train_seconds": round(log.seconds, 2), "train_device": device, "ff_loss": log.ff_loss,
+                "head_loss": log.head_loss}
+
+    prune_after: int = 0
+    prune_keep: int = 0
+
+    @property
+    def dims(self) -> list[int]:
+        return self.net.dims
+
+    def calibration_facts(self) -> dict[str, Any]:
+        return {"prune_after": self.prune_after, "prune_keep": self.prune_keep}
+
+    @property
+    def n_classes(self) -> int:
+        return self.net.n_classes
+
+
+class FFMultiPass(_FFLearner):
+    """MP: one pass per candidate label; scores = goodness accumulated up to each depth."""
+
+    pruned: ClassVar[bool] = False
+
+    def __init__(self, name: str, net: FFNetwork, inference: InferenceConfig):
+        super().__init__(name, net, inference)
+        self._statistic = inference.mp_statistic
+        self.prune_after = inference.prune_after if self.pruned else 0
+        self.prune_keep = inference.prune_keep if self.pruned else 0
+
+    @property
+    def statistic(self) -> str:
+        return self._statistic
+
+    def start(self, x: torch.Tensor) -> _MultiPass:
+        return _MultiPass(self, x)
+
+    def confidence(self, scores: torch.Tensor) -> torch.Tensor:
+        return top_gap(scores) if self._statistic == "gap" else scores.amax(dim=1)
+
+    def layer_macs(self) -> np.ndarray:
+        return mp_layer_macs(self.dims, self.n_classes, self.prune_after, self.prune_keep)
+
+    def firmware(self, thresholds: np.ndarray) -> tuple[NetworkArrays, ExitPolicy]:
+        policy = ExitPolicy(self._statistic, np.asarray(thresholds, np.float32),  # type: ignore[arg-type]
+                            self.prune_after, self.prune_keep)
+        return self.net.to_arrays("mp"), policy
+
+
+class FFPrunedMultiPass(FFMultiPass):
+    """MP that keeps only the best candidate labels after ``inference.prune_after``."""
+
+    pruned: ClassVar[bool] = True
+
+    @property
+    def reference(self) -> str:
+        return "mp"  # the honest baseline is the full unpruned network
+
+
+class FFOnePass(_FFLearner):
+    """OP: one neutral-label pass; scores at depth k = head k on the activations so far."""
+
+    def __init__(self, name: str, net: FFNetwork, inference: InferenceConfig):
+        super().__init__(name, net, inference)
+        self._statistic = inference.op_statistic
+
+    @property
+    def statistic(self) -> str:
+        return self._statistic
+
+    def start(self, x: torch.Tensor) -> _OnePass:
+        return _OnePass(self.net, x)
+
+    def confidence(self, scores: torch.Tensor) -> torch.Tensor:
+        return top_gap(scores) if self._statistic == "gap" else top_probability(scores)
+
+    def layer_macs(self) -> np.ndarray:
+        return op_layer_macs(self.dims, self.n_classes)
+
+    def firmware(self, thresholds: np.ndarray) -> tuple[NetworkArrays, ExitPolicy]:
+        policy = ExitPolicy(self._statistic, np.asarray(thresholds, np.float32))  # type: ignore[arg-type]
+        return self.net.to_arrays("op"), policy
+
+
+class _MultiPass:
+    """A batch in MP: one copy of each row per live candidate label, with running goodness."""
+
+    def __init__(self, learner: FFMultiPass, x: torch.Tensor):
+        net, c = learner.net, learner.n_classes
+        self.net, self.prune_after, self.prune_keep = net, learner.prune_after, learner.prune_keep
+        n = len(x)
+        self.rows = torch.arange(n, device=x.device)
+        h = x[:, None, :].repeat(1, c, 1)
+        h[:, :, :c] = torch.eye(c, device=x.device) * net.label_value
+        self.h = h  # (n, m, d): one copy per candidate label
+        self.cand = torch.arange(c, device=x.device).repeat(n, 1)  # (n, m) label of each copy
+        self.goodness = torch.zeros(n, c, device=x.device)
+
+    def step(self, k: int) -> torch.Tensor:
+        n, m, d = self.h.shape
+        z = self.net.layer(k, self.h.reshape(n * m, d)).reshape(n, m, -1)
+        self.goodness = self.goodness + (z * z).sum(dim=2)
+        self.h = z
+        if self.prune_after == k + 1 and 0 < self.prune_keep < m:
+            self._prune(self.prune_keep)
+        scores = torch.full((len(self.rows), self.net.n_classes), float("-inf"), device=z.device)
+        return scores.scatter(1, self.cand, self.goodness)
+
+    def _prune(self, keep: int) -> None:
+        """Keep the ``keep`` best candidates of each row (ties: lower label), in label order."""
+        order = torch.sort(self.goodness, dim=1, descending=True, stable=True).indices[:, :keep]
+        order = torch.sort(order, dim=1).values  # candidates stay in ascending label order
+        self.cand = torch.gather(self.cand, 1, order)
+        self.goodness = torch.gather(self.goodness, 1, order)
+        self.h = torch.gather(self.h, 1, order[:, :, None].expand(-1, -1, self.h.shape[2]))
+
+    def keep(self, idx: torch.Tensor) -> None:
+        """index_select: several times faster than boolean or advanced indexing on CPU."""
+        self.rows = self.rows.index_select(0, idx)
+        self.h, self.cand, self.goodness = (t.index_select(0, idx) for t in (self.h, self.cand, self.goodness))
+
+
+class _OnePass:
+    """A batch in OP: the neutral-label activations of every layer so far (the heads' input)."""
+
+    def __init__(self, net: FFNetwork, x: torch.Tensor):
+        self.net = net
+        self.rows = torch.arange(len(x), device=x.device)
+        self.h = net.neutral(x)
+        self.acts: list[torch.Tensor] = []
+
+    def step(self, k: int) -> torch.Tensor:
+        self.h = self.net.layer(k, self.h)
+        self.acts.append(self.h)
+        return self.net.heads[k](torch.cat(self.acts, dim=1) if k else self.h)
+
+    def keep(self, idx: torch.Tensor) -> None:
+        self.rows = self.rows.index_select(0, idx)
+        self.acts = [a.index_select(0, idx) for a in self.acts]
+        self.h = self.acts[-1]
+
+
