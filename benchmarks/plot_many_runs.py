@@ -20,11 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "plot"))
-
-from plot_synthetic import write_synthetic_run  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: its tests package
 
 from ffenergy.plot.command import default_jobs, plot_command  # noqa: E402
+from tests.plot.plot_synthetic import write_synthetic_run  # noqa: E402
 
 BUDGET_S = 30.0
 

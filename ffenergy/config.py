@@ -115,16 +115,20 @@ class ExperimentConfig:
     measurement: MeasurementConfig = field(default_factory=MeasurementConfig)
     mcu: McuSection = field(default_factory=McuSection)
     carbon: CarbonConfig = field(default_factory=CarbonConfig)
+    # where the YAML file was (relative data paths resolve against it); not part of the config itself
+    config_dir: Path = field(default=Path("."), init=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        del d["config_dir"]
+        return d
 
     def data_path(self) -> str | None:
         """``data.path`` resolved against the directory of the config file it came from."""
         path = self.data.path
         if path is None or Path(path).is_absolute():
             return path
-        return str(Path(getattr(self, "config_dir", ".")) / path)
+        return str(self.config_dir / path)
 
     def hash(self, *sections: str) -> str:
         """Short stable hash of the whole config or of the named top-level sections."""
@@ -169,7 +173,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(raw).__name__} {raw!r}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = sorted(set(raw) - set(names))
     if unknown:
         raise ConfigError(f"{_join(where, unknown[0])}: unknown key; allowed keys here: {', '.join(names)}")
@@ -179,7 +183,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

@@ -62,12 +62,12 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """The registered object, imported on first use."""
         if name not in self._loaded:
-            target = self.entry(name).target
+            target: Any = self.entry(name).target
             if isinstance(target, str):
                 module, _, attribute = target.partition(":")
                 imported = importlib.import_module(module)
                 target = getattr(imported, attribute) if attribute else imported
-            self._loaded[name] = target  # type: ignore[assignment]
+            self._loaded[name] = target
         return self._loaded[name]
 
     def __getitem__(self, name: str) -> T:

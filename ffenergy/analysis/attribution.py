@@ -131,7 +131,8 @@ def attribute(windows: Sequence[ModeWindow], macs_per_inference: Mapping[str, fl
 
     depth_e: dict[int, list[float]] = {}
     for w, e in zip(depth, net_inf):
-        depth_e.setdefault(depth_of(w.mode), []).append(float(e))  # type: ignore[arg-type]
+        if (k := depth_of(w.mode)) is not None:  # always, by the filter above
+            depth_e.setdefault(k, []).append(float(e))
     depth_mean = {k: float(np.mean(v)) for k, v in depth_e.items()}
 
     predicted = _predict(depth_mean, exit_dist) if exit_dist is not None else None

@@ -177,7 +177,7 @@ def _load_manifest(path: Path) -> Manifest:
     config = raw["config"]
     if not isinstance(config, dict):
         raise RunLoadError(f"{path}: 'config' must be an object (the resolved config)")
-    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    data = _mapping(config, "data")
     meters = raw["meters"]
     if not isinstance(meters, list) or not all(isinstance(m, dict) and "name" in m for m in meters):
         raise RunLoadError(f"{path}: 'meters' must be a list of objects with at least 'name'")
@@ -192,19 +192,25 @@ def _load_manifest(path: Path) -> Manifest:
         records.append(MeterRecord(
             name=str(m["name"]), provenance=provenance,
             update_period_s=float(period) if isinstance(period, (int, float)) else None,
-            details=m.get("details") if isinstance(m.get("details"), dict) else {},
+            details=_mapping(m, "details"),
         ))
-    stages = raw.get("stages") if isinstance(raw.get("stages"), dict) else {}
+    stages = _mapping(raw, "stages")
     return Manifest(
         run_id=str(raw["run_id"]),
         config_name=str(config.get("name", "?")),
         dataset=str(data.get("dataset", "?")),
         meters=tuple(records),
-        host=raw.get("host") if isinstance(raw.get("host"), dict) else {},
-        versions=raw.get("versions") if isinstance(raw.get("versions"), dict) else {},
+        host=_mapping(raw, "host"),
+        versions=_mapping(raw, "versions"),
         stages={str(k): str(v) for k, v in stages.items()},
         raw=raw,
     )
+
+
+def _mapping(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    """``obj[key]`` when it is a mapping, else an empty one."""
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _read_json(path: Path) -> Any:

@@ -80,7 +80,7 @@ def cache_root(cache_dir: str) -> Path:
 
 def cache_key(*parts: object) -> str:
     """A short stable hash of JSON-serialisable parts (dataclasses are converted to dicts)."""
-    plain = [dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts]
+    plain = [dataclasses.asdict(p) if dataclasses.is_dataclass(p) and not isinstance(p, type) else p for p in parts]
     text = json.dumps(plain, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -105,7 +105,7 @@ def cached_arrays(
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
+                np.savez(fh, allow_pickle=True, **arrays)  # the default, named so mypy won't match **arrays to it
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -91,14 +91,14 @@ def per_sample_attribution(run_dir: Path, target: str, procedure: str, layer_mac
     energy = np.array([float(r["energy_j"]) for r in rows])
     fit = fit_energy_vs_exit(exits, energy)
     mean_at = {k: float(energy[exits == k].mean()) for k in sorted(set(exits.tolist()))}
-    out = {"slope_j_per_layer": fit.slope_j_per_layer, "intercept_j": fit.intercept_j, "r2": fit.r2, "n": fit.n,
+    layer_energy = {str(k): mean_at[k] - mean_at.get(k - 1, 0.0) for k in mean_at if k == 1 or k - 1 in mean_at}
+    out: dict[str, Any] = {"slope_j_per_layer": fit.slope_j_per_layer, "intercept_j": fit.intercept_j, "r2": fit.r2, "n": fit.n,
            "mean_energy_j_at_exit": {str(k): v for k, v in mean_at.items()},
-           "layer_energy_j": {str(k): mean_at[k] - mean_at.get(k - 1, 0.0) for k in mean_at
-                              if k == 1 or k - 1 in mean_at}}
+           "layer_energy_j": layer_energy}
     if ground_truth and "net_joules_per_mac" in ground_truth:
         truth = {str(k + 1): float(m) * ground_truth["net_joules_per_mac"] for k, m in enumerate(layer_macs)}
         out["ground_truth_layer_energy_j"] = truth
-        out["layer_energy_error"] = {k: v / truth[k] - 1 for k, v in out["layer_energy_j"].items()}
+        out["layer_energy_error"] = {k: v / truth[k] - 1 for k, v in layer_energy.items()}
     return out
 
 

@@ -386,7 +386,7 @@ def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[
         run_dir = Path(opts.out_root) / f"{cfg.name}-{stamp}"
         run_dir.mkdir(parents=True, exist_ok=False)
         manifest = Manifest.create(run_dir / "manifest.json", run_dir.name, cfg.to_dict(), cfg.hash(), cfg.seed)
-        manifest.update(config_dir=str(getattr(cfg, "config_dir", ".")))
+        manifest.update(config_dir=str(cfg.config_dir))
     for target in host_targets(cfg.targets):
         HostTarget.open(target)  # fail before any work when a host target cannot run here
     runner = Runner(cfg, run_dir, manifest, opts)

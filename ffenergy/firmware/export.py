@@ -192,6 +192,7 @@ def header_text(model: DeployedModel) -> str:
             if i8:
                 out.append(_c_array("float", f"ff_hs{l}", model.head_scale[l]))
     if i8:
+        assert model.in_inv_scale is not None, "an int8 model carries its input scales"
         out.append(_c_array("float", "ff_in_inv_scale", model.in_inv_scale))
     lst = lambda p: ",".join(f"{p}{l}" for l in range(L))  # noqa: E731
     none = ",".join(["0"] * L)

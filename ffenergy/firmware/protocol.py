@@ -150,7 +150,7 @@ class Info:
 
 
 _DTYPES = ("f32", "int8")
-_SCHEMES = ("mp", "op")
+_SCHEMES: tuple[Scheme, ...] = ("mp", "op")
 _STATISTICS = ("gap", "max")
 
 

@@ -75,6 +75,7 @@ def _layer(model: DeployedModel, l: int, v: np.ndarray) -> np.ndarray:
     if model.dtype == "f32":
         acc = seq_dot(v / denom[:, None], model.weights[l])
     else:
+        assert model.in_inv_scale is not None, "an int8 model carries its input scales"
         t = (v / denom[:, None]) * model.in_inv_scale[l]
         t = np.minimum(np.maximum(t, F32(-127.0)), F32(127.0))
         q = np.trunc(t + np.where(t >= 0, F32(0.5), F32(-0.5)))

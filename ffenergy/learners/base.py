@@ -16,14 +16,16 @@ Registered by name in ``ffenergy.learners.LEARNERS``; that name is the result fi
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from ffenergy.config import InferenceConfig, ModelConfig
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
+
+if TYPE_CHECKING:
+    from ffenergy.config import InferenceConfig, ModelConfig
 
 
 class NotDeployable(ValueError):

@@ -50,7 +50,8 @@ def resolve_intensity(country_iso_code: str | None = None,
         raise MeterUnavailable(f"carbon: country data comes with CodeCarbon: {PIP} "
                                "(or give grid_intensity_g_per_kwh)") from exc
     mix = DataSource().get_global_energy_mix_data()
-    iso = country_iso_code.upper()  # type: ignore[union-attr]
+    assert country_iso_code is not None  # exactly one of the two was given
+    iso = country_iso_code.upper()
     if iso not in mix or mix[iso].get("carbon_intensity") is None:
         raise ValueError(f"carbon: no grid data for country {country_iso_code!r}; use an ISO 3166-1 alpha-3 "
                          "code such as 'FRA', 'DEU', 'USA', or give grid_intensity_g_per_kwh")

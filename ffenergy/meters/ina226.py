@@ -13,13 +13,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Unpack
 
 import numpy as np
 import serial
 
-from ffenergy.meters.base import MeterError, MeterInfo, MeterUnavailable
+from ffenergy.meters.base import MeterError, MeterInfo, MeterUnavailable, Provenance
 from ffenergy.meters.ina226_wire import INFO_REQUEST, FLAG_TRIGGER, RawSamples, StreamDecoder
-from ffenergy.meters.triggered import DOMAIN, MeterDisconnected, TriggeredMeter
+from ffenergy.meters.triggered import DOMAIN, MeterDisconnected, TriggeredMeter, WindowOptions
 
 log = logging.getLogger(__name__)
 DEFAULT_BAUD = 500_000
@@ -65,7 +66,7 @@ class Ina226Meter(TriggeredMeter):
     """
 
     def __init__(self, port: str, baudrate: int = DEFAULT_BAUD, *, info_timeout_s: float = 5.0,
-                 reopen_retries: int = 10, reopen_interval_s: float = 0.5, **window_options: float):
+                 reopen_retries: int = 10, reopen_interval_s: float = 0.5, **window_options: Unpack[WindowOptions]):
         super().__init__(**window_options)
         self.port = port
         self.baudrate = baudrate
@@ -116,15 +117,16 @@ class Ina226Meter(TriggeredMeter):
                 data = ser.read(4096)
                 got += len(data)
                 items = decoder.feed(data).items
-                headers = [k for k, item in enumerate(items) if isinstance(item, dict)]
+                headers = [(k, item) for k, item in enumerate(items) if isinstance(item, dict)]
                 if headers:
-                    self._set_header(items[headers[-1]])
+                    last, header = headers[-1]
+                    self._set_header(header)
                     decoder.crc_errors += self._decoder.crc_errors  # keep the totals across reopens
                     decoder.garbage_bytes += self._decoder.garbage_bytes
                     self._decoder = decoder
                     self._timeline = _Timeline(self._timeline_end())
-                    self._ingest(items[headers[-1] + 1:])
-                    return items[headers[-1]], ""
+                    self._ingest(items[last + 1:])
+                    return header, ""
         except (serial.SerialException, OSError) as exc:
             raise MeterUnavailable(f"the INA226 logger port {self.port} failed while opening: {exc}") from exc
         return None, f"{got} bytes, {decoder.frames} valid frames"
@@ -206,7 +208,7 @@ class Ina226Meter(TriggeredMeter):
 
     # --- Meter interface --------------------------------------------------------------------
     @property
-    def provenance(self) -> str:
+    def provenance(self) -> Provenance:
         return "simulated" if self.header.get("source") == "simulator" else "measured"
 
     @property
@@ -217,7 +219,7 @@ class Ina226Meter(TriggeredMeter):
                    "stream": dataclasses.asdict(self.stats)}
         if truth:
             details["ground_truth"] = truth
-        return MeterInfo(name="ina226", provenance=self.provenance, domains=(DOMAIN,),  # type: ignore[arg-type]
+        return MeterInfo(name="ina226", provenance=self.provenance, domains=(DOMAIN,),
                          update_period_s=period, details=details)
 
     def close(self) -> None:

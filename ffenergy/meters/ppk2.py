@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import importlib
 import threading
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Unpack
 
 import numpy as np
 
 from ffenergy.meters.base import MeterInfo, MeterUnavailable
-from ffenergy.meters.triggered import DOMAIN, MeterDisconnected, TriggeredMeter
+from ffenergy.meters.triggered import DOMAIN, MeterDisconnected, TriggeredMeter, WindowOptions
 
 SAMPLE_RATE_HZ = 100_000.0
 PIP_HINT = "pip install ppk2-api"
@@ -36,7 +36,7 @@ class Ppk2Meter(TriggeredMeter):
 
     def __init__(self, port: str | None = None, *, mode: Literal["source", "ampere"] = "source",
                  voltage_mv: int = 3300, trigger_channel: int = 0, multiprocess: bool = True,
-                 api_factory: Callable[[str], Any] | None = None, **window_options: float):
+                 api_factory: Callable[[str], Any] | None = None, **window_options: Unpack[WindowOptions]):
         window_options.setdefault("history_s", 10.0)
         super().__init__(**window_options)
         if mode not in ("source", "ampere"):

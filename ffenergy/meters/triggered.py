@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -28,11 +28,22 @@ class StreamRestarted(MeterError):
     """The meter's stream started over (port reopened, logger reset) after the window opened: retry it."""
 
 
-class Token(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class Token:
     """Where a window opened: the next sample's absolute index, and how many stream restarts preceded it."""
 
     index: int
     restarts: int
+
+
+class WindowOptions(TypedDict, total=False):
+    """``TriggeredMeter``'s window options, as subclasses pass them through."""
+
+    idle_span_s: float
+    post_idle_s: float
+    window_timeout_s: float
+    history_s: float
+    min_window_samples: int
 
 
 class TriggeredMeter(Meter):

@@ -8,6 +8,7 @@ depth, measured and predicted (sum_k p_k * E(depth-k)) side by side.
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.artist import Artist
 
 from ffenergy.analysis.load import Fit, RunData
 from ffenergy.plot import costs
@@ -49,18 +50,20 @@ def _draw_one(run: RunData, target: str, meter: str) -> Drawn:
     fig = new_figure(3.4 * len(procedures) + 0.6, 4.6, bottom_in=1.0, top_in=1.0)
     axes = fig.subplots(1, len(procedures), squeeze=False)[0]
     samples = run.samples
-    per_sample = samples is not None and bool(np.isfinite(samples.energy_j[samples.target == target]).any())
+    if samples is not None and not np.isfinite(samples.energy_j[samples.target == target]).any():
+        samples = None  # no per-sample energies for this target
+    per_sample = samples is not None
     rng = np.random.default_rng(0)
     plotted: list[float] = []
     for ax, proc in zip(axes, procedures):
         color = procedure_color(proc, run.procedures)
         depth = _depth_rows(run, target, meter, proc)
         energies = [r.energy_j_per_inference for r in depth]
-        if per_sample:
+        if samples is not None:
             rows = samples.select(target=target, procedure=proc) & np.isfinite(samples.energy_j)
             energies += list(samples.energy_j[rows])
         scale, unit = energy_unit(energies)
-        if per_sample:
+        if samples is not None:
             idx = np.flatnonzero(rows)
             if idx.size > MAX_SCATTER:
                 idx = rng.choice(idx, MAX_SCATTER, replace=False)
@@ -83,7 +86,7 @@ def _draw_one(run: RunData, target: str, meter: str) -> Drawn:
         ax.set_ylabel(f"energy per inference ({unit})")
         ax.set_xticks(range(1, 1 + max([int(round(r.mean_layers)) for r in depth] or [1])))
         ax.grid(alpha=0.3)
-    labelled = {}
+    labelled: dict[str, Artist] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             labelled.setdefault(label, handle)

@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm import tqdm
@@ -106,6 +107,7 @@ def plot_command(paths: list[Path], fmt: str, jobs: int | None = None) -> int:
     jobs = max(1, min(jobs or default_jobs(), len(run_dirs))) if _can_fork() else 1
     work = [(run_dir, fmt) for run_dir in run_dirs]
     plotted: list[RunData] = []
+    results: Iterator[tuple[RunData | None, list[str]]]
     with contextlib.ExitStack() as stack:
         if jobs > 1:
             pool = stack.enter_context(multiprocessing.get_context("fork").Pool(jobs))

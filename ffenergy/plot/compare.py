@@ -24,17 +24,17 @@ def draw(runs: list[RunData]) -> list[Drawn | Skipped]:
         mine = [(run, r) for run, r in rows if r.target == target]
         groups = sorted(dict.fromkeys((r.procedure, r.mode) for _, r in mine), key=_group_order)
         series = list(dict.fromkeys((run.run_id, r.meter) for run, r in mine))
-        scale, unit = energy_unit([r.energy_j_per_inference for _, r in mine])
+        values = np.array([r.energy_j_per_inference for _, r in mine], dtype=float)
+        scale, unit = energy_unit(values)
         width = 0.8 / len(series)
         for si, (run_id, meter) in enumerate(series):
             found = {(r.procedure, r.mode): r for run, r in mine if (run.run_id, r.meter) == (run_id, meter)}
             x = np.arange(len(groups)) + (si - (len(series) - 1) / 2) * width
-            y = [found[g].energy_j_per_inference / scale if g in found else np.nan for g in groups]
+            y = np.array([found[g].energy_j_per_inference if g in found else np.nan for g in groups], dtype=float) / scale
             err = [(found[g].energy_ci95_j or 0) / scale if g in found else 0 for g in groups]
             provenance = next(iter(found.values())).provenance
             ax.bar(x, y, width * 0.95, yerr=err, capsize=2, color=colors[(run_id, meter)],
                    label=f"{run_id}\n{meter} ({provenance})")
-        values = np.array([r.energy_j_per_inference for _, r in mine])
         if values.max() / values.min() > 30:
             log_axis(ax, "y")
         ax.set_xticks(range(len(groups)), [f"{procedure_label(p)}\n{m}" for p, m in groups], fontsize=8)

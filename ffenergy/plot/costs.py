@@ -51,8 +51,9 @@ def sweep_energy(run: RunData, target: str, meter: str, row: SweepRow) -> tuple[
         return row.energy_j_per_inference, MEASURED
     depth = [summary_energy(run, target, meter, row.procedure, f"depth-{k}")
              for k in range(1, len(row.exit_fractions) + 1)]
-    if all(e is not None for e in depth):
-        return float(np.dot(row.exit_fractions, depth)), PREDICTED
+    known = [e for e in depth if e is not None]
+    if len(known) == len(depth):
+        return float(np.dot(row.exit_fractions, known)), PREDICTED
     fit = next((f for f in run.fits if (f.target, f.meter, f.procedure) == (target, meter, row.procedure)), None)
     if fit is not None:
         return fit.joules_per_mac * row.macs_per_inference + fit.intercept_j_per_inference, PREDICTED

@@ -25,6 +25,7 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
     pairs = list(dict.fromkeys((r.target, r.meter) for r in rows))
     for ci, (target, meter) in enumerate(pairs):
         for r in (r for r in rows if (r.target, r.meter) == (target, meter)):
+            assert r.mac_reduction and r.energy_reduction  # candidates keeps only these
             light = r.mode == "light"
             ax.plot(r.mac_reduction, r.energy_reduction, procedure_marker(r.procedure, run.procedures), color=f"C{ci}",
                     ms=9 if light else 5, mec="black" if light else f"C{ci}", alpha=1 if light else 0.6)

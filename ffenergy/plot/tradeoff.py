@@ -38,8 +38,8 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
         if not rows:
             out.append(Skipped(f"accuracy vs cost ({target})", "no sweep.csv rows for this target"))
             continue
-        meters = [m for m in costs.energy_meters(run, target)
-                  if any(costs.sweep_energy(run, target, m, r)[1] for r in rows)]  # else: no energy to draw
+        meters: list[str | None] = [m for m in costs.energy_meters(run, target)
+                                    if any(costs.sweep_energy(run, target, m, r)[1] for r in rows)]  # else: none
         for meter in meters or [None]:
             out.append(_draw_one(run, target, meter, rows))
     return out

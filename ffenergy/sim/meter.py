@@ -204,8 +204,10 @@ def spawn_sim_meter(port: Path, trigger: Path, model: EnergyModel | None = None,
             "--replug-delay-s", str(replug_delay_s), "--model", json.dumps(dataclasses.asdict(model))]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=None)
     sim = SimMeterProcess(proc, Path(port), Path(trigger), model)
-    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
-    line = proc.stdout.readline() if ready else b""  # type: ignore[union-attr]
+    stdout = proc.stdout
+    assert stdout is not None  # stdout=PIPE
+    ready, _, _ = select.select([stdout], [], [], timeout_s)
+    line = stdout.readline() if ready else b""
     if not line.startswith(b"#FFM1"):
         sim.stop()
         raise RuntimeError(f"the simulated meter did not start within {timeout_s} s (exit code {proc.poll()});"

@@ -54,19 +54,23 @@ def open_mcu(config: McuConfig, workdir: str | Path | None = None):
     config.validate()
     with contextlib.ExitStack() as stack:
         if config.target == "mcu":
+            assert config.dut_port is not None  # validate() insists on it
             dut = stack.enter_context(Dut(config.dut_port, timeout_s=config.dut_timeout_s, baudrate=config.dut_baud))
-            meter = stack.enter_context(_triggered_meter(config.meter, config.meter_options()))
+            meter = _triggered_meter(config.meter, config.meter_options())
+            stack.enter_context(meter)
             yield McuSession(config, dut, meter)
             return
         work = Path(workdir) if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ffmcu-")))
         work.mkdir(parents=True, exist_ok=True)
         sim = stack.enter_context(spawn_sim_meter(work / "meter.tty", work / "trigger.fifo", config.sim))
+        assert config.firmware is not None  # validate() insists on it
         launcher = HostDut(config.firmware, trigger=sim.trigger) if config.target == "mcu-sim" \
             else QemuDut(config.firmware, trigger=sim.trigger)
         stack.enter_context(launcher)
         dut = stack.enter_context(Dut(launcher.port, timeout_s=config.dut_timeout_s))
         options = {**config.meter_options("ina226"), "port": str(sim.port)}
-        meter = stack.enter_context(_triggered_meter("ina226", options))
+        meter = _triggered_meter("ina226", options)
+        stack.enter_context(meter)
         yield McuSession(config, dut, meter, launcher, sim)
 
 

@@ -49,3 +49,15 @@ def test_yaml_errors_and_relative_data_paths(tmp_path):
     cfg = load_config(good)
     assert cfg.data.path == "../mnist"  # recorded as written (no machine paths in manifests)
     assert Path(cfg.data_path()).resolve() == (tmp_path / "mnist").resolve()
+
+
+def test_result_json_is_valid_json_even_with_undefined_numbers(tmp_path):
+    import json
+    import math
+
+    from ffenergy.contract import write_json
+
+    write_json(tmp_path / "a.json", {"r2": math.nan, "mu": [1.0, math.inf], "nested": {"x": -math.inf}, "n": 3})
+    text = (tmp_path / "a.json").read_text()
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON")) == {
+        "r2": None, "mu": [1.0, None], "nested": {"x": None}, "n": 3}

@@ -16,6 +16,8 @@ import ffenergy.experiment.runner as runner_mod
 from ffenergy.cli import main
 from ffenergy.contract import SAMPLES_COLUMNS, SUMMARY_COLUMNS, WINDOWS_COLUMNS, read_rows
 
+pytestmark = pytest.mark.slow  # whole runs of ffenergy: seconds each
+
 TINY = Path(__file__).resolve().parents[2] / "experiments" / "tiny.yaml"
 
 

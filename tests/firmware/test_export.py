@@ -6,7 +6,7 @@ import pytest
 from ffenergy.firmware.export import BOARDS, ModelTooLarge, deploy, export_model, header_text
 from ffenergy.firmware.arrays import ExitPolicy
 
-from fw_helpers import make_inputs, make_net
+from tests.firmware.fw_helpers import make_inputs, make_net
 
 
 def _policy(n_layers=3):

@@ -15,7 +15,7 @@ from ffenergy.firmware.dut import Dut, DutError, DutReset
 from ffenergy.firmware.launch import HostDut
 from ffenergy.firmware.reference import reference_predict
 
-from fw_helpers import make_inputs, make_net, make_policy
+from tests.firmware.fw_helpers import make_inputs, make_net, make_policy
 
 MODES = all_modes(3)
 
@@ -82,6 +82,7 @@ class ManglingProxy:
             os.close(fd)
 
 
+@pytest.mark.slow
 def test_corrupted_dropped_and_garbage_bytes_are_recovered(built):
     model, exe, x = built
     with HostDut(exe) as host, ManglingProxy(host.port, seed=5) as proxy:

@@ -12,7 +12,7 @@ from ffenergy.firmware.dut import Dut, DutError
 from ffenergy.firmware.launch import HostDut, check_against_reference
 from ffenergy.firmware.reference import reference_predict
 
-from fw_helpers import make_inputs, make_net, make_policy
+from tests.firmware.fw_helpers import make_inputs, make_net, make_policy
 
 CONFIGS = [  # procedure, statistic, prune
     ("mp", "gap", False), ("mp", "max", False), ("mp", "gap", True), ("op", "gap", False), ("op", "max", False),

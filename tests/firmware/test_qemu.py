@@ -10,7 +10,7 @@ from ffenergy.firmware.dut import Dut
 from ffenergy.firmware.launch import QemuDut, ToolchainMissing, build_firmware, check_against_reference
 from ffenergy.firmware.reference import reference_predict
 
-from fw_helpers import make_inputs, make_net, make_policy, require_qemu
+from tests.firmware.fw_helpers import make_inputs, make_net, make_policy, require_qemu
 
 pytestmark = pytest.mark.qemu
 

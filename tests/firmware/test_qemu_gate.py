@@ -2,7 +2,7 @@
 
 import pytest
 
-from fw_helpers import require_qemu
+from tests.firmware.fw_helpers import require_qemu
 
 
 def test_missing_tools_skip_without_the_env_var(tmp_path, monkeypatch):

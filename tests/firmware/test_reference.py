@@ -7,7 +7,7 @@ from ffenergy.firmware.export import deploy
 from ffenergy.firmware.arrays import ExitPolicy
 from ffenergy.firmware.reference import confidence, ff_expf, layer_macs, layer_scores, reference_predict
 
-from fw_helpers import DIMS, N_CLASSES, make_inputs, make_net
+from tests.firmware.fw_helpers import DIMS, N_CLASSES, make_inputs, make_net
 
 
 def naive_scores(net, x, prune_after=0, keep=0):

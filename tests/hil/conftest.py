@@ -1,7 +1,7 @@
 """Fixtures for the HIL tests."""
 
 import pytest
-from hilkit import FakeLogger
+from tests.hil.hilkit import FakeLogger
 
 
 @pytest.fixture

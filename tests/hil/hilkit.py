@@ -30,17 +30,3 @@ class FakeLogger:
                 os.close(fd)
             except OSError:
                 pass
-
-
-def require_qemu() -> None:
-    """Skip without QEMU / arm-none-eabi-gcc unless HIL_REQUIRE_QEMU is set (CI): then fail loudly."""
-    import pytest
-
-    from ffenergy.firmware.boards import BOARDS
-
-    missing = BOARDS.get("qemu-mps2-an386").missing_tools()
-    if missing:
-        msg = f"needs {', '.join(missing)}: apt-get install -y --no-install-recommends qemu-system-arm gcc-arm-none-eabi"
-        if os.environ.get("HIL_REQUIRE_QEMU"):
-            pytest.fail(f"HIL_REQUIRE_QEMU is set but the QEMU test {msg}")
-        pytest.skip(msg)

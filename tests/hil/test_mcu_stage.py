@@ -23,7 +23,7 @@ from ffenergy.firmware.dut import Dut
 from ffenergy.firmware.launch import HostDut, build_firmware
 from ffenergy.targets.mcu import open_mcu
 from ffenergy.targets.mcu_config import McuConfig
-from hilkit import require_qemu
+from tests.firmware.fw_helpers import require_qemu
 
 DIMS = [32, 24, 24, 24]  # layers 2 and 3 cost the same MACs, so energy is linear in the exit layer
 N_CLASSES = 4

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.image import imread
 
 from ffenergy.plot.command import plot_command
-from plot_synthetic import write_synthetic_run
+from tests.plot.plot_synthetic import write_synthetic_run
 
 RUN_A_FIGURES = {
     "tradeoff_host-cpu_rapl", "tradeoff_mcu-sim_ina226-sim", "exits_host-cpu", "exits_mcu-sim",

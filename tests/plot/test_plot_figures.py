@@ -10,7 +10,7 @@ import pytest
 from ffenergy.analysis.load import RunLoadError, load_run
 from ffenergy.plot import attribution, costs, reduction, trace, tradeoff
 from ffenergy.plot.style import Drawn
-from plot_synthetic import EXIT_P, write_synthetic_run
+from tests.plot.plot_synthetic import EXIT_P, write_synthetic_run
 
 
 @pytest.fixture(scope="module")

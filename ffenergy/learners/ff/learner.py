@@ -10,17 +10,19 @@ its confidence is ``inference.op_statistic`` of the head's logits.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
-from ffenergy.config import InferenceConfig, ModelConfig
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.learners.base import Learner
 from ffenergy.learners.ff.macs import mp_layer_macs, op_layer_macs
 from ffenergy.learners.ff.model import FFNetwork
 from ffenergy.learners.ff.train import train
+
+if TYPE_CHECKING:
+    from ffenergy.config import InferenceConfig, ModelConfig
 
 
 def top_gap(scores: torch.Tensor) -> torch.Tensor:

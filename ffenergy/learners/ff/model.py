@@ -9,6 +9,7 @@ reads bias-free softmax heads on the concatenated activations of a neutral-label
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import torch
@@ -39,14 +40,15 @@ class FFNetwork(nn.Module):
         self.dims = list(dims)
         self.n_classes = n_classes
         self.label_value = float(label_value)
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
-        for layer in self.layers:
+        layers = [nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:])]
+        for layer in layers:
             nn.init.normal_(layer.weight, std=1.0 / layer.out_features**0.5)
             nn.init.zeros_(layer.bias)
-        widths = np.cumsum(dims[1:]).tolist()
-        self.heads = nn.ModuleList(nn.Linear(w, n_classes, bias=False) for w in widths)
-        for head in self.heads:
+        heads = [nn.Linear(w, n_classes, bias=False) for w in np.cumsum(dims[1:]).tolist()]
+        for head in heads:
             nn.init.zeros_(head.weight)
+        self.layers = nn.ModuleList(layers)
+        self.heads = nn.ModuleList(heads)
 
     @property
     def n_layers(self) -> int:
@@ -60,7 +62,7 @@ class FFNetwork(nn.Module):
         reads ``x`` once less and launches four kernels instead of six; light inference, whose
         later layers run on small residual batches, is bound by the number of kernels.
         """
-        lin = self.layers[k]
+        lin = cast(nn.Linear, self.layers[k])
         if train:
             return full_grad_relu(lin(rms_normalise(x)))
         rms = torch.linalg.vector_norm(x, dim=-1, keepdim=True) / math.sqrt(x.shape[-1])

@@ -8,6 +8,8 @@ neutral-label activations. One backward pass and one optimiser step per minibatc
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import time
 from dataclasses import dataclass
 
@@ -16,8 +18,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ffenergy.config import ModelConfig
 from ffenergy.learners.ff.model import FFNetwork
+
+if TYPE_CHECKING:
+    from ffenergy.config import ModelConfig
 
 
 @dataclass
@@ -56,6 +60,7 @@ def train(
         {"params": net.layers.parameters(), "lr": cfg.lr, "weight_decay": cfg.weight_decay},
         {"params": net.heads.parameters(), "lr": cfg.head_lr, "weight_decay": cfg.head_weight_decay},
     ]
+    opt: torch.optim.Optimizer
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(groups)
     else:
