@@ -7,11 +7,15 @@ That release has two known faults, and the adapter handles both:
   zone's ``max_energy_range_uj``; a window long enough to hold more than one wrap (longer
   than the range at the zone's maximum power) is refused, since pyJoules cannot see it.
 
-Other versions are refused: the correction would be wrong once the bug is fixed upstream.
+Other versions are refused: the correction would be wrong once the bug is fixed upstream. The
+version is the imported module's own ``__version__``, not the installed distribution's metadata:
+a copy of a fixed pyJoules earlier on ``sys.path`` would shadow the install, and NVML energy
+would be multiplied by 1000 again.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -22,12 +26,43 @@ from ffenergy.meters.base import Meter, MeterError, MeterInfo, MeterUnavailable,
 from ffenergy.meters.rapl import PERMISSION_FIX, RAPL_UPDATE_PERIOD_S, RaplZone, read_zone
 from ffenergy.meters.nvml import NVML_UPDATE_PERIOD_S
 
+logger = logging.getLogger(__name__)
+
 SUPPORTED_VERSION = "0.5.1"
 
 
 @dataclass(frozen=True)
 class _Token:
     t0: float
+
+
+def _distribution_version() -> str | None:
+    try:
+        return metadata.version("pyjoules")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _checked_pyjoules() -> tuple[str, str | None]:
+    """The imported pyJoules' file and the installed distribution's version, once the imported
+    module itself is checked to be 0.5.1 (the only release whose bugs this adapter corrects)."""
+    try:
+        import pyJoules
+    except ImportError as exc:
+        raise MeterUnavailable(f"pyJoules is not installed: pip install pyjoules=={SUPPORTED_VERSION}") from exc
+    version, path = getattr(pyJoules, "__version__", None), str(getattr(pyJoules, "__file__", None) or "?")
+    installed = _distribution_version()
+    if version != SUPPORTED_VERSION:
+        shadow = f" (it shadows the installed pyjoules {installed})" if installed and installed != version else ""
+        raise MeterUnavailable(
+            f"pyJoules imported from {path} is version {version or 'unknown (no __version__)'}{shadow}; this adapter "
+            f"corrects the known unit and wrap bugs of {SUPPORTED_VERSION} only, and would multiply a fixed release's "
+            f"NVML energy by 1000: pip install pyjoules=={SUPPORTED_VERSION} and take the other copy off sys.path "
+            "(PYTHONPATH, the working directory), or use the rapl/nvml meters")
+    if installed != SUPPORTED_VERSION:
+        logger.warning("pyJoules: the imported module at %s is %s but the installed distribution says %s; "
+                       "trusting the module", path, version, installed or "not installed")
+    return path, installed
 
 
 def _domain_name(pyjoules_key: str) -> str:
@@ -42,18 +77,15 @@ class PyJoulesMeter(Meter):
     """RAPL package/dram of every socket and the given NVIDIA GPUs, read through pyJoules."""
 
     def __init__(self, gpu_indices: Sequence[int] = (), rapl: bool = True):
+        self._module_path, self._distribution = _checked_pyjoules()
         try:
-            version = metadata.version("pyjoules")
             from pyJoules.device import DeviceFactory
             from pyJoules.device.rapl_device import RaplDevice
             from pyJoules.energy_meter import EnergyMeter
             from pyJoules.exception import PyJoulesException
-        except (ImportError, metadata.PackageNotFoundError) as exc:
-            raise MeterUnavailable(f"pyJoules is not installed: pip install pyjoules=={SUPPORTED_VERSION}") from exc
-        if version != SUPPORTED_VERSION:
-            raise MeterUnavailable(
-                f"pyJoules {version} is installed; this adapter corrects the known unit and wrap bugs of "
-                f"{SUPPORTED_VERSION} only: pip install pyjoules=={SUPPORTED_VERSION}, or use the rapl/nvml meters")
+        except ImportError as exc:
+            raise MeterUnavailable(f"pyJoules at {self._module_path} is incomplete ({exc}): "
+                                   f"pip install --force-reinstall pyjoules=={SUPPORTED_VERSION}") from exc
         try:
             domains: list[Any] = []
             if rapl and RaplDevice._rapl_api_available():
@@ -94,7 +126,8 @@ class PyJoulesMeter(Meter):
         return MeterInfo(
             name="pyjoules", provenance="measured", domains=self._domains,
             update_period_s=NVML_UPDATE_PERIOD_S if gpu else RAPL_UPDATE_PERIOD_S,
-            details={"pyjoules_version": SUPPORTED_VERSION,
+            details={"pyjoules_version": SUPPORTED_VERSION, "pyjoules_module": self._module_path,
+                     "pyjoules_distribution": self._distribution,
                      "corrections": "NVML mJ reported as uJ: x1000 corrected; one RAPL wrap corrected, "
                                     "windows that could hold more refused"})
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import sys
 import time
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -75,17 +80,62 @@ def test_no_domain_is_unavailable(tmp_path, monkeypatch):
 
 
 def test_other_versions_are_refused(monkeypatch):
-    from ffenergy.meters import pyjoules_meter
-    monkeypatch.setattr(pyjoules_meter.metadata, "version", lambda name: "0.5.2")
-    with pytest.raises(MeterUnavailable, match="pip install pyjoules==0.5.1"):
+    monkeypatch.setattr(pyJoules, "__version__", "0.5.2")
+    with pytest.raises(MeterUnavailable, match="version 0.5.2.*pip install pyjoules==0.5.1"):
         PyJoulesMeter()
 
 
 def test_missing_pyjoules_names_the_pip_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyJoules", None)  # import pyJoules raises ImportError
+    with pytest.raises(MeterUnavailable, match="pyJoules is not installed: pip install pyjoules==0.5.1"):
+        PyJoulesMeter()
+
+
+def test_the_imported_module_decides_not_the_distribution_metadata(monkeypatch):
+    """The installed metadata says 0.5.1, the module that is imported is a fixed release."""
+    assert metadata.version("pyjoules") == "0.5.1"
+    monkeypatch.setattr(pyJoules, "__version__", "0.6.0")
+    with pytest.raises(MeterUnavailable, match=r"version 0\.6\.0 \(it shadows the installed pyjoules 0\.5\.1\)"):
+        PyJoulesMeter()
+    monkeypatch.delattr(pyJoules, "__version__")
+    with pytest.raises(MeterUnavailable, match=r"version unknown \(no __version__\)"):
+        PyJoulesMeter()
+
+
+@pytest.fixture
+def restore_pyjoules_modules():
+    saved = {k: m for k, m in sys.modules.items() if k == "pyJoules" or k.startswith("pyJoules.")}
+    yield
+    for k in [k for k in sys.modules if k == "pyJoules" or k.startswith("pyJoules.")]:
+        del sys.modules[k]
+    sys.modules.update(saved)
+
+
+def test_a_shadowing_copy_of_a_fixed_pyjoules_is_refused(tmp_path, monkeypatch, restore_pyjoules_modules):
+    """A whole pyJoules tree earlier on sys.path (PYTHONPATH, a vendored copy) that reports 0.6.0."""
+    shadow = tmp_path / "pyJoules"
+    shutil.copytree(Path(pyJoules.__file__).parent, shadow, ignore=shutil.ignore_patterns("__pycache__"))
+    init = shadow / "__init__.py"
+    init.write_text(re.sub(r"__version__ = .*", "__version__ = '0.6.0'", init.read_text()))
+    for k in [k for k in sys.modules if k == "pyJoules" or k.startswith("pyJoules.")]:
+        monkeypatch.delitem(sys.modules, k)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(MeterUnavailable, match=rf"imported from {re.escape(str(init))} is version 0\.6\.0"):
+        PyJoulesMeter(gpu_indices=[0])
+
+
+def test_a_vendored_0_5_1_without_metadata_is_used(monkeypatch, fake_nvml, tmp_path):
     from ffenergy.meters import pyjoules_meter
 
     def not_found(name):
-        raise pyjoules_meter.metadata.PackageNotFoundError(name)
+        raise metadata.PackageNotFoundError(name)
     monkeypatch.setattr(pyjoules_meter.metadata, "version", not_found)
-    with pytest.raises(MeterUnavailable, match="pip install pyjoules"):
-        PyJoulesMeter()
+    monkeypatch.setattr(rapl_device, "RAPL_API_DIR", str(tmp_path / "none"))
+    gpu = FakeGPU(energy_mj=1_000_000)
+    monkeypatch.setattr(nvidia_device, "pynvml", fake_nvml([gpu]))
+    meter = PyJoulesMeter(gpu_indices=[0])
+    assert meter.info.details["pyjoules_module"] == pyJoules.__file__
+    assert meter.info.details["pyjoules_distribution"] is None
+    token = meter.start()
+    gpu.energy_mj += 2_000
+    assert meter.stop(token).joules == {"gpu-0": pytest.approx(2.0)}
