@@ -50,7 +50,9 @@ class MeterRecord:
 
 
 @dataclass(frozen=True)
-class Manifest:
+class RunManifest:
+    """What a reader needs from manifest.json (the writer is ffenergy.experiment.manifest)."""
+
     run_id: str
     config_name: str
     dataset: str
@@ -95,7 +97,7 @@ class Trace:
 @dataclass
 class RunData:
     path: Path
-    manifest: Manifest
+    manifest: RunManifest
     summary: list[SummaryRow] = field(default_factory=list)
     fits: list[Fit] = field(default_factory=list)
     sweep: list[SweepRow] = field(default_factory=list)
@@ -162,7 +164,7 @@ def load_run(path: Path) -> RunData:
 
 # --- manifest and attribution -------------------------------------------------------------
 
-def _load_manifest(path: Path) -> Manifest:
+def _load_manifest(path: Path) -> RunManifest:
     if not path.is_file():
         raise RunLoadError(
             f"{path.parent}: no manifest.json, so this is not a run directory (empty, or the run "
@@ -195,7 +197,7 @@ def _load_manifest(path: Path) -> Manifest:
             details=_mapping(m, "details"),
         ))
     stages = _mapping(raw, "stages")
-    return Manifest(
+    return RunManifest(
         run_id=str(raw["run_id"]),
         config_name=str(config.get("name", "?")),
         dataset=str(data.get("dataset", "?")),

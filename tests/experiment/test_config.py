@@ -51,13 +51,26 @@ def test_yaml_errors_and_relative_data_paths(tmp_path):
     assert Path(cfg.data_path()).resolve() == (tmp_path / "mnist").resolve()
 
 
-def test_result_json_is_valid_json_even_with_undefined_numbers(tmp_path):
-    import json
-    import math
+def test_config_validation_reads_the_learner_and_target_registries():
+    from ffenergy.learners import LEARNERS
 
-    from ffenergy.contract import write_json
+    with pytest.raises(ConfigError, match=r"inference.procedures\[1\].*one of mp, mp-pruned, op"):
+        parse_config({"inference": {"procedures": ["mp", "toy-config"]}})
+    LEARNERS.register("toy-config", "tests.nowhere:Toy")
+    try:
+        assert parse_config({"inference": {"procedures": ["mp", "toy-config"]}}).inference.procedures[1] == "toy-config"
+    finally:
+        LEARNERS.unregister("toy-config")
+    with pytest.raises(ConfigError, match=r"targets\[0\].*one of cpu, cuda, mcu-sim, mcu-qemu, mcu"):
+        parse_config({"targets": ["gpu"]})
 
-    write_json(tmp_path / "a.json", {"r2": math.nan, "mu": [1.0, math.inf], "nested": {"x": -math.inf}, "n": 3})
-    text = (tmp_path / "a.json").read_text()
-    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON")) == {
-        "r2": None, "mu": [1.0, None], "nested": {"x": None}, "n": 3}
+
+def test_loading_a_config_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom ffenergy.config import load_config\nload_config('experiments/mnist-mcu.yaml')\n"
+            "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy import'\n")
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import FakeGPU
+from tests.meters.fakes import FakeGPU
 from ffenergy.meters import auto_meter, available_meters, make_meter
 from ffenergy.meters.base import MeterUnavailable
 from ffenergy.meters.nvml import NvmlMeter

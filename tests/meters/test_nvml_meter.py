@@ -9,7 +9,7 @@ import pytest
 
 from ffenergy.meters.base import MeterUnavailable
 from ffenergy.meters.nvml import NvmlMeter
-from conftest import FakeGPU
+from tests.meters.fakes import FakeGPU
 
 
 def test_volta_plus_uses_the_energy_counter_in_millijoules(fake_nvml):

@@ -16,7 +16,7 @@ from pyJoules.device import DeviceFactory, nvidia_device, rapl_device  # noqa: E
 from pyJoules.device.nvidia_device import NvidiaGPUDomain  # noqa: E402
 from pyJoules.energy_meter import EnergyMeter  # noqa: E402
 
-from conftest import FakeGPU  # noqa: E402
+from tests.meters.fakes import FakeGPU  # noqa: E402
 from ffenergy.meters.base import MeterError, MeterUnavailable  # noqa: E402
 from ffenergy.meters.pyjoules_meter import PyJoulesMeter  # noqa: E402
 

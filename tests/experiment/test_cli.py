@@ -1,0 +1,36 @@
+"""The command line: light commands stay light, choices come from the registries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from ffenergy.cli import build_parser
+from ffenergy.learners import LEARNERS
+from ffenergy.meters.registry import METERS
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["meters"], ["targets"]])
+def test_help_meters_and_targets_import_neither_torch_nor_matplotlib(argv):
+    code = ("import sys\nfrom ffenergy.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted(m for m in ('torch', 'matplotlib') if m in sys.modules)\n"
+            "assert not heavy, f'imported {heavy}'\n")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_choices_are_the_registries(capsys):
+    LEARNERS.register("toy-cli", "tests.nowhere:Toy", "a registered name the CLI must offer")
+    METERS.register("toy-meter", "tests.nowhere:Meter", "a host meter", provenance="measured", host=True)
+    try:
+        args = build_parser().parse_args(["export", "run-dir", "--procedure", "toy-cli"])
+        assert args.procedure == "toy-cli"
+        assert build_parser().parse_args(["run", "x.yaml", "--meter", "toy-meter"]).meter == "toy-meter"
+    finally:
+        LEARNERS.unregister("toy-cli")
+        METERS.unregister("toy-meter")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["export", "run-dir", "--procedure", "toy-cli"])
+    assert "invalid choice: 'toy-cli'" in capsys.readouterr().err
