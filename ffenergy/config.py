@@ -55,6 +55,9 @@ class ModelConfig:
     momentum: float = 0.9
     peer_weight: float = 0.03  # FF peer normalisation
     peer_momentum: float = 0.9
+    # learner-specific settings, keyed by the learner's network_id (e.g. {"pepita": {"f_scale": 0.05}});
+    # each learner validates its own when it trains
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass

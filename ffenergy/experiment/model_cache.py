@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 def model_key(learner: type[Learner], cfg: ExperimentConfig, data: Dataset) -> str:
     """Changes whenever the trained weights could change; the training device is not part of it."""
-    model = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "device"}
+    model = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k not in ("device", "options")}
+    model["options"] = cfg.model.options.get(learner.network_id, {})  # only this network's own options
     fingerprint = hashlib.sha256(data.x_train.tobytes() + data.y_train.tobytes()).hexdigest()
     return cache_key(learner.network_id, learner.training_version, fingerprint, data.label_value, model, cfg.seed,
                      data.class_names)

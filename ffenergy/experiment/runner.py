@@ -39,7 +39,7 @@ from ffenergy.experiment.manifest import Manifest, now_iso
 from ffenergy.experiment.mcu_run import McuJob, per_sample_attribution, run_mcu_job
 from ffenergy.experiment.model_cache import load_or_train
 from ffenergy.learners import LEARNERS
-from ffenergy.learners.base import Learner
+from ffenergy.learners.base import Learner, LearnerOptionsError
 from ffenergy.learners.calibrate import Calibration, calibrate, select_alpha
 from ffenergy.learners.exits import batched_depth_scores, exits_from_scores
 from ffenergy.measure import MethodConfig, Workload, measure
@@ -137,8 +137,11 @@ class Runner:
         for name in self.cfg.inference.procedures:
             cls = LEARNERS.get(name)
             if cls.network_id not in networks:
-                networks[cls.network_id], infos[cls.network_id] = load_or_train(
-                    cls, self.cfg, data, progress=self.opts.progress)
+                try:
+                    networks[cls.network_id], infos[cls.network_id] = load_or_train(
+                        cls, self.cfg, data, progress=self.opts.progress)
+                except LearnerOptionsError as exc:
+                    raise RunError(f"{exc} (in {name}'s config)") from None
             learners.append(cls(name, networks[cls.network_id], self.cfg.inference))
         torch.save({"networks": {key: net.state_dict() for key, net in networks.items()}}, self.run_dir / "model.pt")
         self.manifest.update(model={"dims": learners[0].dims, "networks": infos})

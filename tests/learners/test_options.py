@@ -1,0 +1,28 @@
+"""Learner-specific settings: model.options.<network_id>, validated by the learner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from ffenergy.config import parse_config
+from ffenergy.learners.base import LearnerOptionsError, learner_options
+
+
+@dataclass
+class ToyOptions:
+    f_scale: float = 0.05
+    steps: int = 2
+
+
+def test_options_come_from_their_network_id_with_defaults_for_the_rest():
+    model = parse_config({"model": {"options": {"toy": {"f_scale": 0.5}, "other": {"steps": 9}}}}).model
+    assert learner_options(ToyOptions, model, "toy") == ToyOptions(f_scale=0.5, steps=2)
+    assert learner_options(ToyOptions, model, "absent") == ToyOptions()
+
+
+def test_unknown_keys_name_the_field_and_the_allowed_ones():
+    model = parse_config({"model": {"options": {"toy": {"fscale": 0.5}}}}).model
+    with pytest.raises(LearnerOptionsError, match=r"model\.options\.toy\.fscale: unknown key; allowed: f_scale, steps"):
+        learner_options(ToyOptions, model, "toy")
