@@ -69,6 +69,10 @@ def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> st
                       "re-measure with longer windows.", ""]
         lines += _table(_SUMMARY_HEADER, _summary_rows(run.summary))
         lines += ["", "Reductions are full ÷ mode (> 1 means savings). Energy is per inference.", ""]
+        depth_1 = dict.fromkeys((r.procedure, r.target) for r in run.summary if r.mode == "light" and r.mean_layers == 1.0)
+        lines += [f"> **{procedure} light on {target} is depth-1:** every test sample exited at layer 1, so it is no "
+                  "adaptive exit (its thresholds let everything out at the first layer)." for procedure, target in depth_1]
+        lines += [""] if depth_1 else []
     else:
         lines += ["No summary.csv: nothing was summarised yet.", ""]
     lines += ["## Attribution", ""]

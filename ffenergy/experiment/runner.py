@@ -159,9 +159,15 @@ class Runner:
             alpha = inf.alpha if inf.alpha_select == "fixed" else select_alpha(
                 learner, val_scores, data.y_val, cal, inf.alpha_sweep, inf.max_loss_pp)
             thresholds = tuple(cal.thresholds(alpha).tolist())
+            depth_1 = learner.n_layers > 1 and thresholds[0] <= learner.confidence_floor
+            if depth_1:
+                log.warning("%s: light = depth-1 by construction: T_1 = %.4g <= %.4g, the least %s; every sample "
+                            "exits at layer 1 (alpha %g), so light is not an adaptive exit here", name, thresholds[0],
+                            learner.confidence_floor, stat, alpha)
             procedures.append(Procedure(learner, cal, thresholds))
             calib_json[name] = {"statistic": stat, "alpha": alpha, "alpha_select": inf.alpha_select,
-                                "thresholds": list(thresholds), **learner.calibration_facts(), **cal.to_json()}
+                                "thresholds": list(thresholds), "light_is_depth_1": depth_1,
+                                **learner.calibration_facts(), **cal.to_json()}
             test_scores = batched_depth_scores(learner, data.x_test, inf.batch_size)
             cost = learner.macs_at_exit()
             full_macs = by_name.get(learner.reference, learner).macs_at_exit()[-1]

@@ -43,4 +43,8 @@ def format_summary(rows: list[dict]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
     line = lambda cells: "  ".join(str(c).rjust(w) if i >= 4 else str(c).ljust(w)  # noqa: E731
                                    for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(b) for b in body])
+    depth_1 = dict.fromkeys((r["procedure"], r["target"]) for r in ordered
+                            if r["mode"] == "light" and float(r["mean_layers"]) == 1.0)
+    notes = [f"note: {procedure} light on {target} = depth-1: every test sample exited at layer 1, so it is no "
+             "adaptive exit" for procedure, target in depth_1]
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(b) for b in body] + notes)

@@ -109,6 +109,11 @@ class Learner(ABC):
         return len(self.dims) - 1
 
     @property
+    def confidence_floor(self) -> float:
+        """The least value ``confidence`` can take: a threshold at or below it lets every sample exit."""
+        return float("-inf")
+
+    @property
     def reference(self) -> str:
         """The procedure whose full mode is this one's honest baseline for reductions."""
         return self.name

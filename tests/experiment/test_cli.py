@@ -34,3 +34,15 @@ def test_choices_are_the_registries(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["export", "run-dir", "--procedure", "toy-cli"])
     assert "invalid choice: 'toy-cli'" in capsys.readouterr().err
+
+
+def test_summary_table_says_when_light_is_depth_1():
+    from ffenergy.experiment.table import format_summary
+
+    def row(procedure: str, mode: str, layers: float) -> dict:
+        return {"target": "cpu", "meter": "none", "provenance": "", "procedure": procedure, "mode": mode,
+                "accuracy": 0.9, "macro_f1": 0.9, "mean_layers": layers, "macs_per_inference": 1e6,
+                "mac_reduction": 1.0, "energy_j_per_inference": None, "energy_ci95_j": None, "energy_reduction": None}
+
+    table = format_summary([row("mp", "full", 3), row("mp", "light", 1.0), row("op", "light", 1.2)])
+    assert "note: mp light on cpu = depth-1" in table and "op light" not in table

@@ -146,3 +146,13 @@ def test_validation_alpha_selection_takes_the_most_aggressive_alpha_within_the_l
         assert acc[chosen] >= full - budget / 100 or chosen == min(candidates)
         assert all(acc[a] < full - budget / 100 for a in candidates if a > chosen)
     assert select_alpha(learner, scores, y, cal, candidates, 100.0) == 4.0
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s[0]}-{s[1]}")
+def test_confidence_never_falls_below_the_floor_that_flags_light_as_depth_1(net_and_data, spec):
+    net, x, _ = net_and_data
+    learner = make(net, *spec)
+    floor = learner.confidence_floor
+    assert floor == (0.25 if spec[:2] == ("op", "max") else 0.0)  # 1/C for a softmax probability, else 0
+    for scores in depth_scores(learner, torch.from_numpy(x)):
+        assert (learner.confidence(scores) >= floor - 1e-7).all()

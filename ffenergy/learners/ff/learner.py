@@ -90,6 +90,10 @@ class FFMultiPass(_FFLearner):
     def confidence(self, scores: torch.Tensor) -> torch.Tensor:
         return top_gap(scores) if self._statistic == "gap" else scores.amax(dim=1)
 
+    @property
+    def confidence_floor(self) -> float:
+        return 0.0  # goodness is a sum of squares: its gap and its maximum are never negative
+
     def layer_macs(self) -> np.ndarray:
         return mp_layer_macs(self.dims, self.n_classes, self.prune_after, self.prune_keep)
 
@@ -125,6 +129,10 @@ class FFOnePass(_FFLearner):
 
     def confidence(self, scores: torch.Tensor) -> torch.Tensor:
         return top_gap(scores) if self._statistic == "gap" else top_probability(scores)
+
+    @property
+    def confidence_floor(self) -> float:
+        return 0.0 if self._statistic == "gap" else 1.0 / self.n_classes
 
     def layer_macs(self) -> np.ndarray:
         return op_layer_macs(self.dims, self.n_classes)
