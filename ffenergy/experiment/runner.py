@@ -8,6 +8,7 @@ and ``--resume`` completes only what is missing.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections import defaultdict
 from collections.abc import Hashable, Iterator
@@ -391,9 +392,7 @@ def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[
             raise RunError(f"--resume {run_dir}: the config differs from the one that run used "
                            f"(hash {cfg.hash()} vs {manifest.data['config_hash']}); resume with the same config")
     else:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(opts.out_root) / f"{cfg.name}-{stamp}"
-        run_dir.mkdir(parents=True, exist_ok=False)
+        run_dir = new_run_dir(Path(opts.out_root), cfg.name)
         manifest = Manifest.create(run_dir / "manifest.json", run_dir.name, cfg.to_dict(), cfg.hash(), cfg.seed)
         manifest.update(config_dir=str(cfg.config_dir))
     for target in host_targets(cfg.targets):
@@ -403,6 +402,20 @@ def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[
         return run_dir, runner.run()
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir) from None
+
+
+def new_run_dir(out_root: Path, name: str) -> Path:
+    """``out_root/<name>-<YYYYmmdd-HHMMSS>``, created; runs started in the same second get -2, -3, ..."""
+    out_root.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    for n in itertools.count(1):
+        run_dir = out_root / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            run_dir.mkdir()  # atomic: two processes never get the same directory
+            return run_dir
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
 
 
 def _to_cpu(procedures: list[Procedure]) -> None:
