@@ -17,14 +17,14 @@ import torch
 
 from ffenergy.config import config_of_run
 from ffenergy.experiment.dataset import load_experiment_data
-from ffenergy.firmware.export import deploy
 from ffenergy.firmware.arrays import ExitPolicy
+from ffenergy.firmware.export import deploy
+from ffenergy.firmware.launch import check_against_reference
+from ffenergy.firmware.reference import reference_predict
 from ffenergy.learners.exits import ExitSpec, predict
 from ffenergy.learners.ff.model import FFNetwork
 from ffenergy.procedures import network_kind
 from ffenergy.vocabulary import all_modes, forced_depth
-from ffenergy.firmware.launch import check_against_reference
-from ffenergy.firmware.reference import reference_predict
 
 
 def main() -> None:
@@ -51,7 +51,9 @@ def main() -> None:
     for procedure in args.procedures.split(","):
         cal = calibration[procedure]
         kind = network_kind(procedure)
-        policy = ExitPolicy(cal["statistic"], np.array(cal["thresholds"], np.float32), cal["prune_after"], cal["prune_keep"])
+        policy = ExitPolicy(
+            cal["statistic"], np.array(cal["thresholds"], np.float32), cal["prune_after"], cal["prune_keep"]
+        )
         arrays = net.to_arrays(kind)
         spec = ExitSpec(kind, cal["statistic"], tuple(cal["thresholds"]), cal["prune_after"], cal["prune_keep"])
         for dtype in args.dtypes.split(","):
@@ -61,10 +63,12 @@ def main() -> None:
             for mode in modes:
                 ref = reference_predict(model, x, mode)
                 torch_p = predict(net, x, spec, forced_depth(mode, net.n_layers))
-                print(f"  {procedure:<9} {dtype:<4} {mode:<8} DUT vs reference: "
-                      f"{sum(1 for m in bad if m.mode == mode)} mismatches | accuracy {100 * np.mean(ref.pred == y):6.2f}% "
-                      f"(torch {100 * np.mean(torch_p.pred == y):6.2f}%) | same pred as torch "
-                      f"{100 * np.mean(ref.pred == torch_p.pred):6.2f}%, same exit {100 * np.mean(ref.exit_layer == torch_p.exit_layer):6.2f}%")
+                print(
+                    f"  {procedure:<9} {dtype:<4} {mode:<8} DUT vs reference: "
+                    f"{sum(1 for m in bad if m.mode == mode)} mismatches | accuracy {100 * np.mean(ref.pred == y):6.2f}% "
+                    f"(torch {100 * np.mean(torch_p.pred == y):6.2f}%) | same pred as torch "
+                    f"{100 * np.mean(ref.pred == torch_p.pred):6.2f}%, same exit {100 * np.mean(ref.exit_layer == torch_p.exit_layer):6.2f}%"
+                )
 
 
 if __name__ == "__main__":

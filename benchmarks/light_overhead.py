@@ -51,8 +51,13 @@ def main() -> None:
     x = data.x_test[: args.samples]
     rng = np.random.default_rng(0)
     print(f"torch threads: {torch.get_num_threads()}, samples: {len(x)}, network {'-'.join(map(str, net.dims))}")
-    print(f"{'procedure':<10} {'batch':>5} {'light us/inf':>12} {'ideal us/inf':>12} {'overhead':>9} {'[IQR]':>16}  exits p_k")
-    for name, base in [("mp", ExitSpec("mp", cfg.inference.mp_statistic)), ("op", ExitSpec("op", cfg.inference.op_statistic))]:
+    print(
+        f"{'procedure':<10} {'batch':>5} {'light us/inf':>12} {'ideal us/inf':>12} {'overhead':>9} {'[IQR]':>16}  exits p_k"
+    )
+    for name, base in [
+        ("mp", ExitSpec("mp", cfg.inference.mp_statistic)),
+        ("op", ExitSpec("op", cfg.inference.op_statistic)),
+    ]:
         cal = calibrate(batched_depth_scores(net, data.x_val, base, 1024, "cpu"), data.y_val, base)
         th = cal.thresholds(cfg.inference.alpha)
         spec = ExitSpec(base.procedure, base.statistic, tuple(th.tolist()))
@@ -73,9 +78,11 @@ def main() -> None:
                 ideal_times.append(ideal)
                 overheads.append(t["light"] / ideal - 1)
             q1, med, q3 = np.percentile(overheads, [25, 50, 75])
-            print(f"{name:<10} {batch:>5} {statistics.median(light_times) * 1e6:>12.1f} "
-                  f"{statistics.median(ideal_times) * 1e6:>12.1f} {med:>+9.1%} [{q1:+.1%}, {q3:+.1%}]  "
-                  f"{' '.join(f'{v:.3f}' for v in p)}")
+            print(
+                f"{name:<10} {batch:>5} {statistics.median(light_times) * 1e6:>12.1f} "
+                f"{statistics.median(ideal_times) * 1e6:>12.1f} {med:>+9.1%} [{q1:+.1%}, {q3:+.1%}]  "
+                f"{' '.join(f'{v:.3f}' for v in p)}"
+            )
 
 
 if __name__ == "__main__":

@@ -94,8 +94,10 @@ def main() -> None:
             wall_ratio = min(w for w, _, _ in with_poller) / min(w for w, _, _ in without)
             label = f"{meter.poll_period_s:g} s" + (" (default)" if period is None else "")
             verdict = "ok" if poller_cpu <= 0.01 else "OVER 1%"
-            print(f"{label:>14} {100 * poller_cpu:>10.3f}% {loop_ratio:>11.4f} {wall_ratio:>11.4f} "
-                  f"{poll_s * 1e6:>6.0f} us  {verdict}")
+            print(
+                f"{label:>14} {100 * poller_cpu:>10.3f}% {loop_ratio:>11.4f} {wall_ratio:>11.4f} "
+                f"{poll_s * 1e6:>6.0f} us  {verdict}"
+            )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: its tests package
 
-from ffenergy.plot.command import default_jobs, plot_command  # noqa: E402
-from tests.plot.plot_synthetic import write_synthetic_run  # noqa: E402
+from ffenergy.plot.command import default_jobs, plot_command
+from tests.plot.plot_synthetic import write_synthetic_run
 
 BUDGET_S = 30.0
 
@@ -50,8 +50,10 @@ def main() -> int:
         elapsed, cpu = time.perf_counter() - start, _cpu_s() - cpu_start
         n_figures = len(list(root.rglob("*.png")))
     jobs = args.jobs or default_jobs()
-    print(f"jobs={jobs}: plotted {args.runs} runs ({n_figures} figures, {args.samples} samples per mode) in {elapsed:.1f} s "
-          f"(CPU time {cpu:.1f} s, workers included; {elapsed / args.runs:.2f} s/run; budget {BUDGET_S:.0f} s for 20 runs) exit code {code}")
+    print(
+        f"jobs={jobs}: plotted {args.runs} runs ({n_figures} figures, {args.samples} samples per mode) in {elapsed:.1f} s "
+        f"(CPU time {cpu:.1f} s, workers included; {elapsed / args.runs:.2f} s/run; budget {BUDGET_S:.0f} s for 20 runs) exit code {code}"
+    )
     return 0 if code == 0 else 1
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from ffenergy import __version__
@@ -31,8 +30,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         run_dir, rows = run_experiment(cfg, opts)
     except RunInterrupted as stop:
-        log.error("interrupted: everything finished so far is on disk; continue with\n  ffenergy run %s --resume %s",
-                  args.config, stop.run_dir)
+        log.error(
+            "interrupted: everything finished so far is on disk; continue with\n  ffenergy run %s --resume %s",
+            args.config,
+            stop.run_dir,
+        )
         return 130
     except (RunError, ConfigError) as exc:
         log.error("%s", exc)
@@ -90,31 +92,44 @@ def build_parser() -> argparse.ArgumentParser:
     from ffenergy.targets.registry import TARGETS
 
     parser = argparse.ArgumentParser(
-        prog="ffenergy", description="Measure what early-exit inference really saves in joules.")
+        prog="ffenergy", description="Measure what early-exit inference really saves in joules."
+    )
     parser.add_argument("--version", action="version", version=f"ffenergy {__version__}")
     loudness = parser.add_mutually_exclusive_group()
     loudness.add_argument("-v", "--verbose", action="store_true", help="also log debugging detail")
     loudness.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run an experiment end to end", description=(
-        "Train (or load from cache) the learners' networks, calibrate early-exit thresholds, run full / light / "
-        "depth-k inference on the targets, measure energy, and write results/<run-id>/."))
+    run = sub.add_parser(
+        "run",
+        help="run an experiment end to end",
+        description=(
+            "Train (or load from cache) the learners' networks, calibrate early-exit thresholds, run full / light / "
+            "depth-k inference on the targets, measure energy, and write results/<run-id>/."
+        ),
+    )
     run.add_argument("config", type=Path, help="experiment YAML, e.g. experiments/mnist.yaml")
     run.add_argument("--out", type=Path, default=Path("results"), help="parent folder of run directories")
     run.add_argument("--meter", choices=host_meter_choices(), help="override the config's meter")
-    run.add_argument("--target", action="append", choices=TARGETS.names(),
-                     help="override the config's targets (repeatable)")
+    run.add_argument(
+        "--target", action="append", choices=TARGETS.names(), help="override the config's targets (repeatable)"
+    )
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="complete an interrupted run")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
 
     plot = sub.add_parser("plot", help="figures and report.md from result directories")
-    plot.add_argument("results", nargs="+", type=Path, metavar="RESULTS",
-                      help="run directories (results/<run-id>) or folders holding runs")
+    plot.add_argument(
+        "results",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS",
+        help="run directories (results/<run-id>) or folders holding runs",
+    )
     plot.add_argument("--format", dest="fmt", choices=FORMATS, default="png", help="figure format (default png)")
-    plot.add_argument("--jobs", type=int, default=None, metavar="N",
-                      help="worker processes (default: one per core, at most 2)")
+    plot.add_argument(
+        "--jobs", type=int, default=None, metavar="N", help="worker processes (default: one per core, at most 2)"
+    )
     plot.set_defaults(func=_cmd_plot)
 
     meters = sub.add_parser("meters", help="which energy meters work here, and why not")
@@ -127,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", type=Path, help="a run directory made by ffenergy run")
     export.add_argument("--procedure", choices=LEARNERS.names(), default="mp")
     export.add_argument("--dtype", choices=["f32", "int8"], default="f32")
-    export.add_argument("--board", choices=BOARDS.names(), default="qemu-mps2-an386",
-                        help="refuse models that do not fit this board")
+    export.add_argument(
+        "--board", choices=BOARDS.names(), default="qemu-mps2-an386", help="refuse models that do not fit this board"
+    )
     export.add_argument("--out", type=Path, help="output folder (default RUN_DIR/export-<procedure>-<dtype>)")
     export.set_defaults(func=_cmd_export)
     return parser

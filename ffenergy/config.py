@@ -227,11 +227,17 @@ def _check_values(cfg: ExperimentConfig) -> None:
         _one_of(proc, LEARNERS.names(), f"inference.procedures[{i}]")
     _require(inf.alpha >= 0, "inference.alpha", "a number >= 0")
     _require(all(a >= 0 for a in inf.alpha_sweep), "inference.alpha_sweep", "numbers >= 0")
-    _require(inf.alpha_select == "fixed" or bool(inf.alpha_sweep), "inference.alpha_sweep",
-             "a non-empty list: alpha_select validation picks from it")
+    _require(
+        inf.alpha_select == "fixed" or bool(inf.alpha_sweep),
+        "inference.alpha_sweep",
+        "a non-empty list: alpha_select validation picks from it",
+    )
     _require(inf.max_loss_pp >= 0, "inference.max_loss_pp", "a number of percentage points >= 0")
-    _require(1 <= inf.prune_after < len(m.hidden), "inference.prune_after",
-             f"a layer between 1 and {len(m.hidden) - 1} (the network has {len(m.hidden)} layers)")
+    _require(
+        1 <= inf.prune_after < len(m.hidden),
+        "inference.prune_after",
+        f"a layer between 1 and {len(m.hidden) - 1} (the network has {len(m.hidden)} layers)",
+    )
     _require(inf.prune_keep >= 1, "inference.prune_keep", "an integer >= 1")
     _require(inf.batch_size > 0, "inference.batch_size", "a positive integer")
     _require(bool(cfg.targets), "targets", f"a non-empty list of {', '.join(TARGETS.names())}")
@@ -242,13 +248,22 @@ def _check_values(cfg: ExperimentConfig) -> None:
     _require(meas.min_window_s > 0, "measurement.min_window_s", "a positive number of seconds")
     _require(meas.batch_size > 0, "measurement.batch_size", "a positive integer")
     for i, proc in enumerate(meas.procedures):
-        _require(proc in inf.procedures, f"measurement.procedures[{i}]",
-                 f"one of inference.procedures ({', '.join(inf.procedures)})")
+        _require(
+            proc in inf.procedures,
+            f"measurement.procedures[{i}]",
+            f"one of inference.procedures ({', '.join(inf.procedures)})",
+        )
     c = cfg.carbon
-    _require(c.country_iso_code is None or c.grid_intensity_g_per_kwh is None, "carbon",
-             "only one of country_iso_code and grid_intensity_g_per_kwh")
-    _require(c.grid_intensity_g_per_kwh is None or c.grid_intensity_g_per_kwh >= 0,
-             "carbon.grid_intensity_g_per_kwh", "a number of grams per kWh >= 0")
+    _require(
+        c.country_iso_code is None or c.grid_intensity_g_per_kwh is None,
+        "carbon",
+        "only one of country_iso_code and grid_intensity_g_per_kwh",
+    )
+    _require(
+        c.grid_intensity_g_per_kwh is None or c.grid_intensity_g_per_kwh >= 0,
+        "carbon.grid_intensity_g_per_kwh",
+        "a number of grams per kWh >= 0",
+    )
     data_options(cfg.data)
     _check_mcu(cfg)
 
@@ -258,8 +273,11 @@ def _check_mcu(cfg: ExperimentConfig) -> None:
     _require(mcu.repeats >= 1, "mcu.repeats", "an integer >= 1")
     _require(mcu.max_samples >= 1, "mcu.max_samples", "an integer >= 1")
     for i, proc in enumerate(mcu.procedures):
-        _require(proc in cfg.inference.procedures, f"mcu.procedures[{i}]",
-                 f"one of inference.procedures ({', '.join(cfg.inference.procedures)})")
+        _require(
+            proc in cfg.inference.procedures,
+            f"mcu.procedures[{i}]",
+            f"one of inference.procedures ({', '.join(cfg.inference.procedures)})",
+        )
     n_layers = len(cfg.model.hidden)
     allowed = all_modes(n_layers)
     for i, mode in enumerate(mcu.modes):

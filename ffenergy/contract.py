@@ -11,32 +11,83 @@ import csv
 import json
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 SAMPLES_COLUMNS = [
-    "target", "procedure", "mode", "sample", "label", "pred", "exit_layer", "macs", "correct", "energy_j",
+    "target",
+    "procedure",
+    "mode",
+    "sample",
+    "label",
+    "pred",
+    "exit_layer",
+    "macs",
+    "correct",
+    "energy_j",
 ]
 WINDOWS_COLUMNS = [
-    "target", "meter", "domain", "procedure", "mode", "repeat", "n_inferences", "duration_s",
-    "energy_j", "idle_power_w", "net_energy_j",
+    "target",
+    "meter",
+    "domain",
+    "procedure",
+    "mode",
+    "repeat",
+    "n_inferences",
+    "duration_s",
+    "energy_j",
+    "idle_power_w",
+    "net_energy_j",
 ]
 SUMMARY_COLUMNS = [
-    "dataset", "target", "meter", "provenance", "procedure", "mode", "accuracy", "macro_f1",
-    "mean_layers", "macs_per_inference", "mac_reduction", "energy_j_per_inference", "energy_ci95_j",
-    "energy_reduction", "n_samples", "n_repeats", "co2_g_per_1000_inferences",
+    "dataset",
+    "target",
+    "meter",
+    "provenance",
+    "procedure",
+    "mode",
+    "accuracy",
+    "macro_f1",
+    "mean_layers",
+    "macs_per_inference",
+    "mac_reduction",
+    "energy_j_per_inference",
+    "energy_ci95_j",
+    "energy_reduction",
+    "n_samples",
+    "n_repeats",
+    "co2_g_per_1000_inferences",
 ]
 # additions to DESIGN.md section 5 (see docs/DESIGN.md)
 PER_CLASS_COLUMNS = ["target", "procedure", "mode", "class", "n_samples", "sensitivity"]
 SWEEP_COLUMNS = [
-    "target", "procedure", "statistic", "alpha", "accuracy", "macro_f1", "mean_layers",
-    "macs_per_inference", "mac_reduction", "exit_fractions", "energy_j_per_inference",
+    "target",
+    "procedure",
+    "statistic",
+    "alpha",
+    "accuracy",
+    "macro_f1",
+    "mean_layers",
+    "macs_per_inference",
+    "mac_reduction",
+    "exit_fractions",
+    "energy_j_per_inference",
 ]
 TRACE_COLUMNS = ["t_s", "current_a", "voltage_v", "trigger"]
 FIT_KEYS = [
-    "target", "meter", "procedure", "joules_per_mac", "static_power_w", "intercept_j_per_inference",
-    "r2", "n_points", "predicted_light_j", "measured_light_j", "prediction_error",
+    "target",
+    "meter",
+    "procedure",
+    "joules_per_mac",
+    "static_power_w",
+    "intercept_j_per_inference",
+    "r2",
+    "n_points",
+    "predicted_light_j",
+    "measured_light_j",
+    "prediction_error",
 ]
 EXPECTED_FILES = ("summary.csv", "samples.csv", "sweep.csv")  # every finished run has these
 
@@ -124,7 +175,7 @@ class CsvAppender:
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self) -> "CsvAppender":
+    def __enter__(self) -> CsvAppender:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -15,8 +15,9 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Hashable, Literal, Mapping, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ffenergy.meters.base import Meter, MeterError, WindowEnergy
 
@@ -89,9 +90,15 @@ class WindowResult:
         """One ``windows.csv``-shaped row per domain (the caller adds target/meter/procedure/mode)."""
         net = self.net_joules
         return [
-            {"domain": d, "repeat": self.repeat, "n_inferences": self.n_inferences,
-             "duration_s": self.duration_s, "energy_j": j, "idle_power_w": self.idle_power_w.get(d, 0.0),
-             "net_energy_j": net[d]}
+            {
+                "domain": d,
+                "repeat": self.repeat,
+                "n_inferences": self.n_inferences,
+                "duration_s": self.duration_s,
+                "energy_j": j,
+                "idle_power_w": self.idle_power_w.get(d, 0.0),
+                "net_energy_j": net[d],
+            }
             for d, j in self.joules.items()
         ]
 
@@ -116,8 +123,10 @@ def call_with_timeout(fn: Callable[[], T], timeout_s: float, what: str) -> T:
     thread.start()
     thread.join(timeout_s)
     if thread.is_alive():
-        raise MeterError(f"{what} did not return within {timeout_s:g} s: the meter hangs "
-                         "(check its connection/driver, or raise MethodConfig.meter_timeout_s)")
+        raise MeterError(
+            f"{what} did not return within {timeout_s:g} s: the meter hangs "
+            "(check its connection/driver, or raise MethodConfig.meter_timeout_s)"
+        )
     if "error" in box:
         raise box["error"]
     return box["value"]
@@ -129,8 +138,9 @@ def _call(workload: Workload, key: Key) -> tuple[int, int]:
         raise TypeError(f"workload {key!r}: run_once must return (n_inferences, macs), got {result!r}")
     n, macs = int(result[0]), int(result[1])
     if n <= 0 or macs < 0:
-        raise ValueError(f"workload {key!r}: run_once returned n_inferences={n}, macs={macs}; "
-                         "need n_inferences > 0 and macs >= 0")
+        raise ValueError(
+            f"workload {key!r}: run_once returned n_inferences={n}, macs={macs}; need n_inferences > 0 and macs >= 0"
+        )
     return n, macs
 
 
@@ -163,8 +173,9 @@ class _Run:
         return call_with_timeout(self.meter.start, self.method.meter_timeout_s, f"{self.meter.info.name}.start()")
 
     def _close(self, token: Any, macs: int) -> WindowEnergy:
-        return call_with_timeout(lambda: self.meter.stop(token, macs), self.method.meter_timeout_s,
-                                 f"{self.meter.info.name}.stop()")
+        return call_with_timeout(
+            lambda: self.meter.stop(token, macs), self.method.meter_timeout_s, f"{self.meter.info.name}.stop()"
+        )
 
     def _emit(self, result: WindowResult) -> None:
         self.results.append(result)

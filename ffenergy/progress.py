@@ -17,5 +17,5 @@ class ProgressSafeHandler(logging.Handler):
             if record.levelno >= logging.WARNING:
                 text = f"{record.levelname.lower()}: {text}"
             tqdm.write(text, file=sys.stderr)
-        except Exception:  # noqa: BLE001 - logging must never raise into the caller
+        except Exception:
             self.handleError(record)

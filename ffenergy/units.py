@@ -19,8 +19,9 @@ def energy_unit(values: Iterable[float] | np.ndarray) -> tuple[float, str]:
     return next(((s, u) for s, u in _UNITS if typical >= s), _UNITS[-1])
 
 
-def format_energy(joules: float | None, ci95: float | None = None, unit: tuple[float, str] | None = None,
-                  missing: str = "—") -> str:
+def format_energy(
+    joules: float | None, ci95: float | None = None, unit: tuple[float, str] | None = None, missing: str = "—"
+) -> str:
     """'1.23 mJ' or '1.23 ± 0.04 mJ' (``unit``: a fixed (scale, name), else chosen from ``joules``);
     ``missing`` when there is no measurement."""
     if joules is None or not np.isfinite(joules):

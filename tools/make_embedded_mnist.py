@@ -28,9 +28,12 @@ def main(src: str) -> None:
     out = Path(__file__).resolve().parents[1] / "ffenergy" / "data" / "embedded" / "mnist-subset.npz"
     np.savez_compressed(
         out,
-        train_images=arrays["train_images"][tr], train_labels=arrays["train_labels"][tr],
-        test_images=arrays["test_images"][te], test_labels=arrays["test_labels"][te],
-        train_index=tr.astype(np.int32), test_index=te.astype(np.int32),
+        train_images=arrays["train_images"][tr],
+        train_labels=arrays["train_labels"][tr],
+        test_images=arrays["test_images"][te],
+        test_labels=arrays["test_labels"][te],
+        train_index=tr.astype(np.int32),
+        test_index=te.astype(np.int32),
     )
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB): {len(tr)} train, {len(te)} test digits")
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,20 +65,30 @@ class Attribution:
         only identifiable when idle windows (or durations not proportional to MACs) pin it down."""
         static = self.static_power_w if self.window_fit_identifiable else None
         return {
-            "target": self.target, "meter": self.meter, "procedure": self.procedure,
-            "joules_per_mac": self.per_inference_j_per_mac, "static_power_w": static,
-            "intercept_j_per_inference": self.intercept_j_per_inference, "r2": self.per_inference_r2,
-            "n_points": self.n_points, "predicted_light_j": self.predicted_light_j,
-            "measured_light_j": self.measured_light_j, "prediction_error": self.prediction_error,
-            "window_fit": {"joules_per_mac": self.joules_per_mac if self.window_fit_identifiable else None,
-                           "static_power_w": static, "r2": self.r2,
-                           "identifiable": self.window_fit_identifiable},
+            "target": self.target,
+            "meter": self.meter,
+            "procedure": self.procedure,
+            "joules_per_mac": self.per_inference_j_per_mac,
+            "static_power_w": static,
+            "intercept_j_per_inference": self.intercept_j_per_inference,
+            "r2": self.per_inference_r2,
+            "n_points": self.n_points,
+            "predicted_light_j": self.predicted_light_j,
+            "measured_light_j": self.measured_light_j,
+            "prediction_error": self.prediction_error,
+            "window_fit": {
+                "joules_per_mac": self.joules_per_mac if self.window_fit_identifiable else None,
+                "static_power_w": static,
+                "r2": self.r2,
+                "identifiable": self.window_fit_identifiable,
+            },
             "depth_energy_j": {str(k): v for k, v in sorted(self.depth_energy_j.items())},
         }
 
 
-def windows_from_rows(rows: Iterable[Mapping[str, str]], *, target: str, meter: str, procedure: str,
-                      domain: str = "total") -> list[ModeWindow]:
+def windows_from_rows(
+    rows: Iterable[Mapping[str, str]], *, target: str, meter: str, procedure: str, domain: str = "total"
+) -> list[ModeWindow]:
     """Windows of one (target, meter, procedure, domain) from ``windows.csv`` rows.
 
     Idle windows (mode ``idle``) of the same target and meter are kept whatever their
@@ -88,8 +99,15 @@ def windows_from_rows(rows: Iterable[Mapping[str, str]], *, target: str, meter: 
         if (r["target"], r["meter"], r["domain"]) != (target, meter, domain):
             continue
         if r["procedure"] == procedure or r["mode"] == IDLE:
-            out.append(ModeWindow(r["mode"], int(float(r["n_inferences"])), float(r["duration_s"]),
-                                  float(r["energy_j"]), float(r["net_energy_j"])))
+            out.append(
+                ModeWindow(
+                    r["mode"],
+                    int(float(r["n_inferences"])),
+                    float(r["duration_s"]),
+                    float(r["energy_j"]),
+                    float(r["net_energy_j"]),
+                )
+            )
     return out
 
 
@@ -102,9 +120,15 @@ def exit_distribution(exit_layers: Iterable[int]) -> dict[int, float]:
     return {k: c / total for k, c in sorted(counts.items())}
 
 
-def attribute(windows: Sequence[ModeWindow], macs_per_inference: Mapping[str, float],
-              exit_dist: Mapping[int, float] | None, *, target: str, meter: str,
-              procedure: str) -> Attribution:
+def attribute(
+    windows: Sequence[ModeWindow],
+    macs_per_inference: Mapping[str, float],
+    exit_dist: Mapping[int, float] | None,
+    *,
+    target: str,
+    meter: str,
+    procedure: str,
+) -> Attribution:
     """Fit joules per MAC and static power from depth-k windows; predict light energy.
 
     ``macs_per_inference`` maps each depth-k mode to its MACs per inference; ``exit_dist``
@@ -115,9 +139,11 @@ def attribute(windows: Sequence[ModeWindow], macs_per_inference: Mapping[str, fl
     if missing:
         raise ValueError(f"attribution: no MACs per inference for modes {missing}")
     if len({w.mode for w in depth}) < 2:
-        raise ValueError(f"attribution for {target}/{meter}/{procedure}: need windows of at least two "
-                         f"depth-k modes to fit joules per MAC, got {sorted({w.mode for w in depth})}; "
-                         "measure the depth-1..L modes")
+        raise ValueError(
+            f"attribution for {target}/{meter}/{procedure}: need windows of at least two "
+            f"depth-k modes to fit joules per MAC, got {sorted({w.mode for w in depth})}; "
+            "measure the depth-1..L modes"
+        )
     macs_inf = np.array([macs_per_inference[w.mode] for w in depth], dtype=float)
     n = np.array([w.n_inferences for w in depth], dtype=float)
     fit = depth + [w for w in windows if w.mode == IDLE]
@@ -140,9 +166,22 @@ def attribute(windows: Sequence[ModeWindow], macs_per_inference: Mapping[str, fl
     measured = float(np.mean(light)) if light else None
     error = (predicted - measured) / measured if predicted is not None and measured else None
     return Attribution(
-        target, meter, procedure, float(j_per_mac), float(static_w), r_squared(gross, x @ [static_w, j_per_mac]),
-        len(fit), float(slope), float(intercept), r_squared(net_inf, slope * macs_inf + intercept),
-        depth_mean, identifiable, predicted, measured, error)
+        target,
+        meter,
+        procedure,
+        float(j_per_mac),
+        float(static_w),
+        r_squared(gross, x @ [static_w, j_per_mac]),
+        len(fit),
+        float(slope),
+        float(intercept),
+        r_squared(net_inf, slope * macs_inf + intercept),
+        depth_mean,
+        identifiable,
+        predicted,
+        measured,
+        error,
+    )
 
 
 def _predict(depth_mean: Mapping[int, float], exit_dist: Mapping[int, float]) -> float:
@@ -151,6 +190,7 @@ def _predict(depth_mean: Mapping[int, float], exit_dist: Mapping[int, float]) ->
         raise ValueError(f"attribution: exit probabilities sum to {total:g}, not 1")
     unmeasured = sorted(k for k, p in exit_dist.items() if p > 0 and k not in depth_mean)
     if unmeasured:
-        raise ValueError(f"attribution: light exits at depths {unmeasured} that have no depth-k windows; "
-                         "measure those depth modes")
+        raise ValueError(
+            f"attribution: light exits at depths {unmeasured} that have no depth-k windows; measure those depth modes"
+        )
     return float(sum(p * depth_mean[k] for k, p in exit_dist.items() if p > 0))

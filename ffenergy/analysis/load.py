@@ -32,10 +32,17 @@ from typing import Any
 import numpy as np
 
 from ffenergy.contract import (
-    EXPECTED_FILES, FIT_KEYS, SAMPLES_COLUMNS, SUMMARY_COLUMNS, SWEEP_COLUMNS, TRACE_COLUMNS, Fit, SummaryRow,
+    EXPECTED_FILES,
+    SAMPLES_COLUMNS,
+    SUMMARY_COLUMNS,
+    SWEEP_COLUMNS,
+    TRACE_COLUMNS,
+    Fit,
+    SummaryRow,
     SweepRow,
 )
 from ffenergy.vocabulary import PROVENANCES
+
 
 class RunLoadError(ValueError):
     """A result directory cannot be read; the message names the file, the problem and the fix."""
@@ -128,8 +135,11 @@ class RunData:
 
     def unfinished_stages(self) -> list[str]:
         """Stages neither done nor deliberately skipped (pending, running, interrupted, failed)."""
-        return [f"{name}={status}" for name, status in self.manifest.stages.items()
-                if status != "done" and not status.startswith("skipped")]
+        return [
+            f"{name}={status}"
+            for name, status in self.manifest.stages.items()
+            if status != "done" and not status.startswith("skipped")
+        ]
 
 
 def find_runs(path: Path) -> list[Path]:
@@ -164,6 +174,7 @@ def load_run(path: Path) -> RunData:
 
 # --- manifest and attribution -------------------------------------------------------------
 
+
 def _load_manifest(path: Path) -> RunManifest:
     if not path.is_file():
         raise RunLoadError(
@@ -191,11 +202,14 @@ def _load_manifest(path: Path) -> RunManifest:
                 f"{path}: meter {m['name']!r} has provenance {provenance!r}; expected one of {', '.join(PROVENANCES)}"
             )
         period = m.get("update_period_s")
-        records.append(MeterRecord(
-            name=str(m["name"]), provenance=provenance,
-            update_period_s=float(period) if isinstance(period, (int, float)) else None,
-            details=_mapping(m, "details"),
-        ))
+        records.append(
+            MeterRecord(
+                name=str(m["name"]),
+                provenance=provenance,
+                update_period_s=float(period) if isinstance(period, (int, float)) else None,
+                details=_mapping(m, "details"),
+            )
+        )
     stages = _mapping(raw, "stages")
     return RunManifest(
         run_id=str(raw["run_id"]),
@@ -240,17 +254,21 @@ def _load_fits(path: Path) -> list[Fit]:
         for key in ("target", "meter", "procedure", "joules_per_mac", "intercept_j_per_inference"):
             if fit.get(key) is None:
                 raise RunLoadError(f"{where}: key {key!r} is missing")
-        out.append(Fit(
-            target=str(fit["target"]), meter=str(fit["meter"]), procedure=str(fit["procedure"]),
-            joules_per_mac=_json_float(fit, "joules_per_mac", where),
-            static_power_w=_json_opt(fit, "static_power_w", where),
-            intercept_j_per_inference=_json_float(fit, "intercept_j_per_inference", where),
-            r2=_json_opt(fit, "r2", where),
-            n_points=None if fit.get("n_points") is None else int(_json_float(fit, "n_points", where)),
-            predicted_light_j=_json_opt(fit, "predicted_light_j", where),
-            measured_light_j=_json_opt(fit, "measured_light_j", where),
-            prediction_error=_json_opt(fit, "prediction_error", where),
-        ))
+        out.append(
+            Fit(
+                target=str(fit["target"]),
+                meter=str(fit["meter"]),
+                procedure=str(fit["procedure"]),
+                joules_per_mac=_json_float(fit, "joules_per_mac", where),
+                static_power_w=_json_opt(fit, "static_power_w", where),
+                intercept_j_per_inference=_json_float(fit, "intercept_j_per_inference", where),
+                r2=_json_opt(fit, "r2", where),
+                n_points=None if fit.get("n_points") is None else int(_json_float(fit, "n_points", where)),
+                predicted_light_j=_json_opt(fit, "predicted_light_j", where),
+                measured_light_j=_json_opt(fit, "measured_light_j", where),
+                prediction_error=_json_opt(fit, "prediction_error", where),
+            )
+        )
     return out
 
 
@@ -267,6 +285,7 @@ def _json_opt(obj: dict[str, Any], key: str, where: str) -> float | None:
 
 # --- CSV files ----------------------------------------------------------------------------
 
+
 class _Table:
     """A CSV read into string columns; numeric accessors name the line of a bad value."""
 
@@ -276,7 +295,9 @@ class _Table:
             with open(path, newline="", encoding="utf-8") as fh:
                 text = fh.read()
         except UnicodeDecodeError:
-            raise RunLoadError(f"{path}: not UTF-8 text; the file is corrupted -- restore it or re-run that stage") from None
+            raise RunLoadError(
+                f"{path}: not UTF-8 text; the file is corrupted -- restore it or re-run that stage"
+            ) from None
         lines = text.splitlines(keepends=True)
         if lines and not lines[-1].endswith("\n"):
             lines = lines[:-1]  # a torn last line from an interrupted run
@@ -311,8 +332,11 @@ class _Table:
     def floats(self, name: str, optional: bool = False) -> np.ndarray:
         values = self.text(name)
         try:
-            return np.array([v if v != "" else "nan" for v in values], dtype=float) if optional \
+            return (
+                np.array([v if v != "" else "nan" for v in values], dtype=float)
+                if optional
                 else np.array(values, dtype=float)
+            )
         except ValueError:
             for i, v in enumerate(values):
                 if v == "" and optional:
@@ -338,19 +362,29 @@ def _load_summary(path: Path) -> list[SummaryRow]:
         if "" in t.text(name):
             raise RunLoadError(f"{path}: line {t.text(name).index('') + 2}: column {name!r} is empty")
     text_columns = ("dataset", "target", "meter", "provenance", "procedure", "mode")
-    numeric = {c: t.floats(c, optional=c not in required) for c in SUMMARY_COLUMNS
-               if c not in text_columns and (c in required or t.has(c))}
+    numeric = {
+        c: t.floats(c, optional=c not in required)
+        for c in SUMMARY_COLUMNS
+        if c not in text_columns and (c in required or t.has(c))
+    }
     nan = np.full(t.n, np.nan)
-    col = lambda c: numeric.get(c, nan)  # noqa: E731
+    col = lambda c: numeric.get(c, nan)
     return [
         SummaryRow(
-            dataset=t.text("dataset")[i], target=t.text("target")[i], meter=t.text("meter")[i],
-            provenance=t.text("provenance")[i], procedure=t.text("procedure")[i], mode=t.text("mode")[i],
-            accuracy=float(col("accuracy")[i]), macro_f1=_opt(col("macro_f1")[i]),
-            mean_layers=float(col("mean_layers")[i]), macs_per_inference=float(col("macs_per_inference")[i]),
+            dataset=t.text("dataset")[i],
+            target=t.text("target")[i],
+            meter=t.text("meter")[i],
+            provenance=t.text("provenance")[i],
+            procedure=t.text("procedure")[i],
+            mode=t.text("mode")[i],
+            accuracy=float(col("accuracy")[i]),
+            macro_f1=_opt(col("macro_f1")[i]),
+            mean_layers=float(col("mean_layers")[i]),
+            macs_per_inference=float(col("macs_per_inference")[i]),
             mac_reduction=_opt(col("mac_reduction")[i]),
             energy_j_per_inference=_opt(col("energy_j_per_inference")[i]),
-            energy_ci95_j=_opt(col("energy_ci95_j")[i]), energy_reduction=_opt(col("energy_reduction")[i]),
+            energy_ci95_j=_opt(col("energy_ci95_j")[i]),
+            energy_reduction=_opt(col("energy_reduction")[i]),
             n_samples=None if math.isnan(col("n_samples")[i]) else int(col("n_samples")[i]),
             n_repeats=None if math.isnan(col("n_repeats")[i]) else int(col("n_repeats")[i]),
         )
@@ -361,20 +395,36 @@ def _load_summary(path: Path) -> list[SummaryRow]:
 def _load_sweep(path: Path) -> list[SweepRow]:
     required = [c for c in SWEEP_COLUMNS if c not in ("macro_f1", "mac_reduction", "energy_j_per_inference")]
     t = _Table(path, required)
-    num = {c: t.floats(c, optional=c not in required) for c in
-           ("alpha", "accuracy", "macro_f1", "mean_layers", "macs_per_inference", "mac_reduction",
-            "energy_j_per_inference")}
+    num = {
+        c: t.floats(c, optional=c not in required)
+        for c in (
+            "alpha",
+            "accuracy",
+            "macro_f1",
+            "mean_layers",
+            "macs_per_inference",
+            "mac_reduction",
+            "energy_j_per_inference",
+        )
+    }
     rows = []
     for i in range(t.n):
-        rows.append(SweepRow(
-            target=t.text("target")[i], procedure=t.text("procedure")[i], statistic=t.text("statistic")[i],
-            alpha=float(num["alpha"][i]), accuracy=float(num["accuracy"][i]), macro_f1=_opt(num["macro_f1"][i]),
-            mean_layers=float(num["mean_layers"][i]), macs_per_inference=float(num["macs_per_inference"][i]),
-            mac_reduction=_opt(num["mac_reduction"][i]),
-            exit_fractions=_fractions(t.text("exit_fractions")[i], path, i + 2),
-            energy_j_per_inference=_opt(num["energy_j_per_inference"][i]),
-            meter=(t.text("meter")[i] or None) if t.has("meter") else None,
-        ))
+        rows.append(
+            SweepRow(
+                target=t.text("target")[i],
+                procedure=t.text("procedure")[i],
+                statistic=t.text("statistic")[i],
+                alpha=float(num["alpha"][i]),
+                accuracy=float(num["accuracy"][i]),
+                macro_f1=_opt(num["macro_f1"][i]),
+                mean_layers=float(num["mean_layers"][i]),
+                macs_per_inference=float(num["macs_per_inference"][i]),
+                mac_reduction=_opt(num["mac_reduction"][i]),
+                exit_fractions=_fractions(t.text("exit_fractions")[i], path, i + 2),
+                energy_j_per_inference=_opt(num["energy_j_per_inference"][i]),
+                meter=(t.text("meter")[i] or None) if t.has("meter") else None,
+            )
+        )
     return rows
 
 
@@ -396,9 +446,13 @@ def _load_samples(path: Path) -> Samples:
     required = [c for c in SAMPLES_COLUMNS if c not in ("energy_j", "sample", "label", "pred")]
     t = _Table(path, required)
     return Samples(
-        target=np.array(t.text("target")), procedure=np.array(t.text("procedure")), mode=np.array(t.text("mode")),
-        exit_layer=t.floats("exit_layer").astype(int), macs=t.floats("macs"),
-        correct=t.floats("correct").astype(bool), energy_j=t.floats("energy_j", optional=True),
+        target=np.array(t.text("target")),
+        procedure=np.array(t.text("procedure")),
+        mode=np.array(t.text("mode")),
+        exit_layer=t.floats("exit_layer").astype(int),
+        macs=t.floats("macs"),
+        correct=t.floats("correct").astype(bool),
+        energy_j=t.floats("energy_j", optional=True),
     )
 
 
@@ -406,8 +460,12 @@ def _load_trace(path: Path) -> Trace:
     t = _Table(path, TRACE_COLUMNS)
     if t.n < 2:
         raise RunLoadError(f"{path}: fewer than 2 samples; the meter stream was not recorded")
-    trace = Trace(t_s=t.floats("t_s"), current_a=t.floats("current_a"), voltage_v=t.floats("voltage_v"),
-                  trigger=t.floats("trigger").astype(bool))
+    trace = Trace(
+        t_s=t.floats("t_s"),
+        current_a=t.floats("current_a"),
+        voltage_v=t.floats("voltage_v"),
+        trigger=t.floats("trigger").astype(bool),
+    )
     if np.any(np.diff(trace.t_s) < 0):
         raise RunLoadError(f"{path}: t_s goes backwards; the trace must be in time order")
     return trace

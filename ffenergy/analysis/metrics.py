@@ -30,8 +30,16 @@ def per_class_rows(rows: list[dict[str, str]], class_names: list[str]) -> list[d
         labels, preds = np.array(pairs).T
         for c, name in enumerate(class_names):
             hit = labels == c
-            out.append({"target": target, "procedure": procedure, "mode": mode, "class": name,
-                        "n_samples": int(hit.sum()), "sensitivity": float(np.mean(preds[hit] == c)) if hit.any() else None})
+            out.append(
+                {
+                    "target": target,
+                    "procedure": procedure,
+                    "mode": mode,
+                    "class": name,
+                    "n_samples": int(hit.sum()),
+                    "sensitivity": float(np.mean(preds[hit] == c)) if hit.any() else None,
+                }
+            )
     return out
 
 

@@ -27,7 +27,7 @@ def _num(value: float | None, spec: str, suffix: str = "") -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
 
@@ -37,78 +37,175 @@ def _figure_lines(figures: list[SavedFigure], base: Path) -> list[str]:
     for fig in figures:
         link = Path(os.path.relpath(fig.path, base)).as_posix()
         lines += [f"**{fig.caption}**", ""]
-        lines += [f"![{fig.path.stem}]({link})" if fig.path.suffix in INLINE_FORMATS else f"[{fig.path.name}]({link})", ""]
+        lines += [
+            f"![{fig.path.stem}]({link})" if fig.path.suffix in INLINE_FORMATS else f"[{fig.path.name}]({link})",
+            "",
+        ]
     return lines
 
 
 def _summary_rows(rows: list[SummaryRow]) -> list[list[str]]:
-    return [[r.target, r.meter or "—", r.provenance or "MACs only", r.procedure, r.mode,
-             _num(r.accuracy * 100, ".2f", "%"), _num(r.mean_layers, ".2f"), f"{r.macs_per_inference:,.0f}",
-             _num(r.mac_reduction, ".2f", "×"), format_energy(r.energy_j_per_inference, r.energy_ci95_j),
-             _num(r.energy_reduction, ".2f", "×"), _num(r.n_samples, "d")] for r in rows]
+    return [
+        [
+            r.target,
+            r.meter or "—",
+            r.provenance or "MACs only",
+            r.procedure,
+            r.mode,
+            _num(r.accuracy * 100, ".2f", "%"),
+            _num(r.mean_layers, ".2f"),
+            f"{r.macs_per_inference:,.0f}",
+            _num(r.mac_reduction, ".2f", "×"),
+            format_energy(r.energy_j_per_inference, r.energy_ci95_j),
+            _num(r.energy_reduction, ".2f", "×"),
+            _num(r.n_samples, "d"),
+        ]
+        for r in rows
+    ]
 
 
-_SUMMARY_HEADER = ["target", "meter", "provenance", "procedure", "mode", "accuracy", "mean layers", "MACs/inference",
-                   "MAC reduction", "energy/inference (95% CI)", "energy reduction", "n"]
+_SUMMARY_HEADER = [
+    "target",
+    "meter",
+    "provenance",
+    "procedure",
+    "mode",
+    "accuracy",
+    "mean layers",
+    "MACs/inference",
+    "MAC reduction",
+    "energy/inference (95% CI)",
+    "energy reduction",
+    "n",
+]
 
 
 def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> str:
     m = run.manifest
-    lines = [f"# {m.config_name}: run `{m.run_id}`", "",
-             f"Dataset **{m.dataset}**. Written by `ffenergy plot` from the result files in this directory.", ""]
+    lines = [
+        f"# {m.config_name}: run `{m.run_id}`",
+        "",
+        f"Dataset **{m.dataset}**. Written by `ffenergy plot` from the result files in this directory.",
+        "",
+    ]
     unfinished = run.unfinished_stages()
     if unfinished or run.missing:
-        lines += ["> **Partial run.** " + "; ".join(
-            ([f"unfinished stages: {', '.join(unfinished)}"] if unfinished else [])
-            + ([f"missing files: {', '.join(run.missing)}"] if run.missing else [])) + ".", ""]
+        lines += [
+            "> **Partial run.** "
+            + "; ".join(
+                ([f"unfinished stages: {', '.join(unfinished)}"] if unfinished else [])
+                + ([f"missing files: {', '.join(run.missing)}"] if run.missing else [])
+            )
+            + ".",
+            "",
+        ]
     lines += ["## Summary", ""]
     if run.summary:
         if any(r.energy_j_per_inference is not None and r.energy_j_per_inference <= 0 for r in run.summary):
-            lines += ["> **Warning:** some net energies are ≤ 0: the idle subtraction exceeds the measured energy "
-                      "(windows too short for the meter's resolution, or idle drift). Those rows are not real costs; "
-                      "re-measure with longer windows.", ""]
+            lines += [
+                "> **Warning:** some net energies are ≤ 0: the idle subtraction exceeds the measured energy "
+                "(windows too short for the meter's resolution, or idle drift). Those rows are not real costs; "
+                "re-measure with longer windows.",
+                "",
+            ]
         lines += _table(_SUMMARY_HEADER, _summary_rows(run.summary))
         lines += ["", "Reductions are full ÷ mode (> 1 means savings). Energy is per inference.", ""]
-        depth_1 = dict.fromkeys((r.procedure, r.target) for r in run.summary if r.mode == "light" and r.mean_layers == 1.0)
-        lines += [f"> **{procedure} light on {target} is depth-1:** every test sample exited at layer 1, so it is no "
-                  "adaptive exit (its thresholds let everything out at the first layer)." for procedure, target in depth_1]
+        depth_1 = dict.fromkeys(
+            (r.procedure, r.target) for r in run.summary if r.mode == "light" and r.mean_layers == 1.0
+        )
+        lines += [
+            f"> **{procedure} light on {target} is depth-1:** every test sample exited at layer 1, so it is no "
+            "adaptive exit (its thresholds let everything out at the first layer)."
+            for procedure, target in depth_1
+        ]
         lines += [""] if depth_1 else []
     else:
         lines += ["No summary.csv: nothing was summarised yet.", ""]
     lines += ["## Attribution", ""]
     if run.fits:
         lines += _table(
-            ["target", "meter", "procedure", "nJ/MAC", "intercept/inference", "static power", "R²", "points",
-             "light predicted", "light measured", "error"],
-            [[f.target, f.meter, f.procedure, f"{f.joules_per_mac * 1e9:.4g}", format_energy(f.intercept_j_per_inference),
-              _num(f.static_power_w, ".3g", " W"), _num(f.r2, ".4f"), _num(f.n_points, "d"),
-              format_energy(f.predicted_light_j), format_energy(f.measured_light_j),
-              _num(None if f.prediction_error is None else f.prediction_error * 100, "+.1f", "%")] for f in run.fits])
-        lines += ["", "Fit: energy per inference = J/MAC × MACs + intercept over the depth-k modes; light predicted "
-                  "= Σ_k p_k·E(depth-k) from the observed exit distribution.", ""]
+            [
+                "target",
+                "meter",
+                "procedure",
+                "nJ/MAC",
+                "intercept/inference",
+                "static power",
+                "R²",
+                "points",
+                "light predicted",
+                "light measured",
+                "error",
+            ],
+            [
+                [
+                    f.target,
+                    f.meter,
+                    f.procedure,
+                    f"{f.joules_per_mac * 1e9:.4g}",
+                    format_energy(f.intercept_j_per_inference),
+                    _num(f.static_power_w, ".3g", " W"),
+                    _num(f.r2, ".4f"),
+                    _num(f.n_points, "d"),
+                    format_energy(f.predicted_light_j),
+                    format_energy(f.measured_light_j),
+                    _num(None if f.prediction_error is None else f.prediction_error * 100, "+.1f", "%"),
+                ]
+                for f in run.fits
+            ],
+        )
+        lines += [
+            "",
+            "Fit: energy per inference = J/MAC × MACs + intercept over the depth-k modes; light predicted "
+            "= Σ_k p_k·E(depth-k) from the observed exit distribution.",
+            "",
+        ]
     else:
         lines += ["No attribution.json (no energy meter, or the attribute stage has not run).", ""]
     lines += ["## Figures", ""] + _figure_lines(figures, run.path)
     if notes:
         lines += ["Not plotted:", ""] + [f"- {n}" for n in notes] + [""]
     lines += ["## Provenance", ""]
-    lines += _table(["meter", "provenance", "update period", "details"],
-                    [[mr.name, mr.provenance, _num(mr.update_period_s, ".3g", " s"),
-                      json.dumps(mr.details, sort_keys=True) if mr.details else ""] for mr in m.meters]
-                    or [["(none)", "MACs only", "", ""]])
-    lines += ["", "Host: " + ", ".join(f"{k} {v}" for k, v in m.host.items() if v not in (None, "")), "",
-              "Versions: " + ", ".join(f"{k} {v}" for k, v in m.versions.items()), "",
-              "Stages: " + ", ".join(f"{k} {v}" for k, v in m.stages.items()), ""]
+    lines += _table(
+        ["meter", "provenance", "update period", "details"],
+        [
+            [
+                mr.name,
+                mr.provenance,
+                _num(mr.update_period_s, ".3g", " s"),
+                json.dumps(mr.details, sort_keys=True) if mr.details else "",
+            ]
+            for mr in m.meters
+        ]
+        or [["(none)", "MACs only", "", ""]],
+    )
+    lines += [
+        "",
+        "Host: " + ", ".join(f"{k} {v}" for k, v in m.host.items() if v not in (None, "")),
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in m.versions.items()),
+        "",
+        "Stages: " + ", ".join(f"{k} {v}" for k, v in m.stages.items()),
+        "",
+    ]
     return "\n".join(lines)
 
 
 def comparison_report(runs: list[RunData], figures: list[SavedFigure], base: Path, notes: list[str]) -> str:
     lines = [f"# Comparison of {len(runs)} runs", "", "## Runs", ""]
-    lines += _table(["run", "config", "dataset", "meters", "stages"],
-                    [[f"[{r.run_id}]({Path(os.path.relpath(r.path / 'report.md', base)).as_posix()})",
-                      r.manifest.config_name, r.dataset,
-                      ", ".join(f"{m.name} ({m.provenance})" for m in r.manifest.meters) or "none (MACs)",
-                      ", ".join(r.unfinished_stages()) or "all done"] for r in runs])
+    lines += _table(
+        ["run", "config", "dataset", "meters", "stages"],
+        [
+            [
+                f"[{r.run_id}]({Path(os.path.relpath(r.path / 'report.md', base)).as_posix()})",
+                r.manifest.config_name,
+                r.dataset,
+                ", ".join(f"{m.name} ({m.provenance})" for m in r.manifest.meters) or "none (MACs)",
+                ", ".join(r.unfinished_stages()) or "all done",
+            ]
+            for r in runs
+        ],
+    )
     lines += ["", "## Full vs light", ""]
     rows = []
     for run in runs:
@@ -117,13 +214,41 @@ def comparison_report(runs: list[RunData], figures: list[SavedFigure], base: Pat
             full = by_key.get((target, meter, proc, "full"))
             if mode != "light" or full is None:
                 continue
-            rows.append([run.run_id, target, meter or "—", light.provenance or "MACs only", proc,
-                         _num(full.accuracy * 100, ".2f", "%"), _num(light.accuracy * 100, ".2f", "%"),
-                         format_energy(full.energy_j_per_inference), format_energy(light.energy_j_per_inference),
-                         _num(light.energy_reduction, ".2f", "×"), _num(light.mac_reduction, ".2f", "×")])
-    lines += _table(["run", "target", "meter", "provenance", "procedure", "accuracy full", "accuracy light",
-                     "energy full", "energy light", "energy reduction", "MAC reduction"], rows) if rows \
+            rows.append(
+                [
+                    run.run_id,
+                    target,
+                    meter or "—",
+                    light.provenance or "MACs only",
+                    proc,
+                    _num(full.accuracy * 100, ".2f", "%"),
+                    _num(light.accuracy * 100, ".2f", "%"),
+                    format_energy(full.energy_j_per_inference),
+                    format_energy(light.energy_j_per_inference),
+                    _num(light.energy_reduction, ".2f", "×"),
+                    _num(light.mac_reduction, ".2f", "×"),
+                ]
+            )
+    lines += (
+        _table(
+            [
+                "run",
+                "target",
+                "meter",
+                "provenance",
+                "procedure",
+                "accuracy full",
+                "accuracy light",
+                "energy full",
+                "energy light",
+                "energy reduction",
+                "MAC reduction",
+            ],
+            rows,
+        )
+        if rows
         else ["No run has both full and light rows in summary.csv."]
+    )
     lines += ["", "## Figures", ""] + _figure_lines(figures, base)
     if notes:
         lines += ["Not plotted:", ""] + [f"- {n}" for n in notes] + [""]

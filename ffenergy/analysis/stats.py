@@ -7,8 +7,9 @@ Works on measured windows (``ffenergy.measure.WindowResult``) or on ``windows.cs
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats as _scipy_stats
@@ -54,13 +55,13 @@ def summarise(windows: Iterable[Any], domain: str = "total") -> dict[Hashable, E
         if w.kind != "work":
             continue
         n = w.n_inferences
-        groups.setdefault(w.key, []).append(
-            (w.joules[domain] / n, w.net_joules[domain] / n, w.macs / n, w.duration_s))
+        groups.setdefault(w.key, []).append((w.joules[domain] / n, w.net_joules[domain] / n, w.macs / n, w.duration_s))
     return {k: _summary(v) for k, v in groups.items()}
 
 
-def summarise_rows(rows: Iterable[Mapping[str, str]], domain: str = "total",
-                   key_fields: Sequence[str] = WINDOW_KEY_FIELDS) -> dict[tuple[str, ...], EnergySummary]:
+def summarise_rows(
+    rows: Iterable[Mapping[str, str]], domain: str = "total", key_fields: Sequence[str] = WINDOW_KEY_FIELDS
+) -> dict[tuple[str, ...], EnergySummary]:
     """Summaries per ``key_fields`` tuple of ``windows.csv`` rows (rows of other domains are skipped)."""
     groups: dict[tuple[str, ...], list[tuple[float, float, float, float]]] = {}
     for row in rows:
@@ -70,7 +71,8 @@ def summarise_rows(rows: Iterable[Mapping[str, str]], domain: str = "total",
         if n <= 0:
             continue  # idle windows
         groups.setdefault(tuple(row[f] for f in key_fields), []).append(
-            (float(row["energy_j"]) / n, float(row["net_energy_j"]) / n, math.nan, float(row["duration_s"])))
+            (float(row["energy_j"]) / n, float(row["net_energy_j"]) / n, math.nan, float(row["duration_s"]))
+        )
     return {k: _summary(v) for k, v in groups.items()}
 
 

@@ -15,12 +15,13 @@ The balanced windows of each patient are cached as ``.npz`` keyed by options, se
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
-import pyedflib
 from scipy.signal import butter, sosfiltfilt
 
 from ffenergy.data.base import DataError, Dataset
@@ -33,6 +34,17 @@ from ffenergy.data.splits import (
     require_online,
     stratified_split,
 )
+
+
+def _require(module: str) -> ModuleType:
+    """``module`` (pyedflib, or wfdb for the download), imported on first use: both come with the
+    optional extra ``ffenergy[eeg]``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        msg = f"CHB-MIT needs the {module} package, which is not installed: pip install 'ffenergy[eeg]'"
+        raise DataError(msg) from None
+
 
 CLASS_NAMES = ["non-seizure", "seizure"]
 PAPER_PATIENTS = [p for p in range(1, 25) if p not in (6, 14, 16)]
@@ -122,7 +134,7 @@ class Options:
 
     @property
     def window_samples(self) -> int:
-        return int(round(self.window_s * self.fs_expected))
+        return round(self.window_s * self.fs_expected)
 
 
 @dataclass
@@ -158,9 +170,12 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
     fit_idx, val_idx = rest[fit_rel], rest[val_rel]
     return Dataset(
         name="chbmit",
-        x_train=x[fit_idx], y_train=y[fit_idx],
-        x_val=x[val_idx], y_val=y[val_idx],
-        x_test=x[test_idx], y_test=y[test_idx],
+        x_train=x[fit_idx],
+        y_train=y[fit_idx],
+        x_val=x[val_idx],
+        y_val=y[val_idx],
+        x_test=x[test_idx],
+        y_test=y[test_idx],
         class_names=list(CLASS_NAMES),
         label_value=float(x[fit_idx].max()) if len(fit_idx) else 1.0,
         source=f"{source}: CHB-MIT EDF files in {root.name}/; {ATTRIBUTION}",
@@ -170,7 +185,7 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
             "channels": list(options.channels),
             "split": "stratified by patient and class",
             "test_fraction": options.test_fraction,
-            "windows_per_patient": {f"chb{p:02d}": int(len(a["y"])) for (a, _), p in zip(parts, options.patients)},
+            "windows_per_patient": {f"chb{p:02d}": len(a["y"]) for (a, _), p in zip(parts, options.patients)},
             "class_counts": {
                 "all": class_counts(y, CLASS_NAMES),
                 "train": class_counts(y[fit_idx], CLASS_NAMES),
@@ -188,10 +203,14 @@ def parse_summary(path: Path) -> list[EdfEntry]:
     try:
         text = path.read_text(errors="replace")
     except OSError as exc:
-        raise DataError(f"CHB-MIT summary {path} unreadable ({exc}); copy chbNN-summary.txt into the patient folder") from exc
+        raise DataError(
+            f"CHB-MIT summary {path} unreadable ({exc}); copy chbNN-summary.txt into the patient folder"
+        ) from exc
     entries = []
     for block in re.split(r"(?=^File Name:)", text, flags=re.M)[1:]:
-        name = re.match(r"File Name:\s*(\S+)", block).group(1)
+        header = re.match(r"File Name:\s*(\S+)", block)
+        assert header is not None  # every block starts at a "File Name:" line (the split's lookahead)
+        name = header.group(1)
         starts = [float(v) for v in re.findall(r"Seizure(?:\s+\d+)?\s+Start Time:\s*([\d.]+)", block)]
         ends = [float(v) for v in re.findall(r"Seizure(?:\s+\d+)?\s+End Time:\s*([\d.]+)", block)]
         count = re.search(r"Number of Seizures in File:\s*(\d+)", block)
@@ -239,13 +258,21 @@ def patient_windows(root: Path, patient: int, seed: int, options: Options) -> tu
                 "copy it or remove the patient from data.options.patients"
             )
     stamps = [(e.name, (folder / e.name).stat().st_size, (folder / e.name).stat().st_mtime_ns) for e in entries]
-    prep = {k: v for k, v in vars(options).items() if k not in ("patients", "mode", "test_fraction", "cache_dir", "use_cache")}
+    prep = {
+        k: v
+        for k, v in vars(options).items()
+        if k not in ("patients", "mode", "test_fraction", "cache_dir", "use_cache")
+    }
     key = cache_key("chbmit-v1", str(folder.resolve()), summary.read_text(errors="replace"), stamps, prep, seed)
     path = cache_root(options.cache_dir) / f"chbmit-chb{patient:02d}-{key}.npz"
-    return cached_arrays(path, lambda: _build_patient(folder, patient, entries, seed, options), enabled=options.use_cache)
+    return cached_arrays(
+        path, lambda: _build_patient(folder, patient, entries, seed, options), enabled=options.use_cache
+    )
 
 
-def _build_patient(folder: Path, patient: int, entries: list[EdfEntry], seed: int, options: Options) -> dict[str, np.ndarray]:
+def _build_patient(
+    folder: Path, patient: int, entries: list[EdfEntry], seed: int, options: Options
+) -> dict[str, np.ndarray]:
     window = options.window_samples
     labels, skipped = [], []
     for entry in entries:
@@ -265,19 +292,24 @@ def _build_patient(folder: Path, patient: int, entries: list[EdfEntry], seed: in
     k = min(len(seizure), len(normal))
     chosen = np.sort(np.concatenate([rng.permutation(seizure)[:k], rng.permutation(normal)[:k]]))
 
-    sos = butter(options.filter_order, [options.band_low_hz, options.band_high_hz],
-                 btype="bandpass", fs=options.fs_expected, output="sos")
+    sos = butter(
+        options.filter_order,
+        [options.band_low_hz, options.band_high_hz],
+        btype="bandpass",
+        fs=options.fs_expected,
+        output="sos",
+    )
     xs = []
     for i in np.unique(file_of[chosen]):
         with _Edf(folder / entries[i].name, options) as edf:
             signals = np.stack([sosfiltfilt(sos, edf.read(c)) for c in range(len(options.channels))])
         starts = index_in_file[chosen[file_of[chosen] == i]] * window
-        windows = np.stack([signals[:, s:s + window] for s in starts])  # (n, channels, window)
+        windows = np.stack([signals[:, s : s + window] for s in starts])  # (n, channels, window)
         if options.zscore:
             mean = windows.mean(axis=2, keepdims=True)
             std = windows.std(axis=2, keepdims=True)
             windows = np.divide(windows - mean, std, out=np.zeros_like(windows), where=std > 0)
-        xs.append(windows[:, :, ::options.decimate].reshape(len(starts), -1))
+        xs.append(windows[:, :, :: options.decimate].reshape(len(starts), -1))
     features = len(options.channels) * len(range(0, window, options.decimate))
     x = np.concatenate(xs).astype(np.float32) if xs else np.zeros((0, features), np.float32)
     return {"x": x, "y": flat[chosen], "skipped_files": np.array(skipped, dtype=str)}
@@ -291,6 +323,7 @@ class _Edf:
     """An open EDF file with the selected channels located and their rate checked."""
 
     def __init__(self, path: Path, options: Options):
+        pyedflib = _require("pyedflib")
         self.path = path
         try:
             self._reader = pyedflib.EdfReader(str(path))
@@ -321,7 +354,7 @@ class _Edf:
         """The physical signal of the k-th selected channel, trimmed to the common length."""
         return self._reader.readSignal(self._index[k])[: self.n_samples]
 
-    def __enter__(self) -> "_Edf":
+    def __enter__(self) -> _Edf:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -357,11 +390,10 @@ def _resolve_source(source: str, path: Path | None, options: Options) -> Path:
 
 def _download(root: Path, patients: list[int]) -> None:
     """Fetch the summaries and EDF files of ``patients`` from PhysioNet (about 1 GB per patient)."""
-    import wfdb
-
     missing = [p for p in patients if not _complete(root / f"chb{p:02d}")]
     if not missing:
         return
+    wfdb = _require("wfdb")
     require_online("physionet.org", "CHB-MIT (PhysioNet chbmit)")
     try:
         for p in missing:

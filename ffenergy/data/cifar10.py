@@ -36,9 +36,13 @@ ATTRIBUTION = (
     "Layers of Features from Tiny Images, tech. report, University of Toronto, 2009"
 )
 _ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"), ("_codecs", "encode"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("copy_reg", "_reconstructor"),
+    ("copyreg", "_reconstructor"),
+    ("_codecs", "encode"),
 }
 
 
@@ -86,9 +90,12 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
     x_pool = normalize(x_pool, mean, std)
     return Dataset(
         name="cifar10",
-        x_train=x_pool[fit_idx], y_train=y_pool[fit_idx],
-        x_val=x_pool[val_idx], y_val=y_pool[val_idx],
-        x_test=normalize(x_test_u8, mean, std), y_test=y_test,
+        x_train=x_pool[fit_idx],
+        y_train=y_pool[fit_idx],
+        x_val=x_pool[val_idx],
+        y_val=y_pool[val_idx],
+        x_test=normalize(x_test_u8, mean, std),
+        y_test=y_test,
         class_names=class_names,
         label_value=label_value,
         source=f"{source}: CIFAR-10 python batches in {folder.name}/; {ATTRIBUTION}",
@@ -117,7 +124,9 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     d = _unpickle(path)
     data, labels = d.get(b"data"), d.get(b"labels")
     if not isinstance(data, np.ndarray) or labels is None:
-        raise DataError(f"CIFAR-10 batch {path.name}: no b'data' array or b'labels' list; is it a CIFAR-10 python batch?")
+        raise DataError(
+            f"CIFAR-10 batch {path.name}: no b'data' array or b'labels' list; is it a CIFAR-10 python batch?"
+        )
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_VALUES or len(labels) != len(data):
         raise DataError(
             f"CIFAR-10 batch {path.name}: data {data.dtype}{data.shape} with {len(labels)} labels, expected "
@@ -138,7 +147,7 @@ def read_class_names(path: Path) -> list[str]:
 
 
 class _SafeUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle API
+    def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
         return super().find_class(module, name)

@@ -15,13 +15,15 @@ record files' sizes and mtimes; splits and balancing are recomputed from the see
 
 from __future__ import annotations
 
+import importlib
 import time
 from dataclasses import dataclass, field
 from math import gcd
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
-import wfdb
 from scipy.signal import resample_poly
 
 from ffenergy.data.base import DataError, Dataset
@@ -36,6 +38,19 @@ from ffenergy.data.splits import (
     undersample,
 )
 
+if TYPE_CHECKING:
+    import wfdb
+
+
+def _require(module: str) -> ModuleType:
+    """``module`` (wfdb), imported on first use: it comes with the optional extra ``ffenergy[ecg]``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        msg = f"MIT-BIH needs the {module} package, which is not installed: pip install 'ffenergy[ecg]'"
+        raise DataError(msg) from None
+
+
 CLASS_NAMES = ["N", "S", "V", "F", "Q"]
 AAMI = {
     **dict.fromkeys("NLRej", 0),
@@ -45,10 +60,54 @@ AAMI = {
     **dict.fromkeys("/fQ", 4),
 }
 PACED = ["102", "104", "107", "217"]
-DS1 = ["101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124",
-       "201", "203", "205", "207", "208", "209", "215", "220", "223", "230"]
-DS2 = ["100", "103", "105", "111", "113", "117", "121", "123", "200", "202", "210", "212",
-       "213", "214", "219", "221", "222", "228", "231", "232", "233", "234"]
+DS1 = [
+    "101",
+    "106",
+    "108",
+    "109",
+    "112",
+    "114",
+    "115",
+    "116",
+    "118",
+    "119",
+    "122",
+    "124",
+    "201",
+    "203",
+    "205",
+    "207",
+    "208",
+    "209",
+    "215",
+    "220",
+    "223",
+    "230",
+]
+DS2 = [
+    "100",
+    "103",
+    "105",
+    "111",
+    "113",
+    "117",
+    "121",
+    "123",
+    "200",
+    "202",
+    "210",
+    "212",
+    "213",
+    "214",
+    "219",
+    "221",
+    "222",
+    "228",
+    "231",
+    "232",
+    "233",
+    "234",
+]
 SPLITS = ("random", "inter-patient")
 BALANCES = ("none", "undersample")
 NORMALIZATIONS = ("minmax", "none")
@@ -105,14 +164,15 @@ class Options:
             )
         if self.balance == "undersample" and self.balance_per_class < 1:
             raise ValueError(
-                "data.options.balance_per_class: must be >= 1 with balance: undersample; "
-                "set it, e.g. 5000"
+                "data.options.balance_per_class: must be >= 1 with balance: undersample; set it, e.g. 5000"
             )
         for name in ("fs_expected", "beat_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.options.{name}: {getattr(self, name)} must be >= 1; use a positive integer")
         if self.resample_hz < 0:
-            raise ValueError(f"data.options.resample_hz: {self.resample_hz} is negative; use 0 (no resampling) or a rate in Hz")
+            raise ValueError(
+                f"data.options.resample_hz: {self.resample_hz} is negative; use 0 (no resampling) or a rate in Hz"
+            )
         if not 0 <= self.pre_r < self.beat_length:
             raise ValueError(
                 f"data.options.pre_r: {self.pre_r} must be in [0, beat_length={self.beat_length}); "
@@ -143,12 +203,14 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
 
     if options.split == "random":
         train_idx, test_idx = stratified_split(y, options.test_fraction, seed)
-        split_facts = {"test_fraction": options.test_fraction}
+        split_facts: dict[str, object] = {"test_fraction": options.test_fraction}
     else:
         in_ds1 = np.isin(rec, DS1)
         train_idx, test_idx = np.flatnonzero(in_ds1), np.flatnonzero(~in_ds1)
-        split_facts = {"train_records": sorted(set(records) & set(DS1)),
-                       "test_records": sorted(set(records) & set(DS2))}
+        split_facts = {
+            "train_records": sorted(set(records) & set(DS1)),
+            "test_records": sorted(set(records) & set(DS2)),
+        }
     fit_rel, val_rel = stratified_split(y[train_idx], val_fraction, seed + 1)
     fit_idx, val_idx = train_idx[fit_rel], train_idx[val_rel]
     if options.balance == "undersample":
@@ -156,9 +218,12 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
 
     return Dataset(
         name="mitbih",
-        x_train=x[fit_idx], y_train=y[fit_idx],
-        x_val=x[val_idx], y_val=y[val_idx],
-        x_test=x[test_idx], y_test=y[test_idx],
+        x_train=x[fit_idx],
+        y_train=y[fit_idx],
+        x_val=x[val_idx],
+        y_val=y[val_idx],
+        x_test=x[test_idx],
+        y_test=y[test_idx],
         class_names=list(CLASS_NAMES),
         label_value=1.0,
         source=f"{source}: WFDB records in {root.name}/; {ATTRIBUTION}",
@@ -185,7 +250,9 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
 def select_records(root: Path, options: Options) -> list[str]:
     """The record names to load, in a stable order, after the paced/split filters."""
     if not root.is_dir():
-        raise DataError(f"MIT-BIH directory {root} does not exist; set data.path to the folder holding NNN.hea/.dat/.atr")
+        raise DataError(
+            f"MIT-BIH directory {root} does not exist; set data.path to the folder holding NNN.hea/.dat/.atr"
+        )
     if options.records:
         names = list(dict.fromkeys(options.records))
     elif (root / "RECORDS").exists():
@@ -203,7 +270,9 @@ def select_records(root: Path, options: Options) -> list[str]:
                     f"include some of {', '.join(members)} in data.options.records (or leave it empty)"
                 )
     if not names:
-        raise DataError(f"no MIT-BIH records selected in {root}; check data.options.records and that the folder holds NNN.hea files")
+        raise DataError(
+            f"no MIT-BIH records selected in {root}; check data.options.records and that the folder holds NNN.hea files"
+        )
     return names
 
 
@@ -211,8 +280,11 @@ def load_beats(root: Path, records: list[str], options: Options) -> tuple[dict[s
     """Beats of all ``records`` as arrays ``x``, ``y``, ``record`` (+ per-record counters),
     from the cache when its key (options and file stamps) matches."""
     stamps = [_file_stamps(root, r) for r in records]
-    preprocessing = {k: v for k, v in vars(options).items()
-                     if k not in ("split", "test_fraction", "balance", "balance_per_class", "cache_dir", "use_cache")}
+    preprocessing = {
+        k: v
+        for k, v in vars(options).items()
+        if k not in ("split", "test_fraction", "balance", "balance_per_class", "cache_dir", "use_cache")
+    }
     key = cache_key("mitbih-v1", str(root.resolve()), records, stamps, preprocessing)
     path = cache_root(options.cache_dir) / f"mitbih-{key}.npz"
 
@@ -231,12 +303,13 @@ def load_beats(root: Path, records: list[str], options: Options) -> tuple[dict[s
 
 def read_record_beats(record_path: Path, options: Options) -> tuple[np.ndarray, np.ndarray, int, int]:
     """(beats float32 (n, beat_length), labels int64, beats dropped at edges, annotations skipped)."""
+    wfdb = _require("wfdb")
     name = record_path.name
     header = _read_header(record_path)
-    if int(round(header.fs)) != options.fs_expected:
+    if round(header.fs) != options.fs_expected:
         raise DataError(
             f"MIT-BIH record {name}: header says {header.fs:g} Hz, expected {options.fs_expected} Hz; "
-            f"set data.options.fs_expected: {int(round(header.fs))} if this rate is intended"
+            f"set data.options.fs_expected: {round(header.fs)} if this rate is intended"
         )
     if options.channel not in header.sig_name:
         raise DataError(
@@ -278,6 +351,7 @@ def _read_header(record_path: Path) -> wfdb.Record:
                 f"MIT-BIH record {name}: file {name}.{ext} missing in {record_path.parent}; "
                 f"copy all of {name}.hea/.dat/.atr there or drop {name} from data.options.records"
             )
+    wfdb = _require("wfdb")
     try:
         return wfdb.rdheader(str(record_path))
     except Exception as exc:  # wfdb raises bare Exceptions/ValueErrors for malformed headers
@@ -285,13 +359,16 @@ def _read_header(record_path: Path) -> wfdb.Record:
 
 
 def _read_annotations(record_path: Path) -> tuple[np.ndarray, list[str]]:
+    wfdb = _require("wfdb")
     name = record_path.name
     try:
         ann = wfdb.rdann(str(record_path), "atr")
     except Exception as exc:  # malformed annotation files raise assorted errors inside wfdb
         raise DataError(f"MIT-BIH record {name}: unreadable annotations {name}.atr ({exc}); re-copy the file") from exc
     if len(ann.sample) == 0:
-        raise DataError(f"MIT-BIH record {name}: {name}.atr holds no annotations; drop {name} from data.options.records")
+        raise DataError(
+            f"MIT-BIH record {name}: {name}.atr holds no annotations; drop {name} from data.options.records"
+        )
     return np.asarray(ann.sample, dtype=np.int64), list(ann.symbol)
 
 
@@ -308,10 +385,13 @@ def _resolve_source(source: str, path: Path | None, options: Options) -> Path:
     if source == "download":
         root = Path(path) if path else cache_root(options.cache_dir) / "mitdb"
         if not any(root.glob("*.hea")):
+            wfdb = _require("wfdb")
             require_online("physionet.org", "MIT-BIH (PhysioNet mitdb)")
             try:
                 wfdb.dl_database("mitdb", str(root))
             except Exception as exc:  # network errors come in many types
-                raise DataError(f"MIT-BIH download into {root} failed ({exc}); retry, or use data.source: local") from exc
+                raise DataError(
+                    f"MIT-BIH download into {root} failed ({exc}); retry, or use data.source: local"
+                ) from exc
         return root
     raise DataError(f"data.source: unknown source {source!r} for mitbih; use local or download")

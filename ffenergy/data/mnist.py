@@ -115,8 +115,10 @@ def _download(path: Path | None) -> dict[str, np.ndarray]:
     try:
         from torchvision.datasets import MNIST
     except ImportError as exc:
-        raise DataError("data.source: download needs torchvision (pip install torchvision), "
-                        "or use data.source: local with the IDX files") from exc
+        raise DataError(
+            "data.source: download needs torchvision (pip install torchvision), "
+            "or use data.source: local with the IDX files"
+        ) from exc
     try:
         MNIST(str(root), train=True, download=True)
         MNIST(str(root), train=False, download=True)

@@ -13,8 +13,8 @@ import json
 import os
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -44,7 +44,7 @@ def stratified_split(strata: np.ndarray, fraction: float, seed: int) -> tuple[np
     part: list[np.ndarray] = []
     for value in np.unique(strata):
         members = rng.permutation(np.flatnonzero(strata == value))
-        k = int(round(fraction * len(members)))
+        k = round(fraction * len(members))
         if fraction > 0 and len(members) >= 2:
             k = min(max(k, 1), len(members) - 1)
         part.append(members[:k])

@@ -13,6 +13,7 @@ from ffenergy.config import ConfigError, config_of_run
 from ffenergy.experiment.dataset import load_experiment_data
 from ffenergy.firmware.deployed import DType
 from ffenergy.firmware.export import ModelTooLarge, export_model
+from ffenergy.firmware.launch import make_command
 from ffenergy.learners import LEARNERS
 from ffenergy.learners.base import NotDeployable
 
@@ -54,5 +55,5 @@ def export_run(run_dir: Path, procedure: str, dtype: DType, board: str, out: Pat
         export_model(arrays, policy, out, dtype, board, calib_x=calib_x, name=procedure)
     except ModelTooLarge as exc:
         raise ExportError(str(exc)) from None
-    log.info("build it with: make -C hardware/firmware BOARD=%s MODEL=%s", board, out.resolve())
+    log.info("build it with: %s", make_command(out.resolve(), board))
     return out

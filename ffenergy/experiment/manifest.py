@@ -6,7 +6,7 @@ import os
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ STAGES = ("data", "model", "calibrate", "evaluate", "measure", "hil", "summary")
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def host_info() -> dict[str, Any]:
@@ -56,7 +56,7 @@ class Manifest:
         self.data = data
 
     @classmethod
-    def create(cls, path: Path, run_id: str, config: dict, config_hash: str, seed: int) -> "Manifest":
+    def create(cls, path: Path, run_id: str, config: dict, config_hash: str, seed: int) -> Manifest:
         data = {
             "run_id": run_id,
             "config": config,
@@ -68,14 +68,14 @@ class Manifest:
             "targets": {},
             "started": now_iso(),
             "finished": None,
-            "stages": {stage: "pending" for stage in STAGES},
+            "stages": dict.fromkeys(STAGES, "pending"),
         }
         manifest = cls(path, data)
         manifest.save()
         return manifest
 
     @classmethod
-    def load(cls, path: Path) -> "Manifest":
+    def load(cls, path: Path) -> Manifest:
         import json
 
         return cls(path, json.loads(path.read_text()))

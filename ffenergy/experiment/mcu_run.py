@@ -47,7 +47,11 @@ class McuJob:
 
 
 def run_mcu_job(
-    job: McuJob, data: Dataset, section: McuSection, run_dir: Path, on_session: Callable[[McuSession], None],
+    job: McuJob,
+    data: Dataset,
+    section: McuSection,
+    run_dir: Path,
+    on_session: Callable[[McuSession], None],
 ) -> None:
     """Export and build the firmware for ``job``, open DUT + meter, measure the missing rows."""
     arrays = job.arrays
@@ -57,9 +61,16 @@ def run_mcu_job(
     if board != section.board:  # an emulated board: also hold the model to the size of the real one
         deployed = deploy(arrays, job.policy, section.dtype, calib_x, True, job.procedure)
         real = check_fit(deployed, section.board)
-        log.info("%s %s fits %s: flash %s / %s B, RAM %s / %s B (estimated)", job.procedure, section.dtype,
-                 section.board, f"{deployed.flash_bytes():,}", f"{real.flash_bytes:,}", f"{deployed.ram_bytes():,}",
-                 f"{real.ram_bytes:,}")
+        log.info(
+            "%s %s fits %s: flash %s / %s B, RAM %s / %s B (estimated)",
+            job.procedure,
+            section.dtype,
+            section.board,
+            f"{deployed.flash_bytes():,}",
+            f"{real.flash_bytes:,}",
+            f"{deployed.ram_bytes():,}",
+            f"{real.ram_bytes:,}",
+        )
     report = export_model(arrays, job.policy, job.export_dir, section.dtype, board, calib_x=calib_x, name=job.procedure)
     options = dict(section.options)
     if target.fact("simulated"):
@@ -70,21 +81,43 @@ def run_mcu_job(
     with open_mcu(config, job.export_dir / "session") as session:
         _check_firmware(session.dut.info_, arrays.dims, job, report.out_dir)
         on_session(session)
-        log.info("%s/%s: %d samples x %d modes, %d inferences per window", job.target, job.procedure, n, len(modes),
-                 section.repeats)
-        with CsvAppender(run_dir / "samples.csv", SAMPLES_COLUMNS) as samples, \
-                CsvAppender(run_dir / "windows.csv", WINDOWS_COLUMNS) as windows:
-            run_mcu_stage(session.dut, session.meter, data.x_test[:n], data.y_test[:n], modes, section.repeats,
-                          samples, windows, job.target, trace_path=run_dir / "trace.csv",
-                          procedure=job.procedure)
+        log.info(
+            "%s/%s: %d samples x %d modes, %d inferences per window",
+            job.target,
+            job.procedure,
+            n,
+            len(modes),
+            section.repeats,
+        )
+        with (
+            CsvAppender(run_dir / "samples.csv", SAMPLES_COLUMNS) as samples,
+            CsvAppender(run_dir / "windows.csv", WINDOWS_COLUMNS) as windows,
+        ):
+            run_mcu_stage(
+                session.dut,
+                session.meter,
+                data.x_test[:n],
+                data.y_test[:n],
+                modes,
+                section.repeats,
+                samples,
+                windows,
+                job.target,
+                trace_path=run_dir / "trace.csv",
+                procedure=job.procedure,
+            )
 
 
-def per_sample_attribution(run_dir: Path, target: str, procedure: str, layer_macs: np.ndarray,
-                           ground_truth: dict[str, Any] | None) -> dict[str, Any] | None:
+def per_sample_attribution(
+    run_dir: Path, target: str, procedure: str, layer_macs: np.ndarray, ground_truth: dict[str, Any] | None
+) -> dict[str, Any] | None:
     """Per-inference energy vs exit layer over an MCU target's samples, and the energy each layer
     adds; with a simulated meter, the same per-layer energy from the simulator's ground truth."""
-    rows = [r for r in read_rows(run_dir / "samples.csv")
-            if (r["target"], r["procedure"]) == (target, procedure) and r["energy_j"] not in ("", None)]
+    rows = [
+        r
+        for r in read_rows(run_dir / "samples.csv")
+        if (r["target"], r["procedure"]) == (target, procedure) and r["energy_j"] not in ("", None)
+    ]
     if len({r["exit_layer"] for r in rows}) < 2:
         return None
     exits = np.array([int(r["exit_layer"]) for r in rows])
@@ -92,9 +125,14 @@ def per_sample_attribution(run_dir: Path, target: str, procedure: str, layer_mac
     fit = fit_energy_vs_exit(exits, energy)
     mean_at = {k: float(energy[exits == k].mean()) for k in sorted(set(exits.tolist()))}
     layer_energy = {str(k): mean_at[k] - mean_at.get(k - 1, 0.0) for k in mean_at if k == 1 or k - 1 in mean_at}
-    out: dict[str, Any] = {"slope_j_per_layer": fit.slope_j_per_layer, "intercept_j": fit.intercept_j, "r2": fit.r2, "n": fit.n,
-           "mean_energy_j_at_exit": {str(k): v for k, v in mean_at.items()},
-           "layer_energy_j": layer_energy}
+    out: dict[str, Any] = {
+        "slope_j_per_layer": fit.slope_j_per_layer,
+        "intercept_j": fit.intercept_j,
+        "r2": fit.r2,
+        "n": fit.n,
+        "mean_energy_j_at_exit": {str(k): v for k, v in mean_at.items()},
+        "layer_energy_j": layer_energy,
+    }
     if ground_truth and "net_joules_per_mac" in ground_truth:
         truth = {str(k + 1): float(m) * ground_truth["net_joules_per_mac"] for k, m in enumerate(layer_macs)}
         out["ground_truth_layer_energy_j"] = truth
@@ -107,4 +145,5 @@ def _check_firmware(info: Info, dims: list[int], job: McuJob, export_dir: Path) 
         raise FirmwareMismatch(
             f"{job.target}: the board runs a {info.n_in}-{'-'.join(map(str, info.dims))} model "
             f"({info.model_name!r}), this run exported {'-'.join(map(str, dims))}; flash the export in "
-            f"{export_dir} (see hardware/README.md) and run again with --resume")
+            f"{export_dir} (see hardware/README.md) and run again with --resume"
+        )

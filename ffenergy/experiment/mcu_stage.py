@@ -19,10 +19,10 @@ import numpy as np
 
 from ffenergy.analysis.stats import r_squared
 from ffenergy.contract import TRACE_COLUMNS, CsvAppender, read_rows
+from ffenergy.firmware.dut import Dut, DutError, DutReset, DutResult
 from ffenergy.meters.base import MeterError
 from ffenergy.meters.trigger_windows import WindowEnergyDetail
 from ffenergy.meters.triggered import DOMAIN, StreamRestarted, TriggeredMeter
-from ffenergy.firmware.dut import Dut, DutError, DutReset, DutResult
 
 log = logging.getLogger(__name__)
 TRACE_MAX_ROWS = 20_000
@@ -56,8 +56,10 @@ def fit_energy_vs_exit(exit_layers: np.ndarray, energy_j: np.ndarray) -> ExitFit
     keep = np.isfinite(y)
     x, y = x[keep], y[keep]
     if len(np.unique(x)) < 2:
-        raise ValueError(f"energy vs exit layer needs samples at two or more exit layers; got layers {sorted(set(x))}"
-                         " (measure depth-k modes too)")
+        raise ValueError(
+            f"energy vs exit layer needs samples at two or more exit layers; got layers {sorted(set(x))}"
+            " (measure depth-k modes too)"
+        )
     slope, intercept = np.polyfit(x, y, 1)
     return ExitFit(float(slope), float(intercept), r_squared(y, intercept + slope * x), len(x))
 
@@ -68,9 +70,21 @@ def done_keys(samples_csv: Path, target: str) -> set[tuple[str, str, int]]:
 
 
 def run_mcu_stage(
-    dut: Dut, meter: TriggeredMeter, x: np.ndarray, y: np.ndarray, modes: list[str], repeats: int,
-    samples_out: CsvAppender, windows_out: CsvAppender, target: str, *, thresholds: np.ndarray | None = None,
-    trace_path: Path | None = None, max_retries: int = 3, seed: int = 0, procedure: str | None = None,
+    dut: Dut,
+    meter: TriggeredMeter,
+    x: np.ndarray,
+    y: np.ndarray,
+    modes: list[str],
+    repeats: int,
+    samples_out: CsvAppender,
+    windows_out: CsvAppender,
+    target: str,
+    *,
+    thresholds: np.ndarray | None = None,
+    trace_path: Path | None = None,
+    max_retries: int = 3,
+    seed: int = 0,
+    procedure: str | None = None,
 ) -> McuStageResult:
     """Measure every (mode, sample) not yet in ``samples_out``'s file; see the module doc.
 
@@ -99,11 +113,14 @@ def run_mcu_stage(
             try:
                 res, win = _measure(dut, meter, x[idx], mode, repeats, thresholds, max_retries, result, loaded)
             except MeterError as exc:
-                raise type(exc)(f"{exc} [{result.measured} rows measured by this call are kept in"
-                                f" {samples_out.path}; resume the run to measure the rest]") from exc
+                raise type(exc)(
+                    f"{exc} [{result.measured} rows measured by this call are kept in"
+                    f" {samples_out.path}; resume the run to measure the rest]"
+                ) from exc
             loaded = True
-            _write_rows(samples_out, windows_out, target, meter_name, procedure, mode, idx, int(y[idx]), repeats,
-                        res, win)
+            _write_rows(
+                samples_out, windows_out, target, meter_name, procedure, mode, idx, int(y[idx]), repeats, res, win
+            )
             result.measured += 1
             for msg in win.warnings:  # report each kind once (the numbers differ per window)
                 kind = re.sub(r"[-+\d.e]+", "#", msg)
@@ -118,8 +135,17 @@ def run_mcu_stage(
     return result
 
 
-def _measure(dut: Dut, meter: TriggeredMeter, xi: np.ndarray, mode: str, repeats: int, thresholds: np.ndarray | None,
-             max_retries: int, result: McuStageResult, loaded: bool) -> tuple[DutResult, WindowEnergyDetail]:
+def _measure(
+    dut: Dut,
+    meter: TriggeredMeter,
+    xi: np.ndarray,
+    mode: str,
+    repeats: int,
+    thresholds: np.ndarray | None,
+    max_retries: int,
+    result: McuStageResult,
+    loaded: bool,
+) -> tuple[DutResult, WindowEnergyDetail]:
     problems = []
     for _ in range(max_retries + 1):
         try:
@@ -143,17 +169,48 @@ def _measure(dut: Dut, meter: TriggeredMeter, xi: np.ndarray, mode: str, repeats
     raise DutError(f"{mode}: gave up after {max_retries + 1} attempts: {'; '.join(problems)}")
 
 
-def _write_rows(samples_out: CsvAppender, windows_out: CsvAppender, target: str, meter: str, procedure: str,
-                mode: str, idx: int, label: int, repeats: int, res: DutResult, win: WindowEnergyDetail) -> None:
-    samples_out.write({
-        "target": target, "procedure": procedure, "mode": mode, "sample": idx, "label": label, "pred": res.pred,
-        "exit_layer": res.exit_layer, "macs": res.macs, "correct": res.pred == label, "energy_j": win.net_j / repeats,
-    })
-    windows_out.write({
-        "target": target, "meter": meter, "domain": DOMAIN, "procedure": procedure, "mode": mode, "repeat": idx,
-        "n_inferences": repeats, "duration_s": win.duration_s, "energy_j": win.gross_j,
-        "idle_power_w": win.idle_power_w, "net_energy_j": win.net_j,
-    })
+def _write_rows(
+    samples_out: CsvAppender,
+    windows_out: CsvAppender,
+    target: str,
+    meter: str,
+    procedure: str,
+    mode: str,
+    idx: int,
+    label: int,
+    repeats: int,
+    res: DutResult,
+    win: WindowEnergyDetail,
+) -> None:
+    samples_out.write(
+        {
+            "target": target,
+            "procedure": procedure,
+            "mode": mode,
+            "sample": idx,
+            "label": label,
+            "pred": res.pred,
+            "exit_layer": res.exit_layer,
+            "macs": res.macs,
+            "correct": res.pred == label,
+            "energy_j": win.net_j / repeats,
+        }
+    )
+    windows_out.write(
+        {
+            "target": target,
+            "meter": meter,
+            "domain": DOMAIN,
+            "procedure": procedure,
+            "mode": mode,
+            "repeat": idx,
+            "n_inferences": repeats,
+            "duration_s": win.duration_s,
+            "energy_j": win.gross_j,
+            "idle_power_w": win.idle_power_w,
+            "net_energy_j": win.net_j,
+        }
+    )
 
 
 def _write_trace(meter: TriggeredMeter, path: Path, start: int) -> None:
@@ -167,7 +224,7 @@ def _write_trace(meter: TriggeredMeter, path: Path, start: int) -> None:
     with open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(TRACE_COLUMNS)
-        writer.writerows(zip((f"{s:.7f}" for s in t - t[0]), (f"{a:.9g}" for a in i), (f"{u:.6g}" for u in v),
-                             trig.astype(int)))
+        writer.writerows(
+            zip((f"{s:.7f}" for s in t - t[0]), (f"{a:.9g}" for a in i), (f"{u:.6g}" for u in v), trig.astype(int))
+        )
     tmp.replace(path)
-

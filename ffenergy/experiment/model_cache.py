@@ -25,8 +25,9 @@ def model_key(learner: type[Learner], cfg: ExperimentConfig, data: Dataset) -> s
     model = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k not in ("device", "options")}
     model["options"] = cfg.model.options.get(learner.network_id, {})  # only this network's own options
     fingerprint = hashlib.sha256(data.x_train.tobytes() + data.y_train.tobytes()).hexdigest()
-    return cache_key(learner.network_id, learner.training_version, fingerprint, data.label_value, model, cfg.seed,
-                     data.class_names)
+    return cache_key(
+        learner.network_id, learner.training_version, fingerprint, data.label_value, model, cfg.seed, data.class_names
+    )
 
 
 def training_device(requested: str) -> str:
@@ -37,8 +38,9 @@ def training_device(requested: str) -> str:
     return requested
 
 
-def load_or_train(learner: type[Learner], cfg: ExperimentConfig, data: Dataset,
-                  progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+def load_or_train(
+    learner: type[Learner], cfg: ExperimentConfig, data: Dataset, progress: bool = True
+) -> tuple[nn.Module, dict[str, Any]]:
     """The learner's network for this config: from the cache if present, else trained and cached."""
     key = model_key(learner, cfg, data)
     path = cache_root(os.environ.get("FFENERGY_MODEL_CACHE", "")) / "models" / f"{key}.pt"
@@ -51,8 +53,13 @@ def load_or_train(learner: type[Learner], cfg: ExperimentConfig, data: Dataset,
         log.info("model %s: loaded from cache (%s)", learner.network_id, key)
         return net, {"cache": "hit", "cache_key": key, **blob["info"]}
     device = training_device(cfg.model.device)
-    log.info("model %s: training %s on %s for %d epochs", learner.network_id,
-             "-".join(map(str, [data.n_features, *cfg.model.hidden])), device, cfg.model.epochs)
+    log.info(
+        "model %s: training %s on %s for %d epochs",
+        learner.network_id,
+        "-".join(map(str, [data.n_features, *cfg.model.hidden])),
+        device,
+        cfg.model.epochs,
+    )
     info = learner.fit(net, data.x_train, data.y_train, cfg.model, cfg.seed, device, progress)
     net.to("cpu").eval()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -110,11 +110,19 @@ class Runner:
     def run(self) -> list[dict]:
         with self.stage("data"):
             data = load_experiment_data(self.cfg)
-            self.manifest.update(dataset={
-                "name": data.name, "source": data.source, "n_train": len(data.y_train),
-                "n_val": len(data.y_val), "n_test": len(data.y_test), "n_features": data.n_features,
-                "classes": data.class_names, "label_value": data.label_value, **data.extra,
-            })
+            self.manifest.update(
+                dataset={
+                    "name": data.name,
+                    "source": data.source,
+                    "n_train": len(data.y_train),
+                    "n_val": len(data.y_val),
+                    "n_test": len(data.y_test),
+                    "n_features": data.n_features,
+                    "classes": data.class_names,
+                    "label_value": data.label_value,
+                    **data.extra,
+                }
+            )
         with self.stage("model"):
             learners = self.learners(data)
         with self.stage("calibrate"):
@@ -140,7 +148,8 @@ class Runner:
             if cls.network_id not in networks:
                 try:
                     networks[cls.network_id], infos[cls.network_id] = load_or_train(
-                        cls, self.cfg, data, progress=self.opts.progress)
+                        cls, self.cfg, data, progress=self.opts.progress
+                    )
                 except LearnerOptionsError as exc:
                     raise RunError(f"{exc} (in {name}'s config)") from None
             learners.append(cls(name, networks[cls.network_id], self.cfg.inference))
@@ -157,18 +166,33 @@ class Runner:
             name, stat = learner.name, learner.statistic
             val_scores = batched_depth_scores(learner, data.x_val, inf.batch_size)
             cal = calibrate(learner, val_scores, data.y_val)
-            alpha = inf.alpha if inf.alpha_select == "fixed" else select_alpha(
-                learner, val_scores, data.y_val, cal, inf.alpha_sweep, inf.max_loss_pp)
+            alpha = (
+                inf.alpha
+                if inf.alpha_select == "fixed"
+                else select_alpha(learner, val_scores, data.y_val, cal, inf.alpha_sweep, inf.max_loss_pp)
+            )
             thresholds = tuple(cal.thresholds(alpha).tolist())
             depth_1 = learner.n_layers > 1 and thresholds[0] <= learner.confidence_floor
             if depth_1:
-                log.warning("%s: light = depth-1 by construction: T_1 = %.4g <= %.4g, the least %s; every sample "
-                            "exits at layer 1 (alpha %g), so light is not an adaptive exit here", name, thresholds[0],
-                            learner.confidence_floor, stat, alpha)
+                log.warning(
+                    "%s: light = depth-1 by construction: T_1 = %.4g <= %.4g, the least %s; every sample "
+                    "exits at layer 1 (alpha %g), so light is not an adaptive exit here",
+                    name,
+                    thresholds[0],
+                    learner.confidence_floor,
+                    stat,
+                    alpha,
+                )
             procedures.append(Procedure(learner, cal, thresholds))
-            calib_json[name] = {"statistic": stat, "alpha": alpha, "alpha_select": inf.alpha_select,
-                                "thresholds": list(thresholds), "light_is_depth_1": depth_1,
-                                **learner.calibration_facts(), **cal.to_json()}
+            calib_json[name] = {
+                "statistic": stat,
+                "alpha": alpha,
+                "alpha_select": inf.alpha_select,
+                "thresholds": list(thresholds),
+                "light_is_depth_1": depth_1,
+                **learner.calibration_facts(),
+                **cal.to_json(),
+            }
             test_scores = batched_depth_scores(learner, data.x_test, inf.batch_size)
             cost = learner.macs_at_exit()
             full_macs = by_name.get(learner.reference, learner).macs_at_exit()[-1]
@@ -176,13 +200,20 @@ class Runner:
                 pred, exits = exits_from_scores(learner, test_scores, cal.thresholds(alpha))
                 fractions = np.bincount(exits, minlength=learner.n_layers + 1)[1:] / len(exits)
                 macs = float(cost[exits - 1].mean())
-                sweep_rows.append({
-                    "target": "host", "procedure": name, "statistic": stat, "alpha": alpha,
-                    "accuracy": float(np.mean(pred == data.y_test)), "macro_f1": macro_f1(data.y_test, pred),
-                    "mean_layers": float(exits.mean()), "macs_per_inference": macs,
-                    "mac_reduction": full_macs / macs,
-                    "exit_fractions": ";".join(f"{f:.6g}" for f in fractions),
-                })
+                sweep_rows.append(
+                    {
+                        "target": "host",
+                        "procedure": name,
+                        "statistic": stat,
+                        "alpha": alpha,
+                        "accuracy": float(np.mean(pred == data.y_test)),
+                        "macro_f1": macro_f1(data.y_test, pred),
+                        "mean_layers": float(exits.mean()),
+                        "macs_per_inference": macs,
+                        "mac_reduction": full_macs / macs,
+                        "exit_fractions": ";".join(f"{f:.6g}" for f in fractions),
+                    }
+                )
         write_json(self.run_dir / "calibration.json", calib_json)
         _rewrite_csv(self.run_dir / "sweep.csv", SWEEP_COLUMNS, sweep_rows)
         return procedures
@@ -203,13 +234,27 @@ class Runner:
                     for mode in all_modes(learner.n_layers):
                         if (target.name, proc.name, mode) in done:
                             continue
-                        p = target.predict(learner, data.x_test, proc.thresholds,
-                                           forced_depth(mode, learner.n_layers), self.cfg.inference.batch_size)
+                        p = target.predict(
+                            learner,
+                            data.x_test,
+                            proc.thresholds,
+                            forced_depth(mode, learner.n_layers),
+                            self.cfg.inference.batch_size,
+                        )
                         out.write_many(
-                            {"target": target.name, "procedure": proc.name, "mode": mode, "sample": i,
-                             "label": int(y), "pred": int(p.pred[i]), "exit_layer": int(p.exit_layer[i]),
-                             "macs": int(p.macs[i]), "correct": int(p.pred[i] == y)}
-                            for i, y in enumerate(data.y_test))
+                            {
+                                "target": target.name,
+                                "procedure": proc.name,
+                                "mode": mode,
+                                "sample": i,
+                                "label": int(y),
+                                "pred": int(p.pred[i]),
+                                "exit_layer": int(p.exit_layer[i]),
+                                "macs": int(p.macs[i]),
+                                "correct": int(p.pred[i] == y),
+                            }
+                            for i, y in enumerate(data.y_test)
+                        )
         _to_cpu(procedures)
         self.manifest.save()
 
@@ -233,21 +278,41 @@ class Runner:
                 self.record_meter(target.name, meter)
                 workloads: dict[Hashable, Workload] = {
                     (proc.name, mode): Workload(
-                        target.batch_runner(target.deploy(proc.learner), x, proc.thresholds,
-                                            forced_depth(mode, proc.learner.n_layers), m.batch_size),
-                        target.sync)
-                    for proc in procedures if proc.name in (m.procedures or [p.name for p in procedures])
+                        target.batch_runner(
+                            target.deploy(proc.learner),
+                            x,
+                            proc.thresholds,
+                            forced_depth(mode, proc.learner.n_layers),
+                            m.batch_size,
+                        ),
+                        target.sync,
+                    )
+                    for proc in procedures
+                    if proc.name in (m.procedures or [p.name for p in procedures])
                     for mode in all_modes(proc.learner.n_layers)
                 }
-                done = {((r["procedure"], r["mode"]), int(r["repeat"])) for r in existing
-                        if r["target"] == target.name and r["meter"] == info.name and r["domain"] == "total"}
-                log.info("measuring %d modes x %d repeats on %s with meter %s (%s)", len(workloads), m.repeats,
-                         target.name, info.name, info.provenance)
+                done = {
+                    ((r["procedure"], r["mode"]), int(r["repeat"]))
+                    for r in existing
+                    if r["target"] == target.name and r["meter"] == info.name and r["domain"] == "total"
+                }
+                log.info(
+                    "measuring %d modes x %d repeats on %s with meter %s (%s)",
+                    len(workloads),
+                    m.repeats,
+                    target.name,
+                    info.name,
+                    info.provenance,
+                )
                 with CsvAppender(path, WINDOWS_COLUMNS) as out:
+
                     def on_window(w, _target=target.name, _meter=info.name) -> None:
                         proc, mode = w.key if w.key is not None else ("idle", "idle")
-                        out.write_many({"target": _target, "meter": _meter, "procedure": proc, "mode": mode, **row}
-                                       for row in w.domain_rows())
+                        out.write_many(
+                            {"target": _target, "meter": _meter, "procedure": proc, "mode": mode, **row}
+                            for row in w.domain_rows()
+                        )
+
                     measure(meter, workloads, method, done=done, on_window=on_window)
             _to_cpu(procedures)
 
@@ -271,8 +336,10 @@ class Runner:
                 try:
                     run_mcu_job(job, data, self.cfg.mcu, self.run_dir, on_session)
                 except (OSError, ValueError, RuntimeError) as exc:
-                    raise RunError(f"{target}/{proc.name}: {exc}\nEverything measured so far is in "
-                                   f"{self.run_dir}; fix the cause and continue with --resume {self.run_dir}") from exc
+                    raise RunError(
+                        f"{target}/{proc.name}: {exc}\nEverything measured so far is in "
+                        f"{self.run_dir}; fix the cause and continue with --resume {self.run_dir}"
+                    ) from exc
 
     def open_meter(self, name: str, target: HostTarget) -> Meter | None:
         """The configured meter for a host target; auto explains its choice."""
@@ -293,8 +360,14 @@ class Runner:
 
     def record_meter(self, target: str, meter: Meter) -> None:
         info = meter.info
-        entry = {"target": target, "name": info.name, "provenance": info.provenance,
-                 "domains": list(info.domains), "update_period_s": info.update_period_s, "details": info.details}
+        entry = {
+            "target": target,
+            "name": info.name,
+            "provenance": info.provenance,
+            "domains": list(info.domains),
+            "update_period_s": info.update_period_s,
+            "details": info.details,
+        }
         meters = [e for e in self.manifest.data["meters"] if (e["target"], e["name"]) != (target, info.name)]
         self.manifest.update(meters=meters + [entry])
 
@@ -308,7 +381,7 @@ class Runner:
         provenance = {(e["target"], e["name"]): e["provenance"] for e in self.manifest.data["meters"]}
         stats = {(s.target, s.procedure, s.mode): s for s in mode_stats(samples)}
         meters_of = defaultdict(set)
-        for (target, meter, _, _) in energy:
+        for target, meter, _, _ in energy:
             meters_of[target].add(meter)
         intensity = self.carbon_intensity()
         reference = {p.name: p.learner.reference for p in procedures}
@@ -321,19 +394,31 @@ class Runner:
             for meter in sorted(meters_of[target]) or ["none"]:
                 e = energy.get((target, meter, procedure, mode))
                 e_full = energy.get((target, meter, baseline, "full"))
-                rows.append({
-                    "dataset": self.cfg.data.dataset, "target": target, "meter": meter,
-                    "provenance": provenance.get((target, meter), ""), "procedure": procedure, "mode": mode,
-                    "accuracy": s.accuracy, "macro_f1": s.macro_f1, "mean_layers": s.mean_layers,
-                    "macs_per_inference": s.macs_per_inference,
-                    "mac_reduction": full.macs_per_inference / s.macs_per_inference,
-                    "energy_j_per_inference": e.net_j_per_inference if e else None,
-                    "energy_ci95_j": e.net_ci95_j if e else None,
-                    "energy_reduction": e_full.net_j_per_inference / e.net_j_per_inference if e and e_full else None,
-                    "n_samples": s.n_samples, "n_repeats": e.n_repeats if e else 0,
-                    "co2_g_per_1000_inferences": grams_co2_per_1000_inferences(e.net_j_per_inference, intensity)
-                    if e and intensity else None,
-                })
+                rows.append(
+                    {
+                        "dataset": self.cfg.data.dataset,
+                        "target": target,
+                        "meter": meter,
+                        "provenance": provenance.get((target, meter), ""),
+                        "procedure": procedure,
+                        "mode": mode,
+                        "accuracy": s.accuracy,
+                        "macro_f1": s.macro_f1,
+                        "mean_layers": s.mean_layers,
+                        "macs_per_inference": s.macs_per_inference,
+                        "mac_reduction": full.macs_per_inference / s.macs_per_inference,
+                        "energy_j_per_inference": e.net_j_per_inference if e else None,
+                        "energy_ci95_j": e.net_ci95_j if e else None,
+                        "energy_reduction": e_full.net_j_per_inference / e.net_j_per_inference
+                        if e and e_full
+                        else None,
+                        "n_samples": s.n_samples,
+                        "n_repeats": e.n_repeats if e else 0,
+                        "co2_g_per_1000_inferences": grams_co2_per_1000_inferences(e.net_j_per_inference, intensity)
+                        if e and intensity
+                        else None,
+                    }
+                )
         _rewrite_csv(self.run_dir / "summary.csv", SUMMARY_COLUMNS, rows)
         _rewrite_csv(self.run_dir / "per_class.csv", PER_CLASS_COLUMNS, per_class_rows(samples, self.class_names()))
         learners = {p.name: p.learner for p in procedures}
@@ -355,28 +440,43 @@ class Runner:
     def class_names(self) -> list[str]:
         return self.manifest.data.get("dataset", {}).get("classes", [])
 
-    def attribution(self, learners: dict[str, Learner], samples: list[dict], windows: list[dict],
-                    stats: dict) -> list[dict]:
+    def attribution(
+        self, learners: dict[str, Learner], samples: list[dict], windows: list[dict], stats: dict
+    ) -> list[dict]:
         fits = []
         domains = _summary_domains(windows)
         keys = sorted({(w["target"], w["meter"], w["procedure"]) for w in windows if w["procedure"] != "idle"})
         for target, meter, procedure in keys:
-            mode_windows = windows_from_rows(windows, target=target, meter=meter, procedure=procedure,
-                                             domain=domains[(target, meter)])
+            mode_windows = windows_from_rows(
+                windows, target=target, meter=meter, procedure=procedure, domain=domains[(target, meter)]
+            )
             macs = {mode: s.macs_per_inference for (t, p, mode), s in stats.items() if (t, p) == (target, procedure)}
-            exits = [int(r["exit_layer"]) for r in samples
-                     if (r["target"], r["procedure"], r["mode"]) == (target, procedure, "light")]
+            exits = [
+                int(r["exit_layer"])
+                for r in samples
+                if (r["target"], r["procedure"], r["mode"]) == (target, procedure, "light")
+            ]
             try:
-                fit = attribute(mode_windows, macs, exit_distribution(exits) if exits else None,
-                                target=target, meter=meter, procedure=procedure)
+                fit = attribute(
+                    mode_windows,
+                    macs,
+                    exit_distribution(exits) if exits else None,
+                    target=target,
+                    meter=meter,
+                    procedure=procedure,
+                )
             except ValueError as exc:
                 log.info("attribution %s/%s/%s skipped: %s", target, meter, procedure, exc)
                 continue
             entry = fit.to_json()
             if TARGETS.entry(target).fact("mcu") and procedure in learners:
                 entry["per_sample"] = per_sample_attribution(
-                    self.run_dir, target, procedure, learners[procedure].layer_macs(),
-                    self.manifest.data["targets"].get(target, {}).get("meter", {}).get("ground_truth"))
+                    self.run_dir,
+                    target,
+                    procedure,
+                    learners[procedure].layer_macs(),
+                    self.manifest.data["targets"].get(target, {}).get("meter", {}).get("ground_truth"),
+                )
             fits.append(entry)
         return fits
 
@@ -389,8 +489,10 @@ def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[
             raise RunError(f"--resume {run_dir}: no manifest.json there; give a run directory made by ffenergy run")
         manifest = Manifest.load(run_dir / "manifest.json")
         if manifest.data["config_hash"] != cfg.hash():
-            raise RunError(f"--resume {run_dir}: the config differs from the one that run used "
-                           f"(hash {cfg.hash()} vs {manifest.data['config_hash']}); resume with the same config")
+            raise RunError(
+                f"--resume {run_dir}: the config differs from the one that run used "
+                f"(hash {cfg.hash()} vs {manifest.data['config_hash']}); resume with the same config"
+            )
     else:
         run_dir = new_run_dir(Path(opts.out_root), cfg.name)
         manifest = Manifest.create(run_dir / "manifest.json", run_dir.name, cfg.to_dict(), cfg.hash(), cfg.seed)
@@ -442,8 +544,11 @@ def _complete_groups(path: Path, n: int, targets: set[str]) -> set[tuple[str, st
             counts[(r["target"], r["procedure"], r["mode"])] += 1
     complete = {k for k, c in counts.items() if c == n}
     if len(complete) != len(counts):
-        _rewrite_csv(path, SAMPLES_COLUMNS, [r for r in rows if r["target"] not in targets
-                                             or (r["target"], r["procedure"], r["mode"]) in complete])
+        _rewrite_csv(
+            path,
+            SAMPLES_COLUMNS,
+            [r for r in rows if r["target"] not in targets or (r["target"], r["procedure"], r["mode"]) in complete],
+        )
     return complete
 
 

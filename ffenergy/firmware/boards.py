@@ -1,6 +1,6 @@
 """The board registry: memory budgets the export must fit, and the programs a build needs.
 
-A board with ``tools`` has a HAL under hardware/firmware/boards/<name>/ and can be built;
+A board with ``tools`` has a HAL under ffenergy/firmware/c/boards/<name>/ and can be built;
 one without is a memory budget only (the model is checked against it, never built for it).
 """
 
@@ -37,8 +37,13 @@ class Board:
 BOARDS: Registry[Board] = Registry("board")
 _ARM = {"arm-none-eabi-gcc": "gcc-arm-none-eabi", "make": "make"}
 for _board in (
-    Board("qemu-mps2-an386", 4 << 20, 4 << 20, "QEMU MPS2 AN386, Cortex-M4F, 4 MB code SSRAM / 4 MB data",
-          {**_ARM, "qemu-system-arm": "qemu-system-arm"}),
+    Board(
+        "qemu-mps2-an386",
+        4 << 20,
+        4 << 20,
+        "QEMU MPS2 AN386, Cortex-M4F, 4 MB code SSRAM / 4 MB data",
+        {**_ARM, "qemu-system-arm": "qemu-system-arm"},
+    ),
     Board("nucleo-l476rg", 1 << 20, 128 << 10, "STM32L476RG, Cortex-M4F 80 MHz, 1 MB flash / 128 KB SRAM", _ARM),
     Board("nrf52840", 1 << 20, 256 << 10, "nRF52840, Cortex-M4F 64 MHz, 1 MB flash / 256 KB RAM"),
     Board("mcu-256k", 256 << 10, 64 << 10, "generic MCU budget: 256 KB flash / 64 KB RAM"),

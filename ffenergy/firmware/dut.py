@@ -16,7 +16,6 @@ import serial
 from ffenergy.firmware import protocol as P
 from ffenergy.firmware.reference import ScoredPredictions
 
-
 QUIET_S = 0.1  # silence inside a partial frame after which the rest is rescanned
 
 
@@ -54,8 +53,9 @@ class Dut:
     by retrying INFO. Each command waits ``timeout_s`` per attempt and makes ``retries`` more attempts.
     """
 
-    def __init__(self, port: str, timeout_s: float = 2.0, retries: int = 3, baudrate: int = 115200,
-                 open_timeout_s: float = 10.0):
+    def __init__(
+        self, port: str, timeout_s: float = 2.0, retries: int = 3, baudrate: int = 115200, open_timeout_s: float = 10.0
+    ):
         self.port, self.timeout_s, self.retries = port, timeout_s, retries
         self._parser = P.FrameParser(sync=P.SYNC_RESPONSE)
         self._seq = 0
@@ -134,8 +134,10 @@ class Dut:
             except DutReset as exc:
                 resets += 1
                 if resets > max_resets:
-                    raise DutError(f"{self.port}: reset loop, the DUT rebooted {resets} times in a row "
-                                   f"while running one input ({exc})") from exc
+                    raise DutError(
+                        f"{self.port}: reset loop, the DUT rebooted {resets} times in a row "
+                        f"while running one input ({exc})"
+                    ) from exc
 
     def predict(self, x: np.ndarray, modes: list[str]) -> dict[str, ScoredPredictions]:
         """Every row of x in every mode (each input is loaded once)."""
@@ -143,8 +145,10 @@ class Dut:
         out = {}
         for j, mode in enumerate(modes):
             out[mode] = ScoredPredictions(
-                pred=np.array([r[j].pred for r in rows]), exit_layer=np.array([r[j].exit_layer for r in rows]),
-                macs=np.array([r[j].macs for r in rows]), scores=np.stack([r[j].scores for r in rows]),
+                pred=np.array([r[j].pred for r in rows]),
+                exit_layer=np.array([r[j].exit_layer for r in rows]),
+                macs=np.array([r[j].macs for r in rows]),
+                scores=np.stack([r[j].scores for r in rows]),
             )
         return out
 
@@ -162,8 +166,11 @@ class Dut:
             except (serial.SerialException, OSError) as exc:
                 raise DutError(f"{self.port}: {name} failed, serial port error: {exc}") from exc
             if frame is None:
-                problems.append("corrupted reply (CRC error)" if self._parser.crc_errors > crc_before
-                                else f"no reply within {timeout:g} s")
+                problems.append(
+                    "corrupted reply (CRC error)"
+                    if self._parser.crc_errors > crc_before
+                    else f"no reply within {timeout:g} s"
+                )
                 continue
             if frame.code == P.Status.OK:
                 return frame.payload
@@ -176,8 +183,10 @@ class Dut:
             status = P.Status(frame.code).name if frame.code in P.Status._value2member_map_ else hex(frame.code)
             raise DutError(f"{self.port}: {name} refused with status {status}")
         stalled = all(p.startswith("no reply") for p in problems)
-        raise DutError(f"{self.port}: {name} failed after {len(problems)} attempts: {'; '.join(problems)}"
-                       + (" (DUT stalled, hung or disconnected?)" if stalled else ""))
+        raise DutError(
+            f"{self.port}: {name} failed after {len(problems)} attempts: {'; '.join(problems)}"
+            + (" (DUT stalled, hung or disconnected?)" if stalled else "")
+        )
 
     def _await(self, seq: int, timeout: float) -> P.Frame | None:
         """The reply to ``seq``; None on timeout or when the reply was corrupted (resend)."""
@@ -201,8 +210,11 @@ class Dut:
                     self.resets += 1
                     info = P.parse_info(frame.payload)
                     self.info_ = info
-                    raise DutReset(f"{self.port}: the DUT reset (BOOT frame) while waiting for a reply; "
-                                   "its input and thresholds are lost: reload and retry", info)
+                    raise DutReset(
+                        f"{self.port}: the DUT reset (BOOT frame) while waiting for a reply; "
+                        "its input and thresholds are lost: reload and retry",
+                        info,
+                    )
                 if frame.seq == seq:
                     return frame
             if not data and (skipped or self._parser.crc_errors > crc_before):

@@ -1,6 +1,6 @@
 """Export a trained FF network to the microcontroller firmware: quantisation, C header, fit check.
 
-The deployed arithmetic (what ``hardware/firmware/core/mlp.c`` and ``ffenergy.firmware.reference``
+The deployed arithmetic (what ``ffenergy/firmware/c/core/mlp.c`` and ``ffenergy.firmware.reference``
 both compute, bit for bit):
 
 - fp32: the ``NetworkArrays`` semantics in float32 with sequential sums (``acc = acc + w*h``).
@@ -28,6 +28,7 @@ from ffenergy.firmware.deployed import FW_VERSION, DeployedModel, DType
 from ffenergy.firmware.reference import overlay_inputs
 
 log = logging.getLogger(__name__)
+
 
 class ModelTooLarge(ValueError):
     """The model does not fit the board's flash or RAM."""
@@ -81,8 +82,13 @@ def _sym_int8(w: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]
 
 def _act_scales(net: NetworkArrays, calib_x: np.ndarray) -> np.ndarray:
     """max|h_l| / 127 of each layer's normalised input over the calibration set (float64 maths)."""
-    x = overlay_inputs(np.asarray(calib_x, np.float32), net.scheme, net.n_classes,
-                       np.float32(net.label_value), np.float32(net.label_value / net.n_classes))
+    x = overlay_inputs(
+        np.asarray(calib_x, np.float32),
+        net.scheme,
+        net.n_classes,
+        np.float32(net.label_value),
+        np.float32(net.label_value / net.n_classes),
+    )
     x = x.reshape(-1, x.shape[-1]).astype(np.float64)  # 2-D: numpy's batched 3-D matmul is far slower
     scales = []
     for w, b in zip(net.weights, net.biases):
@@ -93,8 +99,12 @@ def _act_scales(net: NetworkArrays, calib_x: np.ndarray) -> np.ndarray:
 
 
 def deploy(
-    net: NetworkArrays, policy: ExitPolicy, dtype: DType = "f32", calib_x: np.ndarray | None = None,
-    per_channel: bool = True, name: str = "model",
+    net: NetworkArrays,
+    policy: ExitPolicy,
+    dtype: DType = "f32",
+    calib_x: np.ndarray | None = None,
+    per_channel: bool = True,
+    name: str = "model",
 ) -> DeployedModel:
     """Quantise (int8) or cast (f32) a network into the numbers the firmware will hold."""
     _check_inputs(net, policy)
@@ -102,12 +112,20 @@ def deploy(
         raise ValueError(f"unknown dtype {dtype!r}: use 'f32' or 'int8'")
     f32 = np.float32
     model = DeployedModel(
-        name=name, scheme=net.scheme, statistic=policy.statistic, dtype=dtype, dims=list(net.dims),
-        n_classes=net.n_classes, thresholds=np.asarray(policy.thresholds, f32).copy(),
+        name=name,
+        scheme=net.scheme,
+        statistic=policy.statistic,
+        dtype=dtype,
+        dims=list(net.dims),
+        n_classes=net.n_classes,
+        thresholds=np.asarray(policy.thresholds, f32).copy(),
         prune_after=int(policy.prune_after) if net.scheme == "mp" else 0,
         prune_keep=int(policy.prune_keep) if net.scheme == "mp" and policy.prune_after else 0,
-        label_on=f32(net.label_value), neutral=f32(net.label_value / net.n_classes), norm_eps=f32(net.norm_eps),
-        weights=[], biases=[np.asarray(b, f32).copy() for b in net.biases],
+        label_on=f32(net.label_value),
+        neutral=f32(net.label_value / net.n_classes),
+        norm_eps=f32(net.norm_eps),
+        weights=[],
+        biases=[np.asarray(b, f32).copy() for b in net.biases],
     )
     if dtype == "f32":
         model.weights = [np.asarray(w, f32).copy() for w in net.weights]
@@ -133,15 +151,19 @@ def check_fit(model: DeployedModel, board: str) -> Board:
     b = BOARDS.get(board)
     over = []
     if model.flash_bytes() > b.flash_bytes:
-        over.append(f"flash needs {model.flash_bytes():,} B of {b.flash_bytes:,} B "
-                    f"(over by {model.flash_bytes() - b.flash_bytes:,} B)")
+        over.append(
+            f"flash needs {model.flash_bytes():,} B of {b.flash_bytes:,} B "
+            f"(over by {model.flash_bytes() - b.flash_bytes:,} B)"
+        )
     if model.ram_bytes() > b.ram_bytes:
-        over.append(f"RAM needs {model.ram_bytes():,} B of {b.ram_bytes:,} B "
-                    f"(over by {model.ram_bytes() - b.ram_bytes:,} B)")
+        over.append(
+            f"RAM needs {model.ram_bytes():,} B of {b.ram_bytes:,} B (over by {model.ram_bytes() - b.ram_bytes:,} B)"
+        )
     if over:
         hint = " try dtype int8 or a smaller network" if model.dtype == "f32" else " try a smaller network"
-        raise ModelTooLarge(f"{model.dtype} {model.scheme} model {model.dims} does not fit {board}: "
-                            + "; ".join(over) + ";" + hint)
+        raise ModelTooLarge(
+            f"{model.dtype} {model.scheme} model {model.dims} does not fit {board}: " + "; ".join(over) + ";" + hint
+        )
     return b
 
 
@@ -194,7 +216,7 @@ def header_text(model: DeployedModel) -> str:
     if i8:
         assert model.in_inv_scale is not None, "an int8 model carries its input scales"
         out.append(_c_array("float", "ff_in_inv_scale", model.in_inv_scale))
-    lst = lambda p: ",".join(f"{p}{l}" for l in range(L))  # noqa: E731
+    lst = lambda p: ",".join(f"{p}{l}" for l in range(L))
     none = ",".join(["0"] * L)
     out.append(f"static const ff_w_t *const ff_W[FF_N_LAYERS] = {{{lst('ff_w')}}};\n")
     out.append(f"static const float *const ff_B[FF_N_LAYERS] = {{{lst('ff_b')}}};\n")
@@ -207,8 +229,14 @@ def header_text(model: DeployedModel) -> str:
 
 
 def export_model(
-    net: NetworkArrays, policy: ExitPolicy, out_dir: str | Path, dtype: DType = "f32", board: str = "qemu-mps2-an386",
-    calib_x: np.ndarray | None = None, per_channel: bool = True, name: str = "model",
+    net: NetworkArrays,
+    policy: ExitPolicy,
+    out_dir: str | Path,
+    dtype: DType = "f32",
+    board: str = "qemu-mps2-an386",
+    calib_x: np.ndarray | None = None,
+    per_channel: bool = True,
+    name: str = "model",
 ) -> ExportReport:
     """Write ``out_dir/model.h`` (+ ``export.json``) after checking the model fits ``board``; logs the use."""
     model = deploy(net, policy, dtype, calib_x, per_channel, name)

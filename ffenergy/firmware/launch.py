@@ -1,12 +1,18 @@
 """Build the firmware and run it as a DUT: host build on a pseudo-terminal, or QEMU mps2-an386.
 
-The launchers are context managers that always kill their process. ``check_against_reference``
-ties export, build, launch, the DUT client and the numpy reference together.
+The C sources ship inside the package (``firmware_source_dir()``, package data), so a plain
+``pip install`` can build them; builds go to the per-user cache (``firmware_cache_dir()``), never
+next to the sources. The launchers are context managers that always kill their process.
+``check_against_reference`` ties export, build, launch, the DUT client and the numpy reference together.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import os
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,12 +27,42 @@ import numpy as np
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.firmware.boards import BOARDS
+from ffenergy.firmware.deployed import DType
 from ffenergy.firmware.dut import Dut
 from ffenergy.firmware.export import deploy, export_model
 from ffenergy.firmware.reference import layer_scores, reference_predict
+from ffenergy.registry import UnknownName
 from ffenergy.vocabulary import all_modes
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "hardware" / "firmware"
+
+def firmware_source_dir() -> Path:
+    """The firmware's C sources and Makefile (``make -C`` this directory), installed with the package."""
+    path = Path(__file__).resolve().parent / "c"
+    if not (path / "Makefile").is_file():
+        raise FileNotFoundError(f"firmware sources not found in {path}: reinstall ffenergy (they ship as package data)")
+    return path
+
+
+def firmware_cache_dir() -> Path:
+    """Where ``build_firmware`` puts its builds: ``$FFENERGY_CACHE/firmware``, else ``~/.cache/ffenergy/firmware``
+    (the root of ``ffenergy.data.splits.cache_root``, not imported so that firmware does not depend on data)."""
+    root = os.environ.get("FFENERGY_CACHE")
+    return (Path(root).expanduser() if root else Path.home() / ".cache" / "ffenergy") / "firmware"
+
+
+def _sources_digest(src: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(f for f in src.rglob("*") if f.is_file() and "__pycache__" not in f.parts):
+        h.update(f.relative_to(src).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def make_command(model_dir: str | Path, board: str = "host", out_dir: str | Path | None = None) -> str:
+    """The shell command that builds ``model_dir`` for ``board`` by hand (for messages and docs)."""
+    cmd = ["make", "-C", str(firmware_source_dir()), f"BOARD={board}", f"MODEL={Path(model_dir).resolve()}"]
+    return shlex.join(cmd + ([f"OUT={Path(out_dir).resolve()}"] if out_dir else []))
+
+
 class ToolchainMissing(RuntimeError):
     """A compiler or emulator the board needs is not installed."""
 
@@ -34,26 +70,60 @@ class ToolchainMissing(RuntimeError):
 def require_tools(board: str) -> None:
     spec = BOARDS.get(board)
     if not spec.buildable:
-        raise ToolchainMissing(f"board {board} is a memory budget only; build for one of "
-                               f"{', '.join(e.name for e in BOARDS if BOARDS.get(e.name).buildable)}")
+        raise ToolchainMissing(
+            f"board {board} is a memory budget only; build for one of "
+            f"{', '.join(e.name for e in BOARDS if BOARDS.get(e.name).buildable)}"
+        )
     missing = spec.missing_tools()
     if missing:
-        raise ToolchainMissing(f"board {board} needs {', '.join(missing)}, not found on PATH: "
-                               f"install with `{spec.install_hint(missing)}`")
+        raise ToolchainMissing(
+            f"board {board} needs {', '.join(missing)}, not found on PATH: install with `{spec.install_hint(missing)}`"
+        )
 
 
 def build_firmware(model_dir: str | Path, board: str = "host", out_dir: str | Path | None = None) -> Path:
-    """``make BOARD=board MODEL=model_dir``; returns the executable (host) or the ELF (MCU boards)."""
+    """``make BOARD=board MODEL=model_dir``; returns the executable (host) or the ELF (MCU boards).
+
+    Without ``out_dir`` the build goes to ``firmware_cache_dir()/<board>-<key>``, the key a hash of
+    model.h and the firmware sources: an unchanged model is not rebuilt, and a finished build
+    appears there whole (it is built in a temporary directory and renamed)."""
     require_tools(board)
     model_dir = Path(model_dir).resolve()
     if not (model_dir / "model.h").is_file():
         raise FileNotFoundError(f"{model_dir}/model.h not found: run ffenergy.firmware.export.export_model first")
-    out = Path(out_dir).resolve() if out_dir else model_dir / "build" / board
-    proc = subprocess.run(["make", "-s", "-C", str(FIRMWARE_DIR), f"BOARD={board}", f"MODEL={model_dir}", f"OUT={out}"],
-                          capture_output=True, text=True)
+    src = firmware_source_dir()
+    name = "ffdut" if board == "host" else "ffdut.elf"
+    if out_dir:
+        out = Path(out_dir).resolve()
+        _make(src, board, model_dir, out)
+        return out / name
+    model_digest = hashlib.sha256((model_dir / "model.h").read_bytes()).hexdigest()
+    key = hashlib.sha256(f"{board}\0{model_digest}\0{_sources_digest(src)}".encode()).hexdigest()[:16]
+    out = firmware_cache_dir().resolve() / f"{board}-{key}"
+    if not (out / name).is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+        try:
+            _make(src, board, model_dir, tmp)
+            try:
+                tmp.rename(out)
+            except OSError:  # another process finished the same build first, or a stale partial one is there
+                if not (out / name).is_file():
+                    shutil.rmtree(out, ignore_errors=True)
+                    tmp.rename(out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out / name
+
+
+def _make(src: Path, board: str, model_dir: Path, out: Path) -> None:
+    proc = subprocess.run(
+        ["make", "-s", "-C", str(src), f"BOARD={board}", f"MODEL={model_dir}", f"OUT={out}"],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode:
         raise RuntimeError(f"firmware build for {board} failed:\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
-    return out / ("ffdut" if board == "host" else "ffdut.elf")
 
 
 def _kill(proc: subprocess.Popen | None) -> None:
@@ -132,11 +202,14 @@ class QemuDut:
     for the client (``port`` = ``socket://127.0.0.1:N``), UART1 = trigger events to ``trigger`` (a file or FIFO path)
     or discarded. ``icount`` makes SysTick ticks deterministic (1 instruction = 1 ns)."""
 
-    def __init__(self, elf: str | Path, trigger: str | Path | None = None, icount: bool = False,
-                 machine: str = "mps2-an386"):
+    def __init__(
+        self, elf: str | Path, trigger: str | Path | None = None, icount: bool = False, machine: str = "mps2-an386"
+    ):
         require_tools("qemu-mps2-an386")
         if not Path(elf).is_file():
-            raise FileNotFoundError(f"firmware {elf} not found: build it with build_firmware(model_dir, 'qemu-mps2-an386')")
+            raise FileNotFoundError(
+                f"firmware {elf} not found: build it with build_firmware(model_dir, 'qemu-mps2-an386')"
+            )
         self.elf, self.trigger, self.icount, self.machine = str(elf), trigger, icount, machine
         self.proc: subprocess.Popen | None = None
         self._log: IO[bytes] | None = None
@@ -144,9 +217,20 @@ class QemuDut:
         self.port = f"socket://127.0.0.1:{self.tcp_port}"
 
     def command(self) -> list[str]:
-        cmd = ["qemu-system-arm", "-M", self.machine, "-nographic", "-monitor", "none", "-kernel", self.elf,
-               "-serial", f"tcp:127.0.0.1:{self.tcp_port},server=on,wait=on,nodelay=on",
-               "-serial", f"file:{self.trigger}" if self.trigger else "null"]
+        cmd = [
+            "qemu-system-arm",
+            "-M",
+            self.machine,
+            "-nographic",
+            "-monitor",
+            "none",
+            "-kernel",
+            self.elf,
+            "-serial",
+            f"tcp:127.0.0.1:{self.tcp_port},server=on,wait=on,nodelay=on",
+            "-serial",
+            f"file:{self.trigger}" if self.trigger else "null",
+        ]
         return cmd + (["-icount", "shift=0,align=off,sleep=off"] if self.icount else [])
 
     def start(self, wait_s: float = 10.0) -> QemuDut:
@@ -159,8 +243,9 @@ class QemuDut:
             if self.proc.poll() is not None:
                 self._log.seek(0)
                 msg = self._log.read().decode(errors="replace").strip()
-                raise RuntimeError(f"qemu-system-arm exited with {self.proc.returncode}: {msg}\ncommand: "
-                                   + " ".join(self.command()))
+                raise RuntimeError(
+                    f"qemu-system-arm exited with {self.proc.returncode}: {msg}\ncommand: " + " ".join(self.command())
+                )
             if time.monotonic() > deadline or not os.path.exists("/proc/net/tcp"):
                 break
             time.sleep(0.01)
@@ -193,8 +278,14 @@ class Mismatch:
 
 
 def check_against_reference(
-    net: NetworkArrays, policy: ExitPolicy, x: np.ndarray, target: str = "host", dtype: str = "f32",
-    modes: list[str] | None = None, calib_x: np.ndarray | None = None, workdir: str | Path | None = None,
+    net: NetworkArrays,
+    policy: ExitPolicy,
+    x: np.ndarray,
+    target: str = "host",
+    dtype: DType = "f32",
+    modes: list[str] | None = None,
+    calib_x: np.ndarray | None = None,
+    workdir: str | Path | None = None,
 ) -> list[Mismatch]:
     """Export, build and run the firmware (host pty or QEMU) on every row of x in every mode and
     compare with the numpy reference: predictions, exit layers, MACs and float32 score bits.
@@ -224,3 +315,30 @@ def check_against_reference(
             if ref.scores[i].tobytes() != got[mode].scores[i].tobytes():
                 found.append(Mismatch(i, mode, "scores", ref.scores[i], got[mode].scores[i]))
     return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ffenergy.firmware.launch MODEL_DIR [--board B] [--out DIR]``: build, print the path."""
+    ap = argparse.ArgumentParser(
+        prog="python -m ffenergy.firmware.launch",
+        description="Build the DUT firmware for an exported model; print the executable.",
+    )
+    ap.add_argument("model_dir", nargs="?", help="the directory holding model.h (from export_model)")
+    ap.add_argument("--board", default="host", help="host, qemu-mps2-an386 or nucleo-l476rg (default: host)")
+    ap.add_argument("--out", help="build directory (default: under the per-user cache)")
+    ap.add_argument("--source-dir", action="store_true", help="print the firmware source directory and exit")
+    args = ap.parse_args(argv)
+    if args.source_dir:
+        print(firmware_source_dir())
+        return 0
+    if not args.model_dir:
+        ap.error("MODEL_DIR is required (or --source-dir)")
+    try:
+        print(build_firmware(args.model_dir, args.board, args.out))
+    except (ToolchainMissing, FileNotFoundError, RuntimeError, UnknownName) as exc:
+        ap.exit(1, f"error: {exc}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

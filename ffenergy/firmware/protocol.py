@@ -157,8 +157,16 @@ _STATISTICS = ("gap", "max")
 def pack_info(info: Info) -> bytes:
     head = struct.pack(
         "<12BH",
-        info.proto_version, *info.fw_version, _DTYPES.index(info.dtype), _SCHEMES.index(info.scheme),
-        _STATISTICS.index(info.statistic), info.n_layers, info.n_classes, info.prune_after, info.prune_keep, 0,
+        info.proto_version,
+        *info.fw_version,
+        _DTYPES.index(info.dtype),
+        _SCHEMES.index(info.scheme),
+        _STATISTICS.index(info.statistic),
+        info.n_layers,
+        info.n_classes,
+        info.prune_after,
+        info.prune_keep,
+        0,
         info.n_in,
     )
     return head + struct.pack(f"<{info.n_layers}HI", *info.dims, info.tick_hz) + info.model_name.encode("ascii")
@@ -176,9 +184,19 @@ def parse_info(payload: bytes) -> Info:
     (tick_hz,) = struct.unpack_from("<I", payload, 14 + 2 * n_layers)
     try:
         return Info(
-            proto_version=v[0], fw_version=(v[1], v[2], v[3]), dtype=_DTYPES[v[4]], scheme=_SCHEMES[v[5]],
-            statistic=_STATISTICS[v[6]], n_layers=n_layers, n_classes=v[8], prune_after=v[9], prune_keep=v[10],
-            n_in=v[12], dims=tuple(dims), tick_hz=tick_hz, model_name=payload[need:].decode("ascii", "replace"),
+            proto_version=v[0],
+            fw_version=(v[1], v[2], v[3]),
+            dtype=_DTYPES[v[4]],
+            scheme=_SCHEMES[v[5]],
+            statistic=_STATISTICS[v[6]],
+            n_layers=n_layers,
+            n_classes=v[8],
+            prune_after=v[9],
+            prune_keep=v[10],
+            n_in=v[12],
+            dims=tuple(dims),
+            tick_hz=tick_hz,
+            model_name=payload[need:].decode("ascii", "replace"),
         )
     except IndexError as exc:
         raise ValueError(f"INFO payload has an unknown dtype/scheme/statistic code: {v[4:7]}") from exc

@@ -1,4 +1,4 @@
-"""Numpy twin of the firmware core (hardware/firmware/core/mlp.c): the bit-exact oracle.
+"""Numpy twin of the firmware core (ffenergy/firmware/c/core/mlp.c): the bit-exact oracle.
 
 Every float operation is float32 in the C order: sums run sequentially over the input index
 (``acc = acc + a*b``, never BLAS), no fused multiply-add, the same expf polynomial and the same
@@ -144,7 +144,10 @@ def layer_macs(model: DeployedModel) -> np.ndarray:
 
 
 def reference_predict(
-    model: DeployedModel, x: np.ndarray, mode: str, thresholds: np.ndarray | None = None,
+    model: DeployedModel,
+    x: np.ndarray,
+    mode: str,
+    thresholds: np.ndarray | None = None,
     scores: np.ndarray | None = None,
 ) -> ScoredPredictions:
     """What the firmware returns for each row of ``x`` (N, d_0) in ``mode`` (full / light / depth-k).

@@ -14,9 +14,16 @@ if TYPE_CHECKING:
     from ffenergy.learners.base import Learner
 
 LEARNERS: Registry[type[Learner]] = Registry("learner")
-LEARNERS.register("mp", "ffenergy.learners.ff.learner:FFMultiPass",
-                  "Forward-Forward, one pass per candidate label, goodness accumulated over layers")
-LEARNERS.register("mp-pruned", "ffenergy.learners.ff.learner:FFPrunedMultiPass",
-                  "Forward-Forward MP keeping only the best candidate labels after inference.prune_after")
-LEARNERS.register("op", "ffenergy.learners.ff.learner:FFOnePass",
-                  "Forward-Forward, one neutral-label pass, a softmax head per depth")
+LEARNERS.register(
+    "mp",
+    "ffenergy.learners.ff.learner:FFMultiPass",
+    "Forward-Forward, one pass per candidate label, goodness accumulated over layers",
+)
+LEARNERS.register(
+    "mp-pruned",
+    "ffenergy.learners.ff.learner:FFPrunedMultiPass",
+    "Forward-Forward MP keeping only the best candidate labels after inference.prune_after",
+)
+LEARNERS.register(
+    "op", "ffenergy.learners.ff.learner:FFOnePass", "Forward-Forward, one neutral-label pass, a softmax head per depth"
+)

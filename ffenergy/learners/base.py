@@ -46,8 +46,7 @@ def learner_options(cls: type[O], model: ModelConfig, network_id: str) -> O:
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     unknown = sorted(set(raw) - set(names))
     if unknown:
-        raise LearnerOptionsError(f"model.options.{network_id}.{unknown[0]}: unknown key; "
-                                  f"allowed: {', '.join(names)}")
+        raise LearnerOptionsError(f"model.options.{network_id}.{unknown[0]}: unknown key; allowed: {', '.join(names)}")
     try:
         return cls(**raw)
     except TypeError as exc:
@@ -86,8 +85,9 @@ class Learner(ABC):
 
     @classmethod
     @abstractmethod
-    def fit(cls, net: nn.Module, x: np.ndarray, y: np.ndarray, model: ModelConfig, seed: int, device: str,
-            progress: bool) -> dict[str, Any]:
+    def fit(
+        cls, net: nn.Module, x: np.ndarray, y: np.ndarray, model: ModelConfig, seed: int, device: str, progress: bool
+    ) -> dict[str, Any]:
         """Train ``net`` in place; what training did, for the manifest (JSON-serialisable)."""
 
     # -- inference --------------------------------------------------------------------------

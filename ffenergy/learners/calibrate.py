@@ -48,12 +48,19 @@ def calibrate(learner: Learner, scores: list[torch.Tensor], labels: np.ndarray) 
 
 
 def select_alpha(
-    learner: Learner, scores: list[torch.Tensor], labels: np.ndarray, cal: Calibration,
-    candidates: list[float], max_loss_pp: float,
+    learner: Learner,
+    scores: list[torch.Tensor],
+    labels: np.ndarray,
+    cal: Calibration,
+    candidates: list[float],
+    max_loss_pp: float,
 ) -> float:
     """The largest candidate alpha whose validation accuracy is within ``max_loss_pp`` percentage
     points of the full network's (larger alpha: lower thresholds, earlier exits)."""
     full = float(np.mean(scores[-1].argmax(dim=1).numpy() == labels))
-    ok = [a for a in candidates
-          if np.mean(exits_from_scores(learner, scores, cal.thresholds(a))[0] == labels) >= full - max_loss_pp / 100]
+    ok = [
+        a
+        for a in candidates
+        if np.mean(exits_from_scores(learner, scores, cal.thresholds(a))[0] == labels) >= full - max_loss_pp / 100
+    ]
     return max(ok) if ok else min(candidates)

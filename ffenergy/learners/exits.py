@@ -18,8 +18,9 @@ from ffenergy.vocabulary import Predictions
 
 
 @torch.inference_mode()
-def infer(learner: Learner, x: torch.Tensor, thresholds: Sequence[float] | None,
-          forced_depth: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+def infer(
+    learner: Learner, x: torch.Tensor, thresholds: Sequence[float] | None, forced_depth: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(pred, exit_layer) for one batch; ``forced_depth`` None means light (early exit)."""
     if forced_depth is None and thresholds is None:
         raise ValueError("light inference needs calibrated thresholds")
@@ -57,13 +58,15 @@ def depth_scores(learner: Learner, x: torch.Tensor) -> list[torch.Tensor]:
 def batched_depth_scores(learner: Learner, x: np.ndarray, batch_size: int = 1024) -> list[torch.Tensor]:
     """``depth_scores`` over a whole array in batches, gathered on the CPU."""
     device = learner.device()
-    chunks = [depth_scores(learner, torch.from_numpy(x[i : i + batch_size]).to(device))
-              for i in range(0, len(x), batch_size)]
+    chunks = [
+        depth_scores(learner, torch.from_numpy(x[i : i + batch_size]).to(device)) for i in range(0, len(x), batch_size)
+    ]
     return [torch.cat([c[k] for c in chunks]).cpu() for k in range(learner.n_layers)]
 
 
-def exits_from_scores(learner: Learner, scores: list[torch.Tensor],
-                      thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def exits_from_scores(
+    learner: Learner, scores: list[torch.Tensor], thresholds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(pred, exit_layer) the light rule gives, computed from per-depth scores by masking."""
     n_layers = len(scores)
     n = len(scores[0])
@@ -78,8 +81,13 @@ def exits_from_scores(learner: Learner, scores: list[torch.Tensor],
     return stacked[np.arange(n), exit_layer - 1], exit_layer
 
 
-def predict(learner: Learner, x: np.ndarray, thresholds: Sequence[float] | None, forced_depth: int | None,
-            batch_size: int = 1024) -> Predictions:
+def predict(
+    learner: Learner,
+    x: np.ndarray,
+    thresholds: Sequence[float] | None,
+    forced_depth: int | None,
+    batch_size: int = 1024,
+) -> Predictions:
     """Batched inference over a whole array on the learner's device; MACs per sample from the exits."""
     device = learner.device()
     preds, exits = [], []
@@ -88,5 +96,4 @@ def predict(learner: Learner, x: np.ndarray, thresholds: Sequence[float] | None,
         preds.append(p.cpu().numpy())
         exits.append(e.cpu().numpy())
     exit_layer = np.concatenate(exits)
-    return Predictions(pred=np.concatenate(preds), exit_layer=exit_layer,
-                       macs=learner.macs_at_exit()[exit_layer - 1])
+    return Predictions(pred=np.concatenate(preds), exit_layer=exit_layer, macs=learner.macs_at_exit()[exit_layer - 1])

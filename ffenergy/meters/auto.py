@@ -7,12 +7,12 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ffenergy.meters.base import Meter, MeterError, MeterUnavailable
 from ffenergy.meters.registry import METERS
-
 
 AUTO_ORDER_GPU = ("nvml", "rapl", "codecarbon")
 AUTO_ORDER_CPU = ("rapl", "codecarbon")
@@ -74,8 +74,9 @@ def available_meters(options: Mapping[str, Mapping[str, Any]] | None = None) -> 
     return statuses
 
 
-def auto_meter(gpu: int | None = None, options: Mapping[str, Mapping[str, Any]] | None = None
-               ) -> tuple[Meter, list[MeterStatus]]:
+def auto_meter(
+    gpu: int | None = None, options: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[Meter, list[MeterStatus]]:
     """The best usable meter (``nvml`` first when ``gpu`` is a GPU index) and why each was or was not taken."""
     options = dict(options or {})
     if gpu is not None:
@@ -84,13 +85,18 @@ def auto_meter(gpu: int | None = None, options: Mapping[str, Mapping[str, Any]] 
     table = []
     for name in AUTO_ORDER_GPU if gpu is not None else AUTO_ORDER_CPU:
         if chosen is not None:
-            table.append(MeterStatus(name, METERS.entry(name).fact("provenance"), False, "not tried: a better meter was usable"))
+            table.append(
+                MeterStatus(name, METERS.entry(name).fact("provenance"), False, "not tried: a better meter was usable")
+            )
             continue
         chosen, status = _probe(name, options.get(name, {}))
-        table.append(MeterStatus(name, status.provenance, status.usable,
-                                 ("chosen by auto: " if chosen else "") + status.reason))
+        table.append(
+            MeterStatus(name, status.provenance, status.usable, ("chosen by auto: " if chosen else "") + status.reason)
+        )
     if chosen is None:
         lines = "\n".join(f"  {s.name}: {s.reason}" for s in table)
-        raise MeterUnavailable(f"meter auto: no usable meter on this machine:\n{lines}\n"
-                               "Fix one of the above, or run with --meter simulated (labelled simulated).")
+        raise MeterUnavailable(
+            f"meter auto: no usable meter on this machine:\n{lines}\n"
+            "Fix one of the above, or run with --meter simulated (labelled simulated)."
+        )
     return chosen, table

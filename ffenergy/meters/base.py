@@ -66,10 +66,10 @@ class Meter(ABC):
         (their energy model is driven by it); real meters ignore it.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most meters hold nothing to release
         """Release threads, handles and ports."""
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -34,12 +34,14 @@ def grams_co2_per_1000_inferences(joules_per_inference: float, intensity: Carbon
     return joules_per_inference * 1000 / J_PER_KWH * intensity.g_per_kwh
 
 
-def resolve_intensity(country_iso_code: str | None = None,
-                      grid_intensity_g_per_kwh: float | None = None) -> CarbonIntensity:
+def resolve_intensity(
+    country_iso_code: str | None = None, grid_intensity_g_per_kwh: float | None = None
+) -> CarbonIntensity:
     """From a configured g/kWh, or from CodeCarbon's country energy-mix data (ISO 3166-1 alpha-3)."""
     if (country_iso_code is None) == (grid_intensity_g_per_kwh is None):
-        raise ValueError("carbon: give exactly one of country_iso_code (e.g. 'FRA') or "
-                         "grid_intensity_g_per_kwh (e.g. 475)")
+        raise ValueError(
+            "carbon: give exactly one of country_iso_code (e.g. 'FRA') or grid_intensity_g_per_kwh (e.g. 475)"
+        )
     if grid_intensity_g_per_kwh is not None:
         if not (math.isfinite(grid_intensity_g_per_kwh) and grid_intensity_g_per_kwh >= 0):
             raise ValueError(f"carbon: grid_intensity_g_per_kwh must be >= 0, got {grid_intensity_g_per_kwh!r}")
@@ -47,17 +49,21 @@ def resolve_intensity(country_iso_code: str | None = None,
     try:
         from codecarbon.input import DataSource
     except ImportError as exc:
-        raise MeterUnavailable(f"carbon: country data comes with CodeCarbon: {PIP} "
-                               "(or give grid_intensity_g_per_kwh)") from exc
+        raise MeterUnavailable(
+            f"carbon: country data comes with CodeCarbon: {PIP} (or give grid_intensity_g_per_kwh)"
+        ) from exc
     mix = DataSource().get_global_energy_mix_data()
     assert country_iso_code is not None  # exactly one of the two was given
     iso = country_iso_code.upper()
     if iso not in mix or mix[iso].get("carbon_intensity") is None:
-        raise ValueError(f"carbon: no grid data for country {country_iso_code!r}; use an ISO 3166-1 alpha-3 "
-                         "code such as 'FRA', 'DEU', 'USA', or give grid_intensity_g_per_kwh")
+        raise ValueError(
+            f"carbon: no grid data for country {country_iso_code!r}; use an ISO 3166-1 alpha-3 "
+            "code such as 'FRA', 'DEU', 'USA', or give grid_intensity_g_per_kwh"
+        )
     entry = mix[iso]
-    return CarbonIntensity(float(entry["carbon_intensity"]),
-                           f"CodeCarbon energy mix {iso} ({entry.get('year', 'year unknown')})")
+    return CarbonIntensity(
+        float(entry["carbon_intensity"]), f"CodeCarbon energy mix {iso} ({entry.get('year', 'year unknown')})"
+    )
 
 
 def provenance_for(cpu_mode: str | None, include_ram: bool) -> Provenance:
@@ -72,8 +78,13 @@ class CodeCarbonMeter(Meter):
     :func:`grams_co2_per_1000_inferences`; with neither, the meter gives energy only.
     """
 
-    def __init__(self, country_iso_code: str | None = None, grid_intensity_g_per_kwh: float | None = None,
-                 include_ram: bool = False, measure_power_secs: float = 1.0):
+    def __init__(
+        self,
+        country_iso_code: str | None = None,
+        grid_intensity_g_per_kwh: float | None = None,
+        include_ram: bool = False,
+        measure_power_secs: float = 1.0,
+    ):
         try:
             from codecarbon import OfflineEmissionsTracker
         except ImportError as exc:
@@ -84,16 +95,22 @@ class CodeCarbonMeter(Meter):
         self.include_ram = include_ram
         self._tracker = OfflineEmissionsTracker(
             country_iso_code=(country_iso_code or "USA").upper(),  # its own CO2 figure is not used
-            output_methods=[], log_level="error", allow_multiple_runs=True,
-            measure_power_secs=measure_power_secs, project_name="ffenergy")
+            output_methods=[],
+            log_level="error",
+            allow_multiple_runs=True,
+            measure_power_secs=measure_power_secs,
+            project_name="ffenergy",
+        )
         hardware = self._tracker.get_detected_hardware()
         cpus = [h for h in self._tracker._hardware if type(h).__name__ == "CPU"]
         self.cpu_mode: str | None = getattr(cpus[0], "_mode", None) if cpus else None
         self._gpu = bool(hardware.get("gpu_count"))
         self._details: dict[str, Any] = {
-            "cpu_mode": self.cpu_mode, "cpu_model": hardware.get("cpu_model"),
+            "cpu_mode": self.cpu_mode,
+            "cpu_model": hardware.get("cpu_model"),
             "cpu_tdp_w": getattr(cpus[0], "_tdp", None) if cpus else None,
-            "gpu_model": hardware.get("gpu_model"), "include_ram": include_ram,
+            "gpu_model": hardware.get("gpu_model"),
+            "include_ram": include_ram,
             "carbon_intensity_g_per_kwh": self.intensity.g_per_kwh if self.intensity else None,
             "carbon_intensity_source": self.intensity.source if self.intensity else None,
         }
@@ -102,8 +119,13 @@ class CodeCarbonMeter(Meter):
     @property
     def info(self) -> MeterInfo:
         domains = ("cpu",) + (("gpu",) if self._gpu else ()) + (("ram",) if self.include_ram else ())
-        return MeterInfo(name="codecarbon", provenance=provenance_for(self.cpu_mode, self.include_ram),
-                         domains=domains, update_period_s=1.0, details=dict(self._details))
+        return MeterInfo(
+            name="codecarbon",
+            provenance=provenance_for(self.cpu_mode, self.include_ram),
+            domains=domains,
+            update_period_s=1.0,
+            details=dict(self._details),
+        )
 
     def start(self) -> str:
         if self._open is not None:

@@ -19,7 +19,7 @@ import numpy as np
 import serial
 
 from ffenergy.meters.base import MeterError, MeterInfo, MeterUnavailable, Provenance
-from ffenergy.meters.ina226_wire import INFO_REQUEST, FLAG_TRIGGER, RawSamples, StreamDecoder
+from ffenergy.meters.ina226_wire import FLAG_TRIGGER, INFO_REQUEST, RawSamples, StreamDecoder
 from ffenergy.meters.triggered import DOMAIN, MeterDisconnected, TriggeredMeter, WindowOptions
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,16 @@ class Ina226Meter(TriggeredMeter):
     Provenance is ``simulated`` when the info line says ``source=simulator``, else ``measured``.
     """
 
-    def __init__(self, port: str, baudrate: int = DEFAULT_BAUD, *, info_timeout_s: float = 5.0,
-                 reopen_retries: int = 10, reopen_interval_s: float = 0.5, **window_options: Unpack[WindowOptions]):
+    def __init__(
+        self,
+        port: str,
+        baudrate: int = DEFAULT_BAUD,
+        *,
+        info_timeout_s: float = 5.0,
+        reopen_retries: int = 10,
+        reopen_interval_s: float = 0.5,
+        **window_options: Unpack[WindowOptions],
+    ):
         super().__init__(**window_options)
         self.port = port
         self.baudrate = baudrate
@@ -90,7 +98,8 @@ class Ina226Meter(TriggeredMeter):
         except (serial.SerialException, OSError) as exc:
             raise MeterUnavailable(
                 f"cannot open the INA226 logger port {self.port}: {exc}. Check the cable and the path"
-                " (ls /dev/serial/by-id/), and that your user may open it (group dialout)") from exc
+                " (ls /dev/serial/by-id/), and that your user may open it (group dialout)"
+            ) from exc
         try:
             header, seen = self._await_header(ser)
         except BaseException:
@@ -101,7 +110,8 @@ class Ina226Meter(TriggeredMeter):
         ser.close()
         raise MeterUnavailable(
             f"no INA226 logger info line from {self.port} within {self.info_timeout_s} s ({seen}): is the logger"
-            f" sketch flashed (hardware/meter/README.md) and the baud rate {self.baudrate}?")
+            f" sketch flashed (hardware/meter/README.md) and the baud rate {self.baudrate}?"
+        )
 
     def _await_header(self, ser: serial.Serial) -> tuple[dict[str, str] | None, str]:
         """Ask for the info line until it comes; adopt it and the samples after it."""
@@ -125,7 +135,7 @@ class Ina226Meter(TriggeredMeter):
                     decoder.garbage_bytes += self._decoder.garbage_bytes
                     self._decoder = decoder
                     self._timeline = _Timeline(self._timeline_end())
-                    self._ingest(items[last + 1:])
+                    self._ingest(items[last + 1 :])
                     return header, ""
         except (serial.SerialException, OSError) as exc:
             raise MeterUnavailable(f"the INA226 logger port {self.port} failed while opening: {exc}") from exc
@@ -133,15 +143,20 @@ class Ina226Meter(TriggeredMeter):
 
     def _set_header(self, header: dict[str, str]) -> None:
         if "error" in header:
-            raise MeterUnavailable(f"the logger on {self.port} reports {header['error']}: check the INA226 wiring"
-                                   " (SDA/SCL/VCC/GND) and its I2C address (hardware/meter/README.md)")
+            raise MeterUnavailable(
+                f"the logger on {self.port} reports {header['error']}: check the INA226 wiring"
+                " (SDA/SCL/VCC/GND) and its I2C address (hardware/meter/README.md)"
+            )
         missing = [k for k in _REQUIRED if k not in header]
         if missing:
-            raise MeterUnavailable(f"the logger on {self.port} sent an info line without {', '.join(missing)}:"
-                                   f" {header}; flash the logger sketch of this ffenergy version")
+            raise MeterUnavailable(
+                f"the logger on {self.port} sent an info line without {', '.join(missing)}:"
+                f" {header}; flash the logger sketch of this ffenergy version"
+            )
         if self.header and header.get("source") != self.header.get("source"):
-            log.warning("meter on %s changed source from %s to %s", self.port, self.header.get("source"),
-                        header.get("source"))
+            log.warning(
+                "meter on %s changed source from %s to %s", self.port, self.header.get("source"), header.get("source")
+            )
         self.header = header
         self._bus_lsb = float(header["bus_lsb_v"])
         self._amp_lsb = float(header["shunt_lsb_v"]) / float(header["shunt_ohm"])
@@ -181,14 +196,20 @@ class Ina226Meter(TriggeredMeter):
             t, lost = self._timeline.convert(item)
             self.stats.samples += len(item)
             self.stats.lost_samples += lost
-            self._append(t, item.bus * self._bus_lsb, item.shunt * self._amp_lsb,
-                         (item.flags & FLAG_TRIGGER).astype(np.float64))
+            self._append(
+                t, item.bus * self._bus_lsb, item.shunt * self._amp_lsb, (item.flags & FLAG_TRIGGER).astype(np.float64)
+            )
 
     def _reopen(self, exc: BaseException) -> bool:
         """Reopen after the port vanished; False (and the meter failed) when retries run out."""
         self._ser.close()
-        log.warning("meter port %s vanished (%s); reopening (%d tries, %.1f s apart)", self.port, exc,
-                    self.reopen_retries, self.reopen_interval_s)
+        log.warning(
+            "meter port %s vanished (%s); reopening (%d tries, %.1f s apart)",
+            self.port,
+            exc,
+            self.reopen_retries,
+            self.reopen_interval_s,
+        )
         self._restart()
         for _ in range(self.reopen_retries):
             if self._closing.wait(self.reopen_interval_s):
@@ -200,10 +221,13 @@ class Ina226Meter(TriggeredMeter):
             self.stats.reopens += 1
             log.warning("meter port %s is back", self.port)
             return True
-        self._fail(MeterDisconnected(
-            f"meter port {self.port} vanished ({exc}) and did not come back after {self.reopen_retries} reopen tries"
-            f" over {self.reopen_retries * self.reopen_interval_s:.1f} s. Plug the meter back in, then resume the"
-            " run (ffenergy run CONFIG --resume RUN_DIR): finished rows are kept"))
+        self._fail(
+            MeterDisconnected(
+                f"meter port {self.port} vanished ({exc}) and did not come back after {self.reopen_retries} reopen tries"
+                f" over {self.reopen_retries * self.reopen_interval_s:.1f} s. Plug the meter back in, then resume the"
+                " run (ffenergy run CONFIG --resume RUN_DIR): finished rows are kept"
+            )
+        )
         return False
 
     # --- Meter interface --------------------------------------------------------------------
@@ -215,12 +239,17 @@ class Ina226Meter(TriggeredMeter):
     def info(self) -> MeterInfo:
         period = float(self.header.get("period_us", "nan")) * 1e-6
         truth = {k[3:]: _number(v) for k, v in self.header.items() if k.startswith("gt_")}
-        details = {"port": self.port, "baudrate": self.baudrate, "header": dict(self.header),
-                   "stream": dataclasses.asdict(self.stats)}
+        details = {
+            "port": self.port,
+            "baudrate": self.baudrate,
+            "header": dict(self.header),
+            "stream": dataclasses.asdict(self.stats),
+        }
         if truth:
             details["ground_truth"] = truth
-        return MeterInfo(name="ina226", provenance=self.provenance, domains=(DOMAIN,),
-                         update_period_s=period, details=details)
+        return MeterInfo(
+            name="ina226", provenance=self.provenance, domains=(DOMAIN,), update_period_s=period, details=details
+        )
 
     def close(self) -> None:
         self._closing.set()

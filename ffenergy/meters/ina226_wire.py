@@ -22,14 +22,12 @@ FLAG_MISSED = 0x02
 
 _BODY = struct.Struct("<HIHhB")  # seq, t_us, bus, shunt, flags (bytes 2..12)
 FRAME_DTYPE = np.dtype(
-    [("sync", "S2"), ("seq", "<u2"), ("t_us", "<u4"), ("bus", "<u2"), ("shunt", "<i2"), ("flags", "u1"),
-     ("crc", "<u2")]
+    [("sync", "S2"), ("seq", "<u2"), ("t_us", "<u4"), ("bus", "<u2"), ("shunt", "<i2"), ("flags", "u1"), ("crc", "<u2")]
 )
 assert FRAME_DTYPE.itemsize == FRAME_LEN
 
 
-def encode_frames(seq: np.ndarray, t_us: np.ndarray, bus: np.ndarray, shunt: np.ndarray,
-                  flags: np.ndarray) -> bytes:
+def encode_frames(seq: np.ndarray, t_us: np.ndarray, bus: np.ndarray, shunt: np.ndarray, flags: np.ndarray) -> bytes:
     """Sample frames for equal-length arrays of raw register values (seq and t_us wrap)."""
     n = len(seq)
     rec = np.zeros(n, dtype=FRAME_DTYPE)
@@ -150,7 +148,7 @@ class StreamDecoder:
     def _info_at(self, pos: int, out: Decoded) -> int | None:
         """Consume an info line at ``pos``; bytes consumed, or None if more bytes are needed."""
         buf = self.buf
-        have = bytes(buf[pos:pos + len(INFO_PREFIX)])
+        have = bytes(buf[pos : pos + len(INFO_PREFIX)])
         if not INFO_PREFIX.startswith(have):
             self.garbage_bytes += 1
             return 1

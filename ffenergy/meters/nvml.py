@@ -47,13 +47,17 @@ class NvmlMeter(Meter):
         try:
             self.nvml.nvmlInit()
         except err as exc:
-            raise MeterUnavailable(f"NVML: cannot initialise the NVIDIA driver ({exc}): no NVIDIA GPU or "
-                                   "driver here (check nvidia-smi)") from exc
+            raise MeterUnavailable(
+                f"NVML: cannot initialise the NVIDIA driver ({exc}): no NVIDIA GPU or driver here (check nvidia-smi)"
+            ) from exc
         try:
             count = self.nvml.nvmlDeviceGetCount()
             if not 0 <= index < count:
-                raise MeterUnavailable(f"NVML: no GPU with index {index}; this machine has {count} "
-                                       f"(valid: 0..{count - 1})" if count else "NVML: the driver sees no GPU")
+                raise MeterUnavailable(
+                    f"NVML: no GPU with index {index}; this machine has {count} (valid: 0..{count - 1})"
+                    if count
+                    else "NVML: the driver sees no GPU"
+                )
             self._handle = self.nvml.nvmlDeviceGetHandleByIndex(index)
             name = self.nvml.nvmlDeviceGetName(self._handle)
             self.gpu_name = name.decode() if isinstance(name, bytes) else str(name)
@@ -95,11 +99,17 @@ class NvmlMeter(Meter):
         if self.counter_reason is None:
             method = "energy counter nvmlDeviceGetTotalEnergyConsumption (mJ), deltas"
         else:
-            method = (f"power polling: nvmlDeviceGetPowerUsage (mW) every {self.poll_period_s:g} s, "
-                      f"integrated by the trapezoid rule ({self.counter_reason})")
-        return MeterInfo(name="nvml", provenance="measured", domains=(self.domain,),
-                         update_period_s=max(NVML_UPDATE_PERIOD_S, self.poll_period_s),
-                         details={"gpu_index": self.index, "gpu_name": self.gpu_name, "method": method})
+            method = (
+                f"power polling: nvmlDeviceGetPowerUsage (mW) every {self.poll_period_s:g} s, "
+                f"integrated by the trapezoid rule ({self.counter_reason})"
+            )
+        return MeterInfo(
+            name="nvml",
+            provenance="measured",
+            domains=(self.domain,),
+            update_period_s=max(NVML_UPDATE_PERIOD_S, self.poll_period_s),
+            details={"gpu_index": self.index, "gpu_name": self.gpu_name, "method": method},
+        )
 
     @property
     def domain(self) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import importlib
 import threading
-from typing import Any, Callable, Literal, Unpack
+from collections.abc import Callable
+from typing import Any, Literal, Unpack
 
 import numpy as np
 
@@ -34,9 +35,17 @@ def _load_api_class(multiprocess: bool) -> Any:
 class Ppk2Meter(TriggeredMeter):
     """A PPK2 with the DUT trigger on logic channel ``trigger_channel`` (0..7 = D0..D7)."""
 
-    def __init__(self, port: str | None = None, *, mode: Literal["source", "ampere"] = "source",
-                 voltage_mv: int = 3300, trigger_channel: int = 0, multiprocess: bool = True,
-                 api_factory: Callable[[str], Any] | None = None, **window_options: Unpack[WindowOptions]):
+    def __init__(
+        self,
+        port: str | None = None,
+        *,
+        mode: Literal["source", "ampere"] = "source",
+        voltage_mv: int = 3300,
+        trigger_channel: int = 0,
+        multiprocess: bool = True,
+        api_factory: Callable[[str], Any] | None = None,
+        **window_options: Unpack[WindowOptions],
+    ):
         window_options.setdefault("history_s", 10.0)
         super().__init__(**window_options)
         if mode not in ("source", "ampere"):
@@ -64,8 +73,10 @@ class Ppk2Meter(TriggeredMeter):
         except MeterUnavailable:
             raise
         except Exception as exc:  # the package raises bare Exceptions and serial errors
-            raise MeterUnavailable(f"cannot start the PPK2 on {self.port}: {exc}. Check the USB cable and that"
-                                   " no other program (nRF Connect Power Profiler) holds the port") from exc
+            raise MeterUnavailable(
+                f"cannot start the PPK2 on {self.port}: {exc}. Check the USB cable and that"
+                " no other program (nRF Connect Power Profiler) holds the port"
+            ) from exc
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"ppk2-{self.port}", daemon=True)
         self._thread.start()
@@ -75,8 +86,10 @@ class Ppk2Meter(TriggeredMeter):
         lister = getattr(factory, "list_devices", None)
         ports = lister() if lister else []
         if not ports:
-            raise MeterUnavailable("no PPK2 found on USB: plug it in (both USB cables for source mode) or pass"
-                                   " its port, e.g. /dev/serial/by-id/usb-Nordic_Semiconductor_PPK2_*-if01")
+            raise MeterUnavailable(
+                "no PPK2 found on USB: plug it in (both USB cables for source mode) or pass"
+                " its port, e.g. /dev/serial/by-id/usb-Nordic_Semiconductor_PPK2_*-if01"
+            )
         return ports[0]
 
     def _run(self) -> None:
@@ -89,8 +102,12 @@ class Ppk2Meter(TriggeredMeter):
                 decoded = self._api.get_samples(data)
             except Exception as exc:
                 if not self._closing.is_set():
-                    self._fail(MeterDisconnected(f"the PPK2 on {self.port} stopped answering ({exc}): check the USB"
-                                                 " cable, then resume the run (ffenergy run CONFIG --resume RUN_DIR)"))
+                    self._fail(
+                        MeterDisconnected(
+                            f"the PPK2 on {self.port} stopped answering ({exc}): check the USB"
+                            " cable, then resume the run (ffenergy run CONFIG --resume RUN_DIR)"
+                        )
+                    )
                 return
             self._ingest(decoded)
 
@@ -112,9 +129,17 @@ class Ppk2Meter(TriggeredMeter):
     @property
     def info(self) -> MeterInfo:
         return MeterInfo(
-            name="ppk2", provenance="measured", domains=(DOMAIN,), update_period_s=1.0 / SAMPLE_RATE_HZ,
-            details={"port": self.port, "mode": self.mode, "voltage_mv": self.voltage_mv,
-                     "trigger_channel": f"D{self.trigger_channel}", "lost_samples": self.lost_samples},
+            name="ppk2",
+            provenance="measured",
+            domains=(DOMAIN,),
+            update_period_s=1.0 / SAMPLE_RATE_HZ,
+            details={
+                "port": self.port,
+                "mode": self.mode,
+                "voltage_mv": self.voltage_mv,
+                "trigger_channel": f"D{self.trigger_channel}",
+                "lost_samples": self.lost_samples,
+            },
         )
 
     def close(self) -> None:

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ffenergy.meters.base import Meter, MeterError, MeterInfo, MeterUnavailable, WindowEnergy
-from ffenergy.meters.rapl import PERMISSION_FIX, RAPL_UPDATE_PERIOD_S, RaplZone, read_zone
 from ffenergy.meters.nvml import NVML_UPDATE_PERIOD_S
+from ffenergy.meters.rapl import PERMISSION_FIX, RAPL_UPDATE_PERIOD_S, RaplZone, read_zone
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +59,15 @@ def _checked_pyjoules() -> tuple[str, str | None]:
             f"pyJoules imported from {path} is version {version or 'unknown (no __version__)'}{shadow}; this adapter "
             f"corrects the known unit and wrap bugs of {SUPPORTED_VERSION} only, and would multiply a fixed release's "
             f"NVML energy by 1000: pip install pyjoules=={SUPPORTED_VERSION} and take the other copy off sys.path "
-            "(PYTHONPATH, the working directory), or use the rapl/nvml meters")
+            "(PYTHONPATH, the working directory), or use the rapl/nvml meters"
+        )
     if installed != SUPPORTED_VERSION:
-        logger.warning("pyJoules: the imported module at %s is %s but the installed distribution says %s; "
-                       "trusting the module", path, version, installed or "not installed")
+        logger.warning(
+            "pyJoules: the imported module at %s is %s but the installed distribution says %s; trusting the module",
+            path,
+            version,
+            installed or "not installed",
+        )
     return path, installed
 
 
@@ -84,18 +90,23 @@ class PyJoulesMeter(Meter):
             from pyJoules.energy_meter import EnergyMeter
             from pyJoules.exception import PyJoulesException
         except ImportError as exc:
-            raise MeterUnavailable(f"pyJoules at {self._module_path} is incomplete ({exc}): "
-                                   f"pip install --force-reinstall pyjoules=={SUPPORTED_VERSION}") from exc
+            raise MeterUnavailable(
+                f"pyJoules at {self._module_path} is incomplete ({exc}): "
+                f"pip install --force-reinstall pyjoules=={SUPPORTED_VERSION}"
+            ) from exc
         try:
             domains: list[Any] = []
             if rapl and RaplDevice._rapl_api_available():
                 domains += RaplDevice.available_package_domains() + RaplDevice.available_dram_domains()
             if gpu_indices:
                 from pyJoules.device.nvidia_device import NvidiaGPUDomain
+
                 domains += [NvidiaGPUDomain(i) for i in gpu_indices]
             if not domains:
-                raise MeterUnavailable("pyJoules found no RAPL package/dram domain (no /sys/class/powercap/intel-rapl) "
-                                       "and no GPU was asked for (gpu_indices)")
+                raise MeterUnavailable(
+                    "pyJoules found no RAPL package/dram domain (no /sys/class/powercap/intel-rapl) "
+                    "and no GPU was asked for (gpu_indices)"
+                )
             self._devices = DeviceFactory.create_devices(domains)
             self._meter = EnergyMeter(self._devices)
             self._zones = self._rapl_zones()
@@ -124,12 +135,18 @@ class PyJoulesMeter(Meter):
     def info(self) -> MeterInfo:
         gpu = any(d.startswith("gpu-") for d in self._domains)
         return MeterInfo(
-            name="pyjoules", provenance="measured", domains=self._domains,
+            name="pyjoules",
+            provenance="measured",
+            domains=self._domains,
             update_period_s=NVML_UPDATE_PERIOD_S if gpu else RAPL_UPDATE_PERIOD_S,
-            details={"pyjoules_version": SUPPORTED_VERSION, "pyjoules_module": self._module_path,
-                     "pyjoules_distribution": self._distribution,
-                     "corrections": "NVML mJ reported as uJ: x1000 corrected; one RAPL wrap corrected, "
-                                    "windows that could hold more refused"})
+            details={
+                "pyjoules_version": SUPPORTED_VERSION,
+                "pyjoules_module": self._module_path,
+                "pyjoules_distribution": self._distribution,
+                "corrections": "NVML mJ reported as uJ: x1000 corrected; one RAPL wrap corrected, "
+                "windows that could hold more refused",
+            },
+        )
 
     @property
     def max_window_s(self) -> float:
@@ -153,7 +170,8 @@ class PyJoulesMeter(Meter):
             raise MeterError(
                 f"pyJoules meter: a {duration:.3g} s window may hold more than one RAPL counter wrap "
                 f"(fastest wrap {self.max_window_s:.3g} s) and pyJoules {SUPPORTED_VERSION} cannot count them; "
-                "use the 'rapl' meter or shorter windows")
+                "use the 'rapl' meter or shorter windows"
+            )
         (sample,) = self._meter.get_trace()
         joules = {}
         for key, value in sample.energy.items():

@@ -55,10 +55,14 @@ PERMISSION_FIX = (
     "      sudo chgrp rapl /sys/class/powercap/intel-rapl:*/energy_uj && "
     "sudo chmod g+r /sys/class/powercap/intel-rapl:*/energy_uj"
 )
-BROKEN_FIX = ("Check the RAPL driver (dmesg | grep -i rapl) and how /sys is mounted here (ls -lR the zone), "
-              "or use 'nvml' for an NVIDIA GPU or 'codecarbon' for a labelled estimate.")
-PLATFORM_ENERGY = ("psys is platform energy (the whole SoC: cores, graphics, memory controller and "
-                   "more on some laptops), not CPU-package energy")
+BROKEN_FIX = (
+    "Check the RAPL driver (dmesg | grep -i rapl) and how /sys is mounted here (ls -lR the zone), "
+    "or use 'nvml' for an NVIDIA GPU or 'codecarbon' for a labelled estimate."
+)
+PLATFORM_ENERGY = (
+    "psys is platform energy (the whole SoC: cores, graphics, memory controller and "
+    "more on some laptops), not CPU-package energy"
+)
 
 
 @dataclass(frozen=True)
@@ -95,8 +99,10 @@ def _dangling_hint(zone_dir: Path) -> str:
         target = os.readlink(zone_dir)
     except OSError:
         target = "?"
-    return (f"; {zone_dir} links to {target}, which is not mounted here (mount "
-            "/sys/devices/virtual/powercap too, or pass root= the directory that holds intel-rapl:N)")
+    return (
+        f"; {zone_dir} links to {target}, which is not mounted here (mount "
+        "/sys/devices/virtual/powercap too, or pass root= the directory that holds intel-rapl:N)"
+    )
 
 
 def _read_text(path: Path) -> str:
@@ -179,12 +185,16 @@ def _zone_dirs(root: Path) -> tuple[dict[str, Path], list[str]]:
             for sub, sub_path in _entries(path):
                 if sub.startswith(zid + ":"):
                     candidates.setdefault(sub, []).append(sub_path)
-    dirs = {zid: next((p for p in paths if os.path.isdir(p)), paths[0])
-            for zid, paths in sorted(candidates.items(), key=lambda kv: _zid_key(kv[0]))}
+    dirs = {
+        zid: next((p for p in paths if os.path.isdir(p)), paths[0])
+        for zid, paths in sorted(candidates.items(), key=lambda kv: _zid_key(kv[0]))
+    }
     notes = []
     if nested and not any(_TOP.match(zid) and os.path.isdir(path) for zid, path in flat):
-        notes.append(f"zones read through {root / CONTROL_TYPE}/: {root} has no usable flat intel-rapl:N entries "
-                     "(as in a container that bind-mounts only the control type)")
+        notes.append(
+            f"zones read through {root / CONTROL_TYPE}/: {root} has no usable flat intel-rapl:N entries "
+            "(as in a container that bind-mounts only the control type)"
+        )
     return dirs, notes
 
 
@@ -198,8 +208,11 @@ def _sort_tops(dirs: dict[str, Path], notes: list[str]) -> tuple[dict[int, list[
         try:
             name = _read_name(path)
         except MeterError as exc:
-            raise _unusable(f"the name of top-level zone {zid} cannot be read (it may be a CPU package, "
-                            "and leaving it out would undercount)", exc) from exc
+            raise _unusable(
+                f"the name of top-level zone {zid} cannot be read (it may be a CPU package, "
+                "and leaving it out would undercount)",
+                exc,
+            ) from exc
         m = _PACKAGE.match(name)
         if m:
             packages.setdefault(int(m.group(1)), []).append(_Found(zid, path, name))
@@ -252,8 +265,11 @@ def _socket_zones(socket: int, group: list[_Found], notes: list[str]) -> list[Ra
     kept = []
     for cluster in clusters:
         for other in cluster[1:]:
-            _note(notes, f"{other.path.name} ({other.name}) mirrors {cluster[0].path.name} "
-                         f"({cluster[0].name}): one counter, counted once")
+            _note(
+                notes,
+                f"{other.path.name} ({other.name}) mirrors {cluster[0].path.name} "
+                f"({cluster[0].name}): one counter, counted once",
+            )
         domain = f"package-{socket}" if len(group) > 1 and len(clusters) == 1 else cluster[0].name
         kept.append(replace(cluster[0], domain=domain))
     return kept
@@ -277,8 +293,12 @@ def _dram_zone(zid: str, path: Path, parents: dict[str, str], notes: list[str]) 
     try:
         name = _read_name(path)
     except MeterError as exc:
-        _note(notes, f"{zid}: skipped, its name cannot be read ({exc}); if it is {parent}'s dram, "
-                     "dram energy is missing from the total", skipped=True)
+        _note(
+            notes,
+            f"{zid}: skipped, its name cannot be read ({exc}); if it is {parent}'s dram, "
+            "dram energy is missing from the total",
+            skipped=True,
+        )
         return None
     if name in ("core", "uncore"):
         return None  # inside its package: reading it would double count
@@ -288,8 +308,11 @@ def _dram_zone(zid: str, path: Path, parents: dict[str, str], notes: list[str]) 
     try:
         return _open_zone(_Found(zid, path, name), f"dram-{parents[parent]}")
     except MeterError as exc:
-        _note(notes, f"{zid} (dram of {parent}): skipped, {exc}; the total holds that package without its dram",
-              skipped=True)
+        _note(
+            notes,
+            f"{zid} (dram of {parent}): skipped, {exc}; the total holds that package without its dram",
+            skipped=True,
+        )
         return None
 
 
@@ -302,15 +325,19 @@ def _psys_zones(platforms: list[_Found], have_packages: bool, notes: list[str]) 
         except MeterError as exc:
             if not have_packages:
                 raise _unusable(f"{f.zid} (psys), the only energy zone here, cannot be read", exc) from exc
-            _note(notes, f"{f.zid} (psys): skipped, {exc}; psys is not in the total, the packages are "
-                         "measured without it", skipped=True)
+            _note(
+                notes,
+                f"{f.zid} (psys): skipped, {exc}; psys is not in the total, the packages are measured without it",
+                skipped=True,
+            )
     if have_packages or not zones:
         return zones
     if len(zones) > 1:
         raise MeterUnavailable(
             f"RAPL: not usable, because there is no package zone and {len(zones)} psys zones "
             f"({', '.join(z.path.name for z in zones)}): which one is the platform total is unknown. "
-            "Use 'codecarbon' for a labelled estimate.")
+            "Use 'codecarbon' for a labelled estimate."
+        )
     _note(notes, f"no package zone: {zones[0].path.name} (psys) is the total. {PLATFORM_ENERGY}")
     return [replace(zones[0], in_total=True)]
 
@@ -323,7 +350,8 @@ def discover_zones(root: Path | str = DEFAULT_ROOT) -> tuple[list[RaplZone], lis
         raise MeterUnavailable(
             f"RAPL: no powercap zones (intel-rapl:*) under {root} or {root / CONTROL_TYPE}: this host has no "
             "RAPL interface (no intel_rapl/amd rapl driver, or a VM/container that hides it). Use 'nvml' for an "
-            "NVIDIA GPU or 'codecarbon' for a labelled estimate.")
+            "NVIDIA GPU or 'codecarbon' for a labelled estimate."
+        )
     for text in notes:
         logger.info("RAPL: %s", text)
     packages, platforms = _sort_tops(dirs, notes)
@@ -347,14 +375,18 @@ class RaplMeter(Meter):
         self.root = Path(root)
         self.zones, self.notes = discover_zones(self.root)
         if not any(z.in_total for z in self.zones):
-            raise MeterUnavailable(f"RAPL: no package, dram or psys zone under {self.root} "
-                                   f"({'; '.join(self.notes) or 'no zones'}). {BROKEN_FIX}")
+            raise MeterUnavailable(
+                f"RAPL: no package, dram or psys zone under {self.root} "
+                f"({'; '.join(self.notes) or 'no zones'}). {BROKEN_FIX}"
+            )
         fastest_wrap = min(z.wrap_time_s for z in self.zones)
         if poll_period_s is None:
             poll_period_s = min(1.0, fastest_wrap / 10)
         if not 0 < poll_period_s < fastest_wrap / 2:
-            raise ValueError(f"RAPL: poll_period_s={poll_period_s} must be > 0 and under half the fastest "
-                             f"counter wrap ({fastest_wrap:.3g} s), or wraps would be missed")
+            raise ValueError(
+                f"RAPL: poll_period_s={poll_period_s} must be > 0 and under half the fastest "
+                f"counter wrap ({fastest_wrap:.3g} s), or wraps would be missed"
+            )
         self.poll_period_s = poll_period_s
         self._not_in_total = tuple(z.domain for z in self.zones if not z.in_total)
         self._lock = threading.Lock()
@@ -368,14 +400,27 @@ class RaplMeter(Meter):
     @property
     def info(self) -> MeterInfo:
         return MeterInfo(
-            name="rapl", provenance="measured", domains=tuple(z.domain for z in self.zones),
+            name="rapl",
+            provenance="measured",
+            domains=tuple(z.domain for z in self.zones),
             update_period_s=RAPL_UPDATE_PERIOD_S,
-            details={"root": str(self.root), "poll_period_s": self.poll_period_s, "total": self._total_label(),
-                     "zones": {z.domain: {"path": str(z.path), "name": z.name, "max_energy_range_uj": z.max_range_uj,
-                                          "in_total": z.in_total}
-                               for z in self.zones},
-                     "not_in_total": list(self._not_in_total),
-                     "notes": self.notes})
+            details={
+                "root": str(self.root),
+                "poll_period_s": self.poll_period_s,
+                "total": self._total_label(),
+                "zones": {
+                    z.domain: {
+                        "path": str(z.path),
+                        "name": z.name,
+                        "max_energy_range_uj": z.max_range_uj,
+                        "in_total": z.in_total,
+                    }
+                    for z in self.zones
+                },
+                "not_in_total": list(self._not_in_total),
+                "notes": self.notes,
+            },
+        )
 
     def _total_label(self) -> str:
         counted = [z for z in self.zones if z.in_total]
@@ -433,7 +478,8 @@ class RaplMeter(Meter):
             raise MeterError(
                 f"RAPL: the counters of {counted} did not move in {duration:.3g} s, so they are frozen (a VM or "
                 "container that exposes RAPL without updating it?); 0 J would be reported as measured. Measure "
-                "on the host, or use 'codecarbon' for a labelled estimate.")
+                "on the host, or use 'codecarbon' for a labelled estimate."
+            )
         return energy
 
     def close(self) -> None:

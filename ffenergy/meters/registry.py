@@ -16,20 +16,43 @@ if TYPE_CHECKING:
     from ffenergy.meters.base import Meter
 
 METERS: Registry[type[Meter]] = Registry("meter")
-METERS.register("nvml", "ffenergy.meters.nvml:NvmlMeter", "NVIDIA GPU energy counter (NVML)",
-                provenance="measured", host=True)
-METERS.register("rapl", "ffenergy.meters.rapl:RaplMeter", "CPU package/DRAM RAPL counters",
-                provenance="measured", host=True)
-METERS.register("pyjoules", "ffenergy.meters.pyjoules_meter:PyJoulesMeter",
-                "pyJoules 0.5.1 with its unit/wrap bugs corrected (cross-check)", provenance="measured", host=True)
-METERS.register("codecarbon", "ffenergy.meters.codecarbon_meter:CodeCarbonMeter",
-                "CodeCarbon offline tracker (CPU TDP x load estimate without RAPL)", provenance="estimated", host=True)
-METERS.register("simulated", "ffenergy.meters.simulated:SimulatedMeter",
-                "energy model with known ground truth (CI); never chosen by auto", provenance="simulated", host=True)
-METERS.register("ina226", "ffenergy.meters.ina226:Ina226Meter", "INA226 logger on a serial port",
-                provenance="measured", needs_port=True)
-METERS.register("ppk2", "ffenergy.meters.ppk2:Ppk2Meter", "Nordic PPK2 on a serial port",
-                provenance="measured", needs_port=True)
+METERS.register(
+    "nvml", "ffenergy.meters.nvml:NvmlMeter", "NVIDIA GPU energy counter (NVML)", provenance="measured", host=True
+)
+METERS.register(
+    "rapl", "ffenergy.meters.rapl:RaplMeter", "CPU package/DRAM RAPL counters", provenance="measured", host=True
+)
+METERS.register(
+    "pyjoules",
+    "ffenergy.meters.pyjoules_meter:PyJoulesMeter",
+    "pyJoules 0.5.1 with its unit/wrap bugs corrected (cross-check)",
+    provenance="measured",
+    host=True,
+)
+METERS.register(
+    "codecarbon",
+    "ffenergy.meters.codecarbon_meter:CodeCarbonMeter",
+    "CodeCarbon offline tracker (CPU TDP x load estimate without RAPL)",
+    provenance="estimated",
+    host=True,
+)
+METERS.register(
+    "simulated",
+    "ffenergy.meters.simulated:SimulatedMeter",
+    "energy model with known ground truth (CI); never chosen by auto",
+    provenance="simulated",
+    host=True,
+)
+METERS.register(
+    "ina226",
+    "ffenergy.meters.ina226:Ina226Meter",
+    "INA226 logger on a serial port",
+    provenance="measured",
+    needs_port=True,
+)
+METERS.register(
+    "ppk2", "ffenergy.meters.ppk2:Ppk2Meter", "Nordic PPK2 on a serial port", provenance="measured", needs_port=True
+)
 
 
 def host_meter_choices() -> list[str]:

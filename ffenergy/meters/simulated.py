@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -40,8 +40,12 @@ class SimulatedMeter(Meter):
         seed: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ):
-        for name, value in (("joules_per_mac", joules_per_mac), ("static_power_w", static_power_w),
-                            ("noise", noise), ("quantum_j", quantum_j)):
+        for name, value in (
+            ("joules_per_mac", joules_per_mac),
+            ("static_power_w", static_power_w),
+            ("noise", noise),
+            ("quantum_j", quantum_j),
+        ):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"simulated meter: {name} must be a finite number >= 0, got {value!r}")
         if not (math.isfinite(update_period_s) and update_period_s > 0):

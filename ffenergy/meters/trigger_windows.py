@@ -55,12 +55,13 @@ def integrate(t: np.ndarray, p: np.ndarray, start: int, end: int) -> float:
     """sum p_k * (t_{k+1} - t_k) for k in [start, end); needs t[end] to exist."""
     if not 0 <= start < end < len(t):
         raise ValueError(f"window [{start}, {end}) needs samples up to index {end}; the stream has {len(t)}")
-    dt = np.diff(t[start:end + 1])
+    dt = np.diff(t[start : end + 1])
     return float(np.dot(p[start:end], dt))
 
 
-def idle_power(t: np.ndarray, p: np.ndarray, trig: np.ndarray, start: int, end: int,
-               span_s: float, guard: int = 2) -> tuple[float, int]:
+def idle_power(
+    t: np.ndarray, p: np.ndarray, trig: np.ndarray, start: int, end: int, span_s: float, guard: int = 2
+) -> tuple[float, int]:
     """Mean power of trigger-low samples within ``span_s`` before ``start`` and after ``end``.
 
     ``guard`` samples next to each edge are skipped (the meter may average across an edge), and
@@ -77,8 +78,16 @@ def idle_power(t: np.ndarray, p: np.ndarray, trig: np.ndarray, start: int, end: 
     return float(p[mask].mean()), n
 
 
-def measure_window(t: np.ndarray, v: np.ndarray, i: np.ndarray, trig: np.ndarray, start: int, end: int,
-                   idle_span_s: float = 0.05, min_samples: int = MIN_WINDOW_SAMPLES) -> WindowEnergyDetail:
+def measure_window(
+    t: np.ndarray,
+    v: np.ndarray,
+    i: np.ndarray,
+    trig: np.ndarray,
+    start: int,
+    end: int,
+    idle_span_s: float = 0.05,
+    min_samples: int = MIN_WINDOW_SAMPLES,
+) -> WindowEnergyDetail:
     """Gross, idle and net energy of the window [start, end) of a sample stream."""
     t = np.asarray(t, np.float64)
     p = np.asarray(v, np.float64) * np.asarray(i, np.float64)
@@ -94,8 +103,17 @@ def measure_window(t: np.ndarray, v: np.ndarray, i: np.ndarray, trig: np.ndarray
             f" repeat inferences inside the window (INFER repeats) so it spans >= {min_samples} samples"
         )
     if n_idle == 0:
-        warnings.append(f"no trigger-low samples within {idle_span_s} s of the window: idle level unknown, net energy NaN")
+        warnings.append(
+            f"no trigger-low samples within {idle_span_s} s of the window: idle level unknown, net energy NaN"
+        )
     return WindowEnergyDetail(
-        start_index=start, end_index=end, start_s=float(t[start]), duration_s=duration, gross_j=gross,
-        idle_power_w=idle_w, net_j=gross - idle_w * duration, n_idle_samples=n_idle, warnings=tuple(warnings),
+        start_index=start,
+        end_index=end,
+        start_s=float(t[start]),
+        duration_s=duration,
+        gross_j=gross,
+        idle_power_w=idle_w,
+        net_j=gross - idle_w * duration,
+        n_idle_samples=n_idle,
+        warnings=tuple(warnings),
     )

@@ -54,8 +54,15 @@ class TriggeredMeter(Meter):
     after the falling edge (they feed the idle level), and returns its energy.
     """
 
-    def __init__(self, *, idle_span_s: float = 0.05, post_idle_s: float = 0.005, window_timeout_s: float = 10.0,
-                 history_s: float = 60.0, min_window_samples: int = MIN_WINDOW_SAMPLES):
+    def __init__(
+        self,
+        *,
+        idle_span_s: float = 0.05,
+        post_idle_s: float = 0.005,
+        window_timeout_s: float = 10.0,
+        history_s: float = 60.0,
+        min_window_samples: int = MIN_WINDOW_SAMPLES,
+    ):
         self.idle_span_s = idle_span_s
         self.post_idle_s = post_idle_s
         self.window_timeout_s = window_timeout_s
@@ -75,7 +82,7 @@ class TriggeredMeter(Meter):
             return
         with self._cond:
             self._make_room(k)
-            self._cols[:, self._n:self._n + k] = (t, v, i, trig)
+            self._cols[:, self._n : self._n + k] = (t, v, i, trig)
             self._n += k
             self._cond.notify_all()
 
@@ -84,13 +91,13 @@ class TriggeredMeter(Meter):
         if self._n + k <= cap:
             return
         if self._n > 1 and self._cols[0, self._n - 1] - self._cols[0, 0] > self.history_s:
-            drop = int(np.searchsorted(self._cols[0, :self._n], self._cols[0, self._n - 1] - self.history_s / 2))
-            self._cols[:, :self._n - drop] = self._cols[:, drop:self._n]
+            drop = int(np.searchsorted(self._cols[0, : self._n], self._cols[0, self._n - 1] - self.history_s / 2))
+            self._cols[:, : self._n - drop] = self._cols[:, drop : self._n]
             self._n -= drop
             self._base += drop
         if self._n + k > self._cols.shape[1]:
             grown = np.zeros((4, max(2 * self._cols.shape[1], self._n + k)), dtype=np.float64)
-            grown[:, :self._n] = self._cols[:, :self._n]
+            grown[:, : self._n] = self._cols[:, : self._n]
             self._cols = grown
 
     def _restart(self) -> None:
@@ -125,11 +132,15 @@ class TriggeredMeter(Meter):
                 if self._error:
                     raise self._error
                 if len(self._restarts) > token.restarts:
-                    raise StreamRestarted(f"{self.info.name}: the meter stream started over after the window opened"
-                                          " (port reopened or logger reset); measure the window again")
+                    raise StreamRestarted(
+                        f"{self.info.name}: the meter stream started over after the window opened"
+                        " (port reopened or logger reset); measure the window again"
+                    )
                 if token.index < self._base:
-                    raise MeterError(f"{self.info.name}: window start {token.index} has left the {self.history_s} s sample"
-                                     " history; call next_window sooner after start, or raise history_s")
+                    raise MeterError(
+                        f"{self.info.name}: window start {token.index} has left the {self.history_s} s sample"
+                        " history; call next_window sooner after start, or raise history_s"
+                    )
                 found = self._complete_window(token.index)
                 if found is not None:
                     return found
@@ -138,12 +149,13 @@ class TriggeredMeter(Meter):
                     raise MeterError(
                         f"{self.info.name}: no complete trigger window within {timeout} s after sample {token.index}"
                         f" ({self._base + self._n - token.index} samples arrived). Check the trigger wiring, and that a pulse"
-                        " lasts several sample periods (raise INFER repeats)")
+                        " lasts several sample periods (raise INFER repeats)"
+                    )
                 self._cond.wait(min(left, 0.5))
 
     def _complete_window(self, token: int) -> WindowEnergyDetail | None:
         lo = token - self._base
-        t, v, i, trig = self._cols[:, :self._n]
+        t, v, i, trig = self._cols[:, : self._n]
         wins = find_windows(trig[lo:], offset=lo)
         if not wins:
             return None
@@ -153,8 +165,9 @@ class TriggeredMeter(Meter):
         s0 = int(np.searchsorted(t[:start], t[start] - self.idle_span_s))
         s0 = max(s0, max((r - self._base for r in self._restarts if r - self._base <= start), default=0))
         s1 = int(np.searchsorted(t, t[end] + self.idle_span_s, side="right"))
-        detail = measure_window(t[s0:s1], v[s0:s1], i[s0:s1], trig[s0:s1], start - s0, end - s0,
-                                self.idle_span_s, self.min_window_samples)
+        detail = measure_window(
+            t[s0:s1], v[s0:s1], i[s0:s1], trig[s0:s1], start - s0, end - s0, self.idle_span_s, self.min_window_samples
+        )
         return dataclasses.replace(detail, start_index=start + self._base, end_index=end + self._base)
 
     def samples(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -162,7 +175,7 @@ class TriggeredMeter(Meter):
         with self._cond:
             lo = max(start - self._base, 0)
             hi = min(end - self._base, self._n)
-            t, v, i, trig = self._cols[:, lo:max(lo, hi)].copy()
+            t, v, i, trig = self._cols[:, lo : max(lo, hi)].copy()
             return t, v, i, trig
 
     def stop(self, token: Any, work_macs: int = 0) -> WindowEnergy:

@@ -40,8 +40,13 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
 
 
 def _depth_rows(run: RunData, target: str, meter: str, procedure: str) -> list:
-    rows = [r for r in run.summary if (r.target, r.meter, r.procedure) == (target, meter, procedure)
-            and r.mode.startswith("depth-") and r.energy_j_per_inference is not None]
+    rows = [
+        r
+        for r in run.summary
+        if (r.target, r.meter, r.procedure) == (target, meter, procedure)
+        and r.mode.startswith("depth-")
+        and r.energy_j_per_inference is not None
+    ]
     return sorted(rows, key=lambda r: r.mean_layers)
 
 
@@ -68,12 +73,27 @@ def _draw_one(run: RunData, target: str, meter: str) -> Drawn:
             if idx.size > MAX_SCATTER:
                 idx = rng.choice(idx, MAX_SCATTER, replace=False)
             x = samples.exit_layer[idx] + rng.uniform(-0.18, 0.18, idx.size)
-            ax.plot(x, samples.energy_j[idx] / scale, "o", ms=1.8, alpha=0.3, color=color, mew=0,
-                    label=f"per inference (jittered; at most {MAX_SCATTER} shown per panel)")
+            ax.plot(
+                x,
+                samples.energy_j[idx] / scale,
+                "o",
+                ms=1.8,
+                alpha=0.3,
+                color=color,
+                mew=0,
+                label=f"per inference (jittered; at most {MAX_SCATTER} shown per panel)",
+            )
         if depth:
-            ax.errorbar([r.mean_layers for r in depth], [r.energy_j_per_inference / scale for r in depth],
-                        yerr=[(r.energy_ci95_j or 0) / scale for r in depth], fmt="s", ms=5, capsize=4,
-                        color="black" if per_sample else color, label="depth-k mean ± 95% CI")
+            ax.errorbar(
+                [r.mean_layers for r in depth],
+                [r.energy_j_per_inference / scale for r in depth],
+                yerr=[(r.energy_ci95_j or 0) / scale for r in depth],
+                fmt="s",
+                ms=5,
+                capsize=4,
+                color="black" if per_sample else color,
+                label="depth-k mean ± 95% CI",
+            )
         fit = next((f for f in run.fits if (f.target, f.meter, f.procedure) == (target, meter, proc)), None)
         if fit is not None and depth:
             k = [r.mean_layers for r in depth]
@@ -84,7 +104,7 @@ def _draw_one(run: RunData, target: str, meter: str) -> Drawn:
         ax.set_title(procedure_label(proc) + ("" if fit is None else "\n" + _fit_label(fit, scale, unit)), fontsize=8.5)
         ax.set_xlabel("layers used (exit layer)")
         ax.set_ylabel(f"energy per inference ({unit})")
-        ax.set_xticks(range(1, 1 + max([int(round(r.mean_layers)) for r in depth] or [1])))
+        ax.set_xticks(range(1, 1 + max([round(r.mean_layers) for r in depth] or [1])))
         ax.grid(alpha=0.3)
     labelled: dict[str, Artist] = {}
     for ax in axes:
@@ -96,9 +116,12 @@ def _draw_one(run: RunData, target: str, meter: str) -> Drawn:
     title(fig, "Energy per inference vs layers used", run.dataset, target, meter)
     badge(fig, provenance)
     source = "per-inference energies from the meter's trigger windows" if per_sample else "depth-k means with 95% CI"
-    return Drawn(f"attribution_{slug(target)}_{slug(meter)}",
-                 f"Energy per inference against layers used on {target} ({meter}, {provenance}): {source}; "
-                 "grey line: attribution fit; diamonds: light inference, measured and predicted.", fig)
+    return Drawn(
+        f"attribution_{slug(target)}_{slug(meter)}",
+        f"Energy per inference against layers used on {target} ({meter}, {provenance}): {source}; "
+        "grey line: attribution fit; diamonds: light inference, measured and predicted.",
+        fig,
+    )
 
 
 def _fit_label(fit: Fit, scale: float, unit: str) -> str:
@@ -107,16 +130,41 @@ def _fit_label(fit: Fit, scale: float, unit: str) -> str:
 
 
 def _light(ax, run: RunData, target: str, meter: str, proc: str, fit: Fit | None, scale: float) -> None:
-    light = next((r for r in run.summary if (r.target, r.meter, r.procedure, r.mode) == (target, meter, proc, "light")), None)
+    light = next(
+        (r for r in run.summary if (r.target, r.meter, r.procedure, r.mode) == (target, meter, proc, "light")), None
+    )
     if light is None:
         return
     measured = light.energy_j_per_inference
     if measured is not None:
-        ax.errorbar(light.mean_layers, measured / scale, yerr=(light.energy_ci95_j or 0) / scale,
-                    fmt="D", ms=7, color="gold", mec="black", capsize=3, label="light, measured")
+        ax.errorbar(
+            light.mean_layers,
+            measured / scale,
+            yerr=(light.energy_ci95_j or 0) / scale,
+            fmt="D",
+            ms=7,
+            color="gold",
+            mec="black",
+            capsize=3,
+            label="light, measured",
+        )
     if fit is not None and fit.predicted_light_j is not None:
-        ax.plot(light.mean_layers + 0.12, fit.predicted_light_j / scale, "D", ms=7, mfc="none", mec="black",
-                label="light, predicted Σ p_k·E(depth-k)")
+        ax.plot(
+            light.mean_layers + 0.12,
+            fit.predicted_light_j / scale,
+            "D",
+            ms=7,
+            mfc="none",
+            mec="black",
+            label="light, predicted Σ p_k·E(depth-k)",
+        )
         if measured:
-            ax.text(0.97, 0.04, f"light predicted {(fit.predicted_light_j / measured - 1) * 100:+.1f}% vs measured",
-                    transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5)
+            ax.text(
+                0.97,
+                0.04,
+                f"light predicted {(fit.predicted_light_j / measured - 1) * 100:+.1f}% vs measured",
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom",
+                fontsize=7.5,
+            )

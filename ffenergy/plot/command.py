@@ -18,8 +18,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ffenergy.analysis.load import RunData, RunLoadError, find_runs, load_run
-from ffenergy.plot.run_figures import plot_comparison, plot_run
 from ffenergy.plot import FORMATS
+from ffenergy.plot.run_figures import plot_comparison, plot_run
 
 COMPARISON_DIR = "comparison"
 
@@ -42,13 +42,19 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
         else:
             found = find_runs(path)
             if not found:
-                problems.append(f"{path}: no run found (no manifest.json in it or below it); empty, or the run never "
-                                "started -- pass results/<run-id> written by `ffenergy run`")
+                problems.append(
+                    f"{path}: no run found (no manifest.json in it or below it); empty, or the run never "
+                    "started -- pass results/<run-id> written by `ffenergy run`"
+                )
             runs += [r for r in found if r.resolve() not in {x.resolve() for x in runs}]
             if found and found != [path]:
-                problems += [f"{child}: no manifest.json, so not a run (empty, or the run never started); skipped"
-                             for child in sorted(path.iterdir()) if child.is_dir() and child.name != COMPARISON_DIR
-                             and not any(r == child or child in r.parents for r in found)]
+                problems += [
+                    f"{child}: no manifest.json, so not a run (empty, or the run never started); skipped"
+                    for child in sorted(path.iterdir())
+                    if child.is_dir()
+                    and child.name != COMPARISON_DIR
+                    and not any(r == child or child in r.parents for r in found)
+                ]
     return runs, problems
 
 
@@ -72,12 +78,16 @@ def _plot_one(job: tuple[Path, str]) -> tuple[RunData | None, list[str]]:
     unfinished = ", ".join(run.unfinished_stages())
     if not result.figures:
         why = f"missing {', '.join(run.missing)}" if run.missing else "; ".join(result.notes)
-        return None, [f"{run_dir}: nothing to plot ({why}{'; unfinished stages: ' + unfinished if unfinished else ''}); "
-                      "finish the run with `ffenergy run --resume` and plot again"]
+        return None, [
+            f"{run_dir}: nothing to plot ({why}{'; unfinished stages: ' + unfinished if unfinished else ''}); "
+            "finish the run with `ffenergy run --resume` and plot again"
+        ]
     messages = []
     if run.missing or unfinished:
-        messages.append(f"{run_dir}: partial run (missing {', '.join(run.missing) or 'nothing'}; unfinished stages: "
-                        f"{unfinished or 'none'}): plotted what is there")
+        messages.append(
+            f"{run_dir}: partial run (missing {', '.join(run.missing) or 'nothing'}; unfinished stages: "
+            f"{unfinished or 'none'}): plotted what is there"
+        )
     run.samples, run.trace = None, None  # the comparison needs summary and manifest only; keeps the reply small
     return run, messages
 
@@ -114,8 +124,9 @@ def plot_command(paths: list[Path], fmt: str, jobs: int | None = None) -> int:
             results = pool.imap(_plot_one, work)
         else:
             results = map(_plot_one, work)
-        for run, messages in tqdm(results, total=len(work), desc="plotting runs", unit="run", file=sys.stderr,
-                                  disable=len(work) < 2):
+        for run, messages in tqdm(
+            results, total=len(work), desc="plotting runs", unit="run", file=sys.stderr, disable=len(work) < 2
+        ):
             for message in messages:
                 _say(message)
             if run is not None:
@@ -124,6 +135,8 @@ def plot_command(paths: list[Path], fmt: str, jobs: int | None = None) -> int:
         comparison = plot_comparison(plotted, comparison_dir(paths, plotted), fmt)
         print(f"comparison: {comparison.report}")
     total = len(run_dirs) + len(problems)
-    print(f"plotted {len(plotted)} of {total} result director{'y' if total == 1 else 'ies'}"
-          + "".join(f"\n  {run.path / 'report.md'}" for run in plotted))
+    print(
+        f"plotted {len(plotted)} of {total} result director{'y' if total == 1 else 'ies'}"
+        + "".join(f"\n  {run.path / 'report.md'}" for run in plotted)
+    )
     return 0 if plotted else 1

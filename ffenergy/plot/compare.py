@@ -30,11 +30,21 @@ def draw(runs: list[RunData]) -> list[Drawn | Skipped]:
         for si, (run_id, meter) in enumerate(series):
             found = {(r.procedure, r.mode): r for run, r in mine if (run.run_id, r.meter) == (run_id, meter)}
             x = np.arange(len(groups)) + (si - (len(series) - 1) / 2) * width
-            y = np.array([found[g].energy_j_per_inference if g in found else np.nan for g in groups], dtype=float) / scale
+            y = (
+                np.array([found[g].energy_j_per_inference if g in found else np.nan for g in groups], dtype=float)
+                / scale
+            )
             err = [(found[g].energy_ci95_j or 0) / scale if g in found else 0 for g in groups]
             provenance = next(iter(found.values())).provenance
-            ax.bar(x, y, width * 0.95, yerr=err, capsize=2, color=colors[(run_id, meter)],
-                   label=f"{run_id}\n{meter} ({provenance})")
+            ax.bar(
+                x,
+                y,
+                width * 0.95,
+                yerr=err,
+                capsize=2,
+                color=colors[(run_id, meter)],
+                label=f"{run_id}\n{meter} ({provenance})",
+            )
         if values.max() / values.min() > 30:
             log_axis(ax, "y")
         ax.set_xticks(range(len(groups)), [f"{procedure_label(p)}\n{m}" for p, m in groups], fontsize=8)
@@ -47,8 +57,14 @@ def draw(runs: list[RunData]) -> list[Drawn | Skipped]:
     title(fig, f"Energy per inference across {n_runs} runs (error bars: 95% CI)", datasets)
     badge(fig, " + ".join(dict.fromkeys(r.provenance for _, r in rows if r.provenance)))
     without = [run.run_id for run in runs if not any(r is not None for r in _energies(run))]
-    notes: list[Drawn | Skipped] = [Skipped(f"energy of run {rid}", "no energy in summary.csv (MACs only)") for rid in without]
-    return notes + [Drawn("energy_per_inference", "Energy per inference (full and light) per target, one bar per run and meter.", fig)]
+    notes: list[Drawn | Skipped] = [
+        Skipped(f"energy of run {rid}", "no energy in summary.csv (MACs only)") for rid in without
+    ]
+    return notes + [
+        Drawn(
+            "energy_per_inference", "Energy per inference (full and light) per target, one bar per run and meter.", fig
+        )
+    ]
 
 
 def _energies(run: RunData) -> list[float | None]:

@@ -49,8 +49,9 @@ def sweep_energy(run: RunData, target: str, meter: str, row: SweepRow) -> tuple[
     own = row.meter == meter if row.meter else bool(meters) and meters[0] == meter
     if row.energy_j_per_inference is not None and own:
         return row.energy_j_per_inference, MEASURED
-    depth = [summary_energy(run, target, meter, row.procedure, f"depth-{k}")
-             for k in range(1, len(row.exit_fractions) + 1)]
+    depth = [
+        summary_energy(run, target, meter, row.procedure, f"depth-{k}") for k in range(1, len(row.exit_fractions) + 1)
+    ]
     known = [e for e in depth if e is not None]
     if len(known) == len(depth):
         return float(np.dot(row.exit_fractions, known)), PREDICTED

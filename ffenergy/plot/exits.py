@@ -29,8 +29,10 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
             exits = samples.exit_layer[rows]
             frac = np.bincount(exits, minlength=n_layers + 1)[1:] / exits.size * 100
             x = layers + (i - (len(procedures) - 1) / 2) * width
-            label = (f"{procedure_label(proc)}: mean {exits.mean():.2f} layers, "
-                     f"accuracy {samples.correct[rows].mean() * 100:.2f}% (n={exits.size})")
+            label = (
+                f"{procedure_label(proc)}: mean {exits.mean():.2f} layers, "
+                f"accuracy {samples.correct[rows].mean() * 100:.2f}% (n={exits.size})"
+            )
             bars = ax.bar(x, frac, width * 0.95, color=procedure_color(proc, run.procedures), label=label)
             ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
         ax.set_xticks(layers)
@@ -40,6 +42,11 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
         title(fig, "Exit layer under light inference", run.dataset, target)
         ax.legend(fontsize=8, loc="upper right")
         ax.grid(axis="y", alpha=0.3)
-        out.append(Drawn(f"exits_{slug(target)}", f"Share of test samples exiting at each layer on {target} "
-                         "(light inference, calibrated thresholds).", fig))
+        out.append(
+            Drawn(
+                f"exits_{slug(target)}",
+                f"Share of test samples exiting at each layer on {target} (light inference, calibrated thresholds).",
+                fig,
+            )
+        )
     return out

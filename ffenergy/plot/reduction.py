@@ -15,10 +15,17 @@ _TICKS = (0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 10, 15, 20, 30, 50, 100)
 def draw(run: RunData) -> list[Drawn | Skipped]:
     full = {(r.target, r.meter, r.procedure): r.energy_j_per_inference for r in run.summary if r.mode == "full"}
     candidates = [r for r in run.summary if r.mode != "full" and r.mac_reduction and r.energy_reduction]
-    rows = [r for r in candidates if (r.energy_j_per_inference or 0) > 0 and (full.get((r.target, r.meter, r.procedure)) or 0) > 0]
+    rows = [
+        r
+        for r in candidates
+        if (r.energy_j_per_inference or 0) > 0 and (full.get((r.target, r.meter, r.procedure)) or 0) > 0
+    ]
     if not rows:
-        why = ("every energy ratio involves a net energy <= 0 (idle subtraction exceeds the signal)" if candidates
-               else "no energy_reduction in summary.csv (no meter, or summary missing)")
+        why = (
+            "every energy ratio involves a net energy <= 0 (idle subtraction exceeds the signal)"
+            if candidates
+            else "no energy_reduction in summary.csv (no meter, or summary missing)"
+        )
         return [Skipped("MAC vs energy reduction", why)]
     fig = new_figure(5.6, 5.4)
     ax = fig.add_subplot()
@@ -27,16 +34,39 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
         for r in (r for r in rows if (r.target, r.meter) == (target, meter)):
             assert r.mac_reduction and r.energy_reduction  # candidates keeps only these
             light = r.mode == "light"
-            ax.plot(r.mac_reduction, r.energy_reduction, procedure_marker(r.procedure, run.procedures), color=f"C{ci}",
-                    ms=9 if light else 5, mec="black" if light else f"C{ci}", alpha=1 if light else 0.6)
+            ax.plot(
+                r.mac_reduction,
+                r.energy_reduction,
+                procedure_marker(r.procedure, run.procedures),
+                color=f"C{ci}",
+                ms=9 if light else 5,
+                mec="black" if light else f"C{ci}",
+                alpha=1 if light else 0.6,
+            )
             if not light and r.mac_reduction > 1.001:
-                ax.annotate(r.mode.replace("depth-", "d"), (r.mac_reduction, r.energy_reduction), fontsize=6,
-                            xytext=(3, -8), textcoords="offset points", color=f"C{ci}")
+                ax.annotate(
+                    r.mode.replace("depth-", "d"),
+                    (r.mac_reduction, r.energy_reduction),
+                    fontsize=6,
+                    xytext=(3, -8),
+                    textcoords="offset points",
+                    color=f"C{ci}",
+                )
     values = np.array([[r.mac_reduction, r.energy_reduction] for r in rows])
     lo, hi = min(1.0, values.min()) / 1.15, values.max() * 1.15
     ax.plot([lo, hi], [lo, hi], "--", color="gray", lw=1)
-    ax.text(hi / 1.5, hi / 1.5, "ideal: energy ∝ MACs", rotation=45, ha="right", va="bottom", fontsize=8,
-            color="gray", rotation_mode="anchor", transform_rotates_text=True)
+    ax.text(
+        hi / 1.5,
+        hi / 1.5,
+        "ideal: energy ∝ MACs",
+        rotation=45,
+        ha="right",
+        va="bottom",
+        fontsize=8,
+        color="gray",
+        rotation_mode="anchor",
+        transform_rotates_text=True,
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
@@ -50,17 +80,36 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
     ax.set_ylabel("energy reduction (full ÷ mode)")
     ax.grid(alpha=0.3)
     provenances = [run.provenance(t, m) for t, m in pairs]
-    handles = [Line2D([], [], ls="", marker="o", color=f"C{i}", label=f"{t} / {m} ({p})")
-               for i, ((t, m), p) in enumerate(zip(pairs, provenances))]
-    handles += [Line2D([], [], ls="", marker=procedure_marker(proc, run.procedures), color="gray",
-                       label=procedure_label(proc))
-                for proc in run.procedures if any(r.procedure == proc for r in rows)]
-    handles.append(Line2D([], [], ls="", marker="o", ms=9, mfc="white", mec="black", label="light (large); dk = depth-k"))
+    handles = [
+        Line2D([], [], ls="", marker="o", color=f"C{i}", label=f"{t} / {m} ({p})")
+        for i, ((t, m), p) in enumerate(zip(pairs, provenances))
+    ]
+    handles += [
+        Line2D([], [], ls="", marker=procedure_marker(proc, run.procedures), color="gray", label=procedure_label(proc))
+        for proc in run.procedures
+        if any(r.procedure == proc for r in rows)
+    ]
+    handles.append(
+        Line2D([], [], ls="", marker="o", ms=9, mfc="white", mec="black", label="light (large); dk = depth-k")
+    )
     ax.legend(handles=handles, fontsize=7, loc="best")
     if len(rows) < len(candidates):
-        fig.text(0.995, 0.955, f"{len(candidates) - len(rows)} modes left out: net energy ≤ 0", ha="right", va="top",
-                 fontsize=7.5, color="#b71c1c")
+        fig.text(
+            0.995,
+            0.955,
+            f"{len(candidates) - len(rows)} modes left out: net energy ≤ 0",
+            ha="right",
+            va="top",
+            fontsize=7.5,
+            color="#b71c1c",
+        )
     title(fig, "MAC reduction vs energy reduction", run.dataset, "all targets")
     badge(fig, " + ".join(dict.fromkeys(provenances)))
-    return [Drawn("reduction", "Savings in MACs against savings in energy (full ÷ mode) per target and meter; "
-                  "points below the diagonal save less energy than MACs (static power, overheads).", fig)]
+    return [
+        Drawn(
+            "reduction",
+            "Savings in MACs against savings in energy (full ÷ mode) per target and meter; "
+            "points below the diagonal save less energy than MACs (static power, overheads).",
+            fig,
+        )
+    ]

@@ -12,8 +12,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from ffenergy.units import energy_unit
-
 DPI = 100
 # Procedures get colours and markers by their order in the run (the config's order), so a new
 # learner needs no entry here.
@@ -39,16 +37,30 @@ class Skipped:
     reason: str
 
 
-def new_figure(width: float = 7.0, height: float = 4.5, *, right_in: float = 0.2, bottom_in: float = 0.62,
-               top_in: float = 0.62, wspace: float = 0.35, hspace: float = 0.5) -> Figure:
+def new_figure(
+    width: float = 7.0,
+    height: float = 4.5,
+    *,
+    right_in: float = 0.2,
+    bottom_in: float = 0.62,
+    top_in: float = 0.62,
+    wspace: float = 0.35,
+    hspace: float = 0.5,
+) -> Figure:
     """A figure on the Agg canvas; it is garbage collected when dropped (no pyplot registry).
 
     Margins are fixed in inches (room for tick labels, axis labels and the two-line title) instead
     of a layout engine, which would cost a quarter of the drawing time.
     """
     fig = Figure(figsize=(width, height), dpi=DPI)
-    fig.subplots_adjust(left=0.8 / width, right=1 - right_in / width, bottom=bottom_in / height, top=1 - top_in / height,
-                        wspace=wspace, hspace=hspace)
+    fig.subplots_adjust(
+        left=0.8 / width,
+        right=1 - right_in / width,
+        bottom=bottom_in / height,
+        top=1 - top_in / height,
+        wspace=wspace,
+        hspace=hspace,
+    )
     return fig
 
 
@@ -73,8 +85,17 @@ def procedure_marker(procedure: str, procedures: Sequence[str]) -> str:
 def badge(fig: Figure, provenance: str) -> None:
     """Stamp the provenance (measured / estimated / simulated, or the MAC fallback) on a figure."""
     color = next((c for key, c in _BADGE_COLORS.items() if provenance.startswith(key)), "#555555")
-    fig.text(0.995, 0.995, provenance, ha="right", va="top", fontsize=9, fontweight="bold", color="white",
-             bbox=dict(boxstyle="round,pad=0.3", facecolor=color, edgecolor="none"))
+    fig.text(
+        0.995,
+        0.995,
+        provenance,
+        ha="right",
+        va="top",
+        fontsize=9,
+        fontweight="bold",
+        color="white",
+        bbox={"boxstyle": "round,pad=0.3", "facecolor": color, "edgecolor": "none"},
+    )
 
 
 def title(fig: Figure, what: str, *context: str) -> None:
@@ -95,9 +116,16 @@ def warn_nonpositive(fig: Figure, joules: Sequence[float | None] | np.ndarray) -
     """Flag net energies <= 0 under the badge: the idle subtraction ate the signal, so they are not costs."""
     values = np.asarray([np.nan if v is None else v for v in joules], dtype=float)
     if np.any(values <= 0):
-        fig.text(0.995, 0.955, "⚠ net energy ≤ 0 in some modes: idle subtraction exceeds\n"
-                 "the signal (windows too short, idle drift); not real costs",
-                 ha="right", va="top", fontsize=7.5, color="#b71c1c")
+        fig.text(
+            0.995,
+            0.955,
+            "⚠ net energy ≤ 0 in some modes: idle subtraction exceeds\n"
+            "the signal (windows too short, idle drift); not real costs",
+            ha="right",
+            va="top",
+            fontsize=7.5,
+            color="#b71c1c",
+        )
 
 
 def mac_unit(values: np.ndarray | list[float]) -> tuple[float, str]:
@@ -112,7 +140,9 @@ def save(drawn: Drawn, directory: Path, fmt: str) -> Path:
     """Write a figure as ``directory/stem.fmt`` and return the path."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{drawn.stem}.{fmt}"
-    extra: dict[str, Any] = {"pil_kwargs": {"compress_level": 3}} if fmt == "png" else {}  # level 6 costs a fifth of the time
+    extra: dict[str, Any] = (
+        {"pil_kwargs": {"compress_level": 3}} if fmt == "png" else {}
+    )  # level 6 costs a fifth of the time
     drawn.figure.savefig(path, format=fmt, dpi=DPI, **extra)
     return path
 

@@ -47,8 +47,14 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
     ax.plot(t[sl], trace.current_a[sl] * 1e3, lw=0.6, color="#1f77b4", label="current")
     shown = [(a, b) for a, b in windows if a < hi and b > lo]
     for i, (a, b) in enumerate(shown):
-        ax.axvspan(t[a], t[min(b, t.size - 1)], color="orange", alpha=0.25, lw=0,
-                   label="trigger high (inference window)" if i == 0 else None)
+        ax.axvspan(
+            t[a],
+            t[min(b, t.size - 1)],
+            color="orange",
+            alpha=0.25,
+            lw=0,
+            label="trigger high (inference window)" if i == 0 else None,
+        )
     idle = ~trace.trigger
     if idle.any() and windows:
         level = float(np.median(trace.current_a[idle])) * 1e3
@@ -62,8 +68,19 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
     top = float(np.max(trace.current_a[sl])) * 1e3
     ax.set_ylim(top=top * 1.3)
     ax.legend(fontsize=8, loc="upper center", ncols=3, framealpha=0.9)
-    title(fig, "Current trace with trigger windows", run.dataset, meter,
-          f"{1 / dt:.0f} samples/s, {len(shown)} of {len(windows)} windows shown")
+    title(
+        fig,
+        "Current trace with trigger windows",
+        run.dataset,
+        meter,
+        f"{1 / dt:.0f} samples/s, {len(shown)} of {len(windows)} windows shown",
+    )
     badge(fig, provenance)
-    return [Drawn("trace", f"A stretch of the {meter} current trace ({provenance}); shaded: trigger-high inference "
-                  "windows, from which per-inference energies are integrated.", fig)]
+    return [
+        Drawn(
+            "trace",
+            f"A stretch of the {meter} current trace ({provenance}); shaded: trigger-high inference "
+            "windows, from which per-inference energies are integrated.",
+            fig,
+        )
+    ]

@@ -6,10 +6,20 @@ import numpy as np
 
 from ffenergy.analysis.load import RunData, SweepRow
 from ffenergy.plot import costs
-from ffenergy.units import energy_unit
 from ffenergy.plot.style import (
-    Drawn, Skipped, badge, mac_unit, new_figure, procedure_color, procedure_label, slug, title, log_axis, warn_nonpositive,
+    Drawn,
+    Skipped,
+    badge,
+    log_axis,
+    mac_unit,
+    new_figure,
+    procedure_color,
+    procedure_label,
+    slug,
+    title,
+    warn_nonpositive,
 )
+from ffenergy.units import energy_unit
 
 PAPER_ALPHA = 1.0
 _LINESTYLES = ("-", "--", ":", "-.")
@@ -38,8 +48,9 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
         if not rows:
             out.append(Skipped(f"accuracy vs cost ({target})", "no sweep.csv rows for this target"))
             continue
-        meters: list[str | None] = [m for m in costs.energy_meters(run, target)
-                                    if any(costs.sweep_energy(run, target, m, r)[1] for r in rows)]  # else: none
+        meters: list[str | None] = [
+            m for m in costs.energy_meters(run, target) if any(costs.sweep_energy(run, target, m, r)[1] for r in rows)
+        ]  # else: none
         for meter in meters or [None]:
             out.append(_draw_one(run, target, meter, rows))
     return out
@@ -55,8 +66,11 @@ def _draw_one(run: RunData, target: str, meter: str | None, rows: list[SweepRow]
     fig = new_figure(9.0, 4.6, right_in=2.3)
     ax = fig.add_subplot()
     points = [(*_cost(run, target, meter, r), r) for r in rows]
-    marked = [r for r in run.summary if r.target == target and r.mode in MARKERS_OF_MODE
-              and (meter is None or r.meter == meter)]
+    marked = [
+        r
+        for r in run.summary
+        if r.target == target and r.mode in MARKERS_OF_MODE and (meter is None or r.meter == meter)
+    ]
     full = [r for r in marked if r.mode == "full"]
     marked_cost = [r.macs_per_inference if meter is None else (r.energy_j_per_inference or np.nan) for r in marked]
     full_cost = [c for r, c in zip(marked, marked_cost) if r.mode == "full"]
@@ -74,7 +88,16 @@ def _draw_one(run: RunData, target: str, meter: str | None, rows: list[SweepRow]
         predicted = any(p[1] == costs.PREDICTED for p in sel)
         si = list(statistics).index(stat)
         label = f"{procedure_label(proc)} ({stat})" + (", predicted" if predicted else "")
-        ax.plot(x, y, _LINESTYLES[si % 4], marker=_MARKERS[si % 4], ms=3.5, color=procedure_color(proc, run.procedures), label=label, alpha=0.9)
+        ax.plot(
+            x,
+            y,
+            _LINESTYLES[si % 4],
+            marker=_MARKERS[si % 4],
+            ms=3.5,
+            color=procedure_color(proc, run.procedures),
+            label=label,
+            alpha=0.9,
+        )
         at_paper = [i for i, p in enumerate(sel) if abs(p[2].alpha - PAPER_ALPHA) < 1e-9]
         for i in at_paper:
             ax.plot(x[i], y[i], "o", ms=8, mfc="none", mec="black", mew=1.2)
@@ -82,12 +105,27 @@ def _draw_one(run: RunData, target: str, meter: str | None, rows: list[SweepRow]
         ax.plot([], [], "o", ms=8, mfc="none", mec="black", label=f"α = {PAPER_ALPHA:g} (paper)")
     for r, c in zip(marked, marked_cost):
         marker, size, what = MARKERS_OF_MODE[r.mode]
-        ax.plot(c / scale, r.accuracy * 100, marker, ms=size, color=procedure_color(r.procedure, run.procedures), mec="black",
-                label=f"{procedure_label(r.procedure)} {what}")
+        ax.plot(
+            c / scale,
+            r.accuracy * 100,
+            marker,
+            ms=size,
+            color=procedure_color(r.procedure, run.procedures),
+            mec="black",
+            label=f"{procedure_label(r.procedure)} {what}",
+        )
     front = pareto_front(all_cost, all_acc)
     if front.size:
-        ax.step(all_cost[front] / scale, all_acc[front], where="post", color="black", lw=5, alpha=0.15,
-                zorder=0, label="Pareto front")
+        ax.step(
+            all_cost[front] / scale,
+            all_acc[front],
+            where="post",
+            color="black",
+            lw=5,
+            alpha=0.15,
+            zorder=0,
+            label="Pareto front",
+        )
     finite = all_cost[np.isfinite(all_cost) & (all_cost > 0)]
     if finite.size and finite.max() / finite.min() > 20:
         log_axis(ax, "x")
@@ -106,8 +144,10 @@ def _draw_one(run: RunData, target: str, meter: str | None, rows: list[SweepRow]
         provenance = run.provenance(target, meter)
         title(fig, "Accuracy vs energy across the α sweep", run.dataset, target, meter)
         badge(fig, provenance + (" + predicted" if costs.PREDICTED in sources else ""))
-        caption = (f"Accuracy against energy per inference across the α sweep on {target} ({meter}, {provenance}"
-                   + ("; points without a measurement predicted as Σ p_k·E(depth-k)" if costs.PREDICTED in sources else "")
-                   + "). Stars: full network; grey band: Pareto front.")
+        caption = (
+            f"Accuracy against energy per inference across the α sweep on {target} ({meter}, {provenance}"
+            + ("; points without a measurement predicted as Σ p_k·E(depth-k)" if costs.PREDICTED in sources else "")
+            + "). Stars: full network; grey band: Pareto front."
+        )
     stem = f"tradeoff_{slug(target)}_{slug(meter) if meter else 'macs'}"
     return Drawn(stem, caption, fig)

@@ -31,9 +31,9 @@ import tty
 from dataclasses import dataclass
 from pathlib import Path
 
+from ffenergy.firmware.protocol import TriggerEvent, parse_trigger_events
 from ffenergy.meters.ina226_wire import INFO_REQUEST, encode_info
 from ffenergy.sim.model import EnergyModel, TraceSynth
-from ffenergy.firmware.protocol import TriggerEvent, parse_trigger_events
 
 MAX_CATCH_UP_S = 0.2  # idle backlog emitted at most per loop turn after a stall
 
@@ -41,7 +41,7 @@ MAX_CATCH_UP_S = 0.2  # idle backlog emitted at most per loop turn after a stall
 class TriggerReader(threading.Thread):
     """Reads trigger events from a path into a queue; reopens it when its writer goes away."""
 
-    def __init__(self, path: Path, events: "queue.Queue[TriggerEvent]"):
+    def __init__(self, path: Path, events: queue.Queue[TriggerEvent]):
         super().__init__(name="trigger-reader", daemon=True)
         self.path = path
         self.events = events
@@ -112,7 +112,7 @@ class SimLogger:
     def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            view = view[os.write(self.master, view):]
+            view = view[os.write(self.master, view) :]
 
     def answer_requests(self) -> None:
         while select.select([self.master], [], [], 0)[0]:
@@ -189,19 +189,31 @@ class SimMeterProcess:
             self.proc.stdout.close()
         self.port.unlink(missing_ok=True)
 
-    def __enter__(self) -> "SimMeterProcess":
+    def __enter__(self) -> SimMeterProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def spawn_sim_meter(port: Path, trigger: Path, model: EnergyModel | None = None, replug_delay_s: float = 1.0,
-                    timeout_s: float = 10.0) -> SimMeterProcess:
+def spawn_sim_meter(
+    port: Path, trigger: Path, model: EnergyModel | None = None, replug_delay_s: float = 1.0, timeout_s: float = 10.0
+) -> SimMeterProcess:
     """Start ``python -m ffenergy.sim.meter`` and wait until its port exists."""
     model = model or EnergyModel()
-    args = [sys.executable, "-m", "ffenergy.sim.meter", "--port", str(port), "--trigger", str(trigger),
-            "--replug-delay-s", str(replug_delay_s), "--model", json.dumps(dataclasses.asdict(model))]
+    args = [
+        sys.executable,
+        "-m",
+        "ffenergy.sim.meter",
+        "--port",
+        str(port),
+        "--trigger",
+        str(trigger),
+        "--replug-delay-s",
+        str(replug_delay_s),
+        "--model",
+        json.dumps(dataclasses.asdict(model)),
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=None)
     sim = SimMeterProcess(proc, Path(port), Path(trigger), model)
     stdout = proc.stdout
@@ -210,16 +222,22 @@ def spawn_sim_meter(port: Path, trigger: Path, model: EnergyModel | None = None,
     line = stdout.readline() if ready else b""
     if not line.startswith(b"#FFM1"):
         sim.stop()
-        raise RuntimeError(f"the simulated meter did not start within {timeout_s} s (exit code {proc.poll()});"
-                           f" run {' '.join(args[:7])} by hand to see why")
+        raise RuntimeError(
+            f"the simulated meter did not start within {timeout_s} s (exit code {proc.poll()});"
+            f" run {' '.join(args[:7])} by hand to see why"
+        )
     return sim
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ffenergy.sim.meter", description=__doc__.splitlines()[0])
     ap.add_argument("--port", required=True, type=Path, help="symlink to create to the meter's pty")
-    ap.add_argument("--trigger", required=True, type=Path,
-                    help="where the DUT writes trigger events (a FIFO is made if it does not exist)")
+    ap.add_argument(
+        "--trigger",
+        required=True,
+        type=Path,
+        help="where the DUT writes trigger events (a FIFO is made if it does not exist)",
+    )
     ap.add_argument("--replug-delay-s", type=float, default=1.0, help="how long SIGUSR1 keeps the meter unplugged")
     ap.add_argument("--model", default="{}", help="EnergyModel fields as JSON, e.g. '{\"seed\": 3}'")
     for f in dataclasses.fields(EnergyModel):
@@ -227,8 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         fields = json.loads(args.model)
-        fields.update({f.name: getattr(args, f.name) for f in dataclasses.fields(EnergyModel)
-                       if getattr(args, f.name) is not None})
+        fields.update(
+            {
+                f.name: getattr(args, f.name)
+                for f in dataclasses.fields(EnergyModel)
+                if getattr(args, f.name) is not None
+            }
+        )
         model = EnergyModel(**fields)
     except (ValueError, TypeError) as exc:
         ap.error(f"bad energy model: {exc}")

@@ -64,8 +64,11 @@ class EnergyModel:
 
     def ground_truth(self) -> dict[str, float]:
         """Every parameter plus the derived figures, for the manifest and the info line."""
-        return {**dataclasses.asdict(self), "idle_power_w": self.idle_power_w,
-                "net_joules_per_mac": self.net_joules_per_mac}
+        return {
+            **dataclasses.asdict(self),
+            "idle_power_w": self.idle_power_w,
+            "net_joules_per_mac": self.net_joules_per_mac,
+        }
 
 
 class TraceSynth:
@@ -106,7 +109,7 @@ class TraceSynth:
         m = self.model
         noisy = current_a * (1.0 + m.noise_rel * self.rng.standard_normal(n))
         shunt = np.clip(np.rint(noisy * m.shunt_ohm / SHUNT_LSB_V), -32768, 32767).astype(np.int16)
-        bus = np.full(n, int(round(m.supply_v / BUS_LSB_V)), np.uint16)
+        bus = np.full(n, round(m.supply_v / BUS_LSB_V), np.uint16)
         seq = self.seq + np.arange(n)
         t_us = np.rint(seq * self.period_s * 1e6).astype(np.int64)
         self.seq += n
@@ -115,9 +118,15 @@ class TraceSynth:
     def info_fields(self) -> dict[str, object]:
         m = self.model
         fields: dict[str, object] = {
-            "device": "ffenergy-sim", "source": "simulator", "fw": "1.0.0", "shunt_ohm": m.shunt_ohm,
-            "shunt_lsb_v": SHUNT_LSB_V, "bus_lsb_v": BUS_LSB_V, "avg": 1,
-            "period_us": round(self.period_s * 1e6, 3), "trigger_pin": "sim",
+            "device": "ffenergy-sim",
+            "source": "simulator",
+            "fw": "1.0.0",
+            "shunt_ohm": m.shunt_ohm,
+            "shunt_lsb_v": SHUNT_LSB_V,
+            "bus_lsb_v": BUS_LSB_V,
+            "avg": 1,
+            "period_us": round(self.period_s * 1e6, 3),
+            "trigger_pin": "sim",
         }
         fields.update({f"gt_{k}": f"{v:.9g}" for k, v in m.ground_truth().items()})
         return fields

@@ -51,12 +51,14 @@ class HostTarget:
         if self.device == "cuda":
             torch.cuda.synchronize()
 
-    def predict(self, learner: Learner, x: np.ndarray, thresholds: Sequence[float] | None, depth: int | None,
-                batch_size: int) -> Predictions:
+    def predict(
+        self, learner: Learner, x: np.ndarray, thresholds: Sequence[float] | None, depth: int | None, batch_size: int
+    ) -> Predictions:
         return predict(learner, x, thresholds, depth, batch_size)
 
-    def batch_runner(self, learner: Learner, x: np.ndarray, thresholds: Sequence[float] | None, depth: int | None,
-                     batch_size: int) -> Callable[[], tuple[int, int]]:
+    def batch_runner(
+        self, learner: Learner, x: np.ndarray, thresholds: Sequence[float] | None, depth: int | None, batch_size: int
+    ) -> Callable[[], tuple[int, int]]:
         """A function that runs the next batch of ``x`` (cycling, inputs already on the device) and
         returns (n, MACs). Cycling over all of ``x`` makes light mode's exit mix the evaluated one."""
         cost = learner.macs_at_exit()

@@ -24,6 +24,7 @@ from ffenergy.meters.triggered import TriggeredMeter
 from ffenergy.sim.meter import SimMeterProcess, spawn_sim_meter
 from ffenergy.targets.mcu_config import McuConfig
 
+
 @dataclass
 class McuSession:
     """An open DUT and meter; ``launcher`` (simulated targets) can ``restart()`` the DUT, i.e. reset it."""
@@ -41,8 +42,12 @@ class McuSession:
     def manifest(self) -> dict[str, Any]:
         """What the run manifest records: target, DUT info, meter (with simulated ground truth)."""
         info = self.meter.info
-        meter = {"name": info.name, "provenance": info.provenance, "update_period_s": info.update_period_s,
-                 **info.details}
+        meter = {
+            "name": info.name,
+            "provenance": info.provenance,
+            "update_period_s": info.update_period_s,
+            **info.details,
+        }
         if self.sim_meter is not None:
             meter["ground_truth"] = self.sim_meter.ground_truth
         return {"target": self.config.target, "dut": dataclasses.asdict(self.dut.info_), "meter": meter}
@@ -64,8 +69,11 @@ def open_mcu(config: McuConfig, workdir: str | Path | None = None):
         work.mkdir(parents=True, exist_ok=True)
         sim = stack.enter_context(spawn_sim_meter(work / "meter.tty", work / "trigger.fifo", config.sim))
         assert config.firmware is not None  # validate() insists on it
-        launcher = HostDut(config.firmware, trigger=sim.trigger) if config.target == "mcu-sim" \
+        launcher = (
+            HostDut(config.firmware, trigger=sim.trigger)
+            if config.target == "mcu-sim"
             else QemuDut(config.firmware, trigger=sim.trigger)
+        )
         stack.enter_context(launcher)
         dut = stack.enter_context(Dut(launcher.port, timeout_s=config.dut_timeout_s))
         options = {**config.meter_options("ina226"), "port": str(sim.port)}

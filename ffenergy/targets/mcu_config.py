@@ -12,7 +12,6 @@ from ffenergy.sim.model import EnergyModel
 from ffenergy.targets.registry import TARGETS
 
 
-
 @dataclass(frozen=True)
 class McuConfig:
     """How to reach the DUT and its meter. Fields unused by a target are ignored."""
@@ -33,7 +32,7 @@ class McuConfig:
     sim: EnergyModel = field(default_factory=EnergyModel)
 
     @classmethod
-    def from_dict(cls, target: str, options: dict[str, Any]) -> "McuConfig":
+    def from_dict(cls, target: str, options: dict[str, Any]) -> McuConfig:
         """From YAML-style options (``sim`` may be a dict of EnergyModel fields); unknown keys are errors."""
         names = {f.name for f in dataclasses.fields(cls)} - {"target"}
         unknown = sorted(set(options) - names)
@@ -63,17 +62,26 @@ class McuConfig:
                 raise ValueError("meter ina226 needs meter_port: the logger's serial port, e.g. /dev/ttyUSB0")
         elif not self.firmware or not Path(self.firmware).is_file():
             kind = "host executable" if self.target == "mcu-sim" else "ELF"
-            raise ValueError(f"target {self.target} needs firmware: the built {kind} ({self.firmware!r} not found);"
-                             " build it with ffenergy.firmware.launch.build_firmware")
+            raise ValueError(
+                f"target {self.target} needs firmware: the built {kind} ({self.firmware!r} not found);"
+                " build it with ffenergy.firmware.launch.build_firmware"
+            )
 
     def meter_options(self, meter: str | None = None) -> dict[str, Any]:
         """Constructor options of ``meter`` (default: the configured one) from these fields."""
         name = meter or self.meter
         if name == "ppk2":
-            return {"port": self.meter_port, "mode": self.ppk2_mode, "voltage_mv": self.ppk2_voltage_mv,
-                    "trigger_channel": self.ppk2_trigger_channel}
-        options: dict[str, Any] = {"port": self.meter_port, "reopen_retries": self.meter_reopen_retries,
-                                   "reopen_interval_s": self.meter_reopen_interval_s}
+            return {
+                "port": self.meter_port,
+                "mode": self.ppk2_mode,
+                "voltage_mv": self.ppk2_voltage_mv,
+                "trigger_channel": self.ppk2_trigger_channel,
+            }
+        options: dict[str, Any] = {
+            "port": self.meter_port,
+            "reopen_retries": self.meter_reopen_retries,
+            "reopen_interval_s": self.meter_reopen_interval_s,
+        }
         if self.meter_baud is not None:
             options["baudrate"] = self.meter_baud
         return options

@@ -17,15 +17,29 @@ from ffenergy.registry import Registry
 TARGETS: Registry[str] = Registry("target")
 TARGETS.register("cpu", "ffenergy.targets.host:HostTarget", "this machine's CPU, with torch", device="cpu")
 TARGETS.register("cuda", "ffenergy.targets.host:HostTarget", "an NVIDIA GPU, with torch", device="cuda")
-TARGETS.register("mcu-sim", "ffenergy.targets.mcu:open_mcu",
-                 "firmware built for this host on a pty + simulated INA226 logger", mcu=True, board="host",
-                 simulated=True)
-TARGETS.register("mcu-qemu", "ffenergy.targets.mcu:open_mcu",
-                 "Cortex-M4F firmware in QEMU + simulated INA226 logger", mcu=True, board="qemu-mps2-an386",
-                 simulated=True)
-TARGETS.register("mcu", "ffenergy.targets.mcu:open_mcu",
-                 "a real board on mcu.options.dut_port and a meter on mcu.options.meter_port", mcu=True,
-                 board="nucleo-l476rg")
+TARGETS.register(
+    "mcu-sim",
+    "ffenergy.targets.mcu:open_mcu",
+    "firmware built for this host on a pty + simulated INA226 logger",
+    mcu=True,
+    board="host",
+    simulated=True,
+)
+TARGETS.register(
+    "mcu-qemu",
+    "ffenergy.targets.mcu:open_mcu",
+    "Cortex-M4F firmware in QEMU + simulated INA226 logger",
+    mcu=True,
+    board="qemu-mps2-an386",
+    simulated=True,
+)
+TARGETS.register(
+    "mcu",
+    "ffenergy.targets.mcu:open_mcu",
+    "a real board on mcu.options.dut_port and a meter on mcu.options.meter_port",
+    mcu=True,
+    board="nucleo-l476rg",
+)
 
 
 def host_targets(names: list[str]) -> list[str]:
@@ -70,7 +84,7 @@ def _cuda_status() -> tuple[bool, str]:
             name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(0)) if count else ""
         finally:
             pynvml.nvmlShutdown()
-    except Exception as exc:  # noqa: BLE001 - any NVML failure means: no usable GPU here
+    except Exception as exc:
         return False, f"no NVIDIA driver or GPU found ({type(exc).__name__}: {exc})"
     if not count:
         return False, "the NVIDIA driver sees no GPU"

@@ -17,16 +17,25 @@ FS = 256
 LABELS = ("FP1-F7", "F7-T7", "T8-P8-0", "F8-T8", "T8-P8-1")
 
 
-def write_edf(path: Path, seconds: int, seizures: list[tuple[float, float]], *, fs: int = FS,
-              labels: tuple[str, ...] = LABELS, hum: float = 0.0) -> None:
+def write_edf(
+    path: Path,
+    seconds: int,
+    seizures: list[tuple[float, float]],
+    *,
+    fs: int = FS,
+    labels: tuple[str, ...] = LABELS,
+    hum: float = 0.0,
+) -> None:
     """Background: 10 Hz at 20 uV; inside seizures: 5 Hz at 200 uV; optional 60 Hz hum."""
     t = np.arange(seconds * fs) / fs
     x = 20 * np.sin(2 * np.pi * 10 * t) + hum * np.sin(2 * np.pi * 60 * t)
     for s, e in seizures:
         inside = (t >= s) & (t < e)
         x[inside] = 200 * np.sin(2 * np.pi * 5 * t[inside])
-    headers = [highlevel.make_signal_header(label, sample_frequency=fs, physical_min=-500, physical_max=500)
-               for label in labels]
+    headers = [
+        highlevel.make_signal_header(label, sample_frequency=fs, physical_min=-500, physical_max=500)
+        for label in labels
+    ]
     highlevel.write_edf(str(path), [x.copy() for _ in labels], headers)
 
 
@@ -38,8 +47,13 @@ def write_patient(root: Path, patient: int, files: dict[str, tuple[int, list[tup
         lines.append(f"Channel {i}: {label}")
     for name, (seconds, seizures) in files.items():
         write_edf(folder / name, seconds, seizures, **kw)
-        lines += ["", f"File Name: {name}", "File Start Time: 10:00:00", "File End Time: 11:00:00",
-                  f"Number of Seizures in File: {len(seizures)}"]
+        lines += [
+            "",
+            f"File Name: {name}",
+            "File Start Time: 10:00:00",
+            "File End Time: 11:00:00",
+            f"Number of Seizures in File: {len(seizures)}",
+        ]
         for k, (s, e) in enumerate(seizures, 1):
             tag = "Seizure" if patient == 1 else f"Seizure {k}"  # both spellings occur in CHB-MIT
             lines += [f"{tag} Start Time: {s:g} seconds", f"{tag} End Time: {e:g} seconds"]
@@ -120,8 +134,10 @@ def test_missing_channel_skip_file_option(tmp_path: Path) -> None:
     write_patient(root, 4, {"chb04_01.edf": (40, [(8, 20)])}, labels=("FP1-F7", "F7-T7"))
     write_edf(root / "chb04" / "chb04_02.edf", 40, [])
     summary = root / "chb04" / "chb04-summary.txt"
-    summary.write_text(summary.read_text() + "\nFile Name: chb04_02.edf\nNumber of Seizures in File: 1\n"
-                       "Seizure 1 Start Time: 20 seconds\nSeizure 1 End Time: 32 seconds\n")
+    summary.write_text(
+        summary.read_text() + "\nFile Name: chb04_02.edf\nNumber of Seizures in File: 1\n"
+        "Seizure 1 Start Time: 20 seconds\nSeizure 1 End Time: 32 seconds\n"
+    )
     ds = chbmit.load("local", root, 0.0, 0, opts(tmp_path, patients=[4], missing_channel="skip-file"))
     assert ds.extra["files_skipped_missing_channel"] == ["chb04_01.edf"]
     assert ds.extra["class_counts"]["all"] == {"non-seizure": 3, "seizure": 3}  # from chb04_02 only
@@ -163,8 +179,14 @@ def test_truncated_edf_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"mode": "per-patient"}, "patients"), ({"mode": "both"}, "mode"), ({"band_high_hz": 200.0}, "band_low_hz"),
-     ({"window_s": 4.001}, "window_s"), ({"decimate": 0}, "decimate"), ({"patients": []}, "patients")],
+    [
+        ({"mode": "per-patient"}, "patients"),
+        ({"mode": "both"}, "mode"),
+        ({"band_high_hz": 200.0}, "band_low_hz"),
+        ({"window_s": 4.001}, "window_s"),
+        ({"decimate": 0}, "decimate"),
+        ({"patients": []}, "patients"),
+    ],
 )
 def test_options_validation_names_the_field(change: dict, field: str) -> None:
     with pytest.raises(ValueError, match=rf"^data\.options\.{field}"):

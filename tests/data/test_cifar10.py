@@ -19,8 +19,12 @@ def write_batch(path: Path, n: int, seed: int, protocol: int = 2) -> tuple[np.nd
     rng = np.random.default_rng(seed)
     data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
     labels = [i % 10 for i in range(n)]
-    batch = {b"batch_label": b"training batch", b"labels": labels, b"data": data,
-             b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
+    batch = {
+        b"batch_label": b"training batch",
+        b"labels": labels,
+        b"data": data,
+        b"filenames": [f"img_{i}.png".encode() for i in range(n)],
+    }
     path.write_bytes(pickle.dumps(batch, protocol=protocol))
     return data, labels
 
@@ -41,14 +45,14 @@ def test_loads_normalises_and_splits(batches: Path) -> None:
     ds = cifar10.load("local", batches.parent, 0.1, 0, cifar10.Options())  # parent folder is accepted
     assert ds.class_names == NAMES and ds.label_value == 2.13
     assert ds.x_train.shape == (90, 3072) and ds.x_val.shape == (10, 3072) and ds.x_test.shape == (10, 3072)
-    assert ds.extra["class_counts"]["val"] == {n: 1 for n in NAMES}
+    assert ds.extra["class_counts"]["val"] == dict.fromkeys(NAMES, 1)
     test_u8, test_labels = cifar10.read_batch(batches / "test_batch")
     assert ds.y_test.tolist() == test_labels.tolist() == [i % 10 for i in range(10)]
     # channel-major layout: value j of channel c is data[:, c * 1024 + j]
     mean, std = np.array([0.4914, 0.4822, 0.4465]), np.array([0.247, 0.243, 0.261])
     for c in range(3):
-        expected = (test_u8[:, c * 1024:(c + 1) * 1024] / 255.0 - mean[c]) / std[c]
-        np.testing.assert_allclose(ds.x_test[:, c * 1024:(c + 1) * 1024], expected, rtol=1e-5, atol=1e-5)
+        expected = (test_u8[:, c * 1024 : (c + 1) * 1024] / 255.0 - mean[c]) / std[c]
+        np.testing.assert_allclose(ds.x_test[:, c * 1024 : (c + 1) * 1024], expected, rtol=1e-5, atol=1e-5)
     # 2.13 is about the brightest normalised value (green channel at 255)
     assert ds.x_test.max() == pytest.approx(2.131, abs=0.002)
 
@@ -98,8 +102,12 @@ def test_refuses_pickles_that_run_code(batches: Path) -> None:
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"normalization": "imagenet"}, "normalization"), ({"train_batches": [0]}, "train_batches"),
-     ({"train_batches": []}, "train_batches"), ({"train_batches": [1, 1]}, "train_batches")],
+    [
+        ({"normalization": "imagenet"}, "normalization"),
+        ({"train_batches": [0]}, "train_batches"),
+        ({"train_batches": []}, "train_batches"),
+        ({"train_batches": [1, 1]}, "train_batches"),
+    ],
 )
 def test_options_validation_names_the_field(change: dict, field: str) -> None:
     with pytest.raises(ValueError, match=rf"^data\.options\.{field}: .*; "):

@@ -19,8 +19,14 @@ EXPECTED = [0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 4, 4, 4]
 
 
 def write_record(
-    folder: Path, name: str, symbols: list[str], *, fs: int = FS, channels: tuple[str, ...] = ("MLII", "V1"),
-    first_r: int = 72 * 5, extra_ann: list[tuple[int, str]] = (),
+    folder: Path,
+    name: str,
+    symbols: list[str],
+    *,
+    fs: int = FS,
+    channels: tuple[str, ...] = ("MLII", "V1"),
+    first_r: int = 72 * 5,
+    extra_ann: list[tuple[int, str]] = (),
 ) -> list[int]:
     """A record with a Gaussian 'R wave' at each beat annotation; returns the R sample indices."""
     r_peaks = [first_r + i * SPACING for i in range(len(symbols))]
@@ -30,8 +36,15 @@ def write_record(
     for r in r_peaks:
         ecg += np.exp(-0.5 * ((t - r) / 4.0) ** 2)
     signals = np.stack([ecg, -ecg], axis=1)[:, : len(channels)]
-    wfdb.wrsamp(name, fs=fs, units=["mV"] * len(channels), sig_name=list(channels), p_signal=signals,
-                fmt=["212"] * len(channels), write_dir=str(folder))
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=["mV"] * len(channels),
+        sig_name=list(channels),
+        p_signal=signals,
+        fmt=["212"] * len(channels),
+        write_dir=str(folder),
+    )
     ann = sorted([(r, s) for r, s in zip(r_peaks, symbols)] + list(extra_ann))
     wfdb.wrann(name, "atr", np.array([a[0] for a in ann]), [a[1] for a in ann], write_dir=str(folder))
     return r_peaks
@@ -43,8 +56,13 @@ def opts(tmp_path: Path, **kw) -> mitbih.Options:
 
 def test_aami_mapping_window_and_skipped_annotations(tmp_path: Path) -> None:
     # first beat at 0.2 s: too early for 0.5 s of context, so it is dropped and counted
-    write_record(tmp_path, "100", ["N"] + BEAT_SYMBOLS, first_r=72,
-                 extra_ann=[(1000, "+"), (2000, "~"), (3000, "|"), (4000, "x")])
+    write_record(
+        tmp_path,
+        "100",
+        ["N"] + BEAT_SYMBOLS,
+        first_r=72,
+        extra_ann=[(1000, "+"), (2000, "~"), (3000, "|"), (4000, "x")],
+    )
     o = opts(tmp_path, records=["100"], test_fraction=0.5)
     beats, hit = mitbih.load_beats(tmp_path, ["100"], o)
     assert not hit
@@ -101,7 +119,7 @@ def test_random_split_is_stratified_disjoint_and_seeded(tmp_path: Path) -> None:
     assert a.extra["class_counts"]["val"] == {"N": 6, "S": 0, "V": 2, "F": 0, "Q": 0}
     assert a.extra["class_counts"]["train"] == {"N": 18, "S": 0, "V": 6, "F": 0, "Q": 0}
     # the beats differ (noise), so rows identify beats: splits must not share any
-    rows = lambda x: {r.tobytes() for r in x}  # noqa: E731
+    rows = lambda x: {r.tobytes() for r in x}
     assert not rows(a.x_train) & rows(a.x_test) and not rows(a.x_val) & rows(a.x_test)
     assert not rows(a.x_train) & rows(a.x_val)
     b = mitbih.load("local", tmp_path, 0.25, 7, o)
@@ -141,8 +159,13 @@ def test_cache_key_follows_options_and_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"split": "patient"}, "split"), ({"balance": "undersample"}, "balance_per_class"),
-     ({"pre_r": 187}, "pre_r"), ({"test_fraction": 0.0}, "test_fraction"), ({"normalize": "z"}, "normalize")],
+    [
+        ({"split": "patient"}, "split"),
+        ({"balance": "undersample"}, "balance_per_class"),
+        ({"pre_r": 187}, "pre_r"),
+        ({"test_fraction": 0.0}, "test_fraction"),
+        ({"normalize": "z"}, "normalize"),
+    ],
 )
 def test_options_validation_names_the_field(change: dict, field: str) -> None:
     with pytest.raises(ValueError, match=rf"^data\.options\.{field}: .*; "):

@@ -14,9 +14,11 @@ from ffenergy.meters.registry import METERS
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["meters"], ["targets"]])
 def test_help_meters_and_targets_import_neither_torch_nor_matplotlib(argv):
-    code = ("import sys\nfrom ffenergy.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            "heavy = sorted(m for m in ('torch', 'matplotlib') if m in sys.modules)\n"
-            "assert not heavy, f'imported {heavy}'\n")
+    code = (
+        "import sys\nfrom ffenergy.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('torch', 'matplotlib') if m in sys.modules)\n"
+        "assert not heavy, f'imported {heavy}'\n"
+    )
     done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
 
@@ -40,9 +42,21 @@ def test_summary_table_says_when_light_is_depth_1():
     from ffenergy.experiment.table import format_summary
 
     def row(procedure: str, mode: str, layers: float) -> dict:
-        return {"target": "cpu", "meter": "none", "provenance": "", "procedure": procedure, "mode": mode,
-                "accuracy": 0.9, "macro_f1": 0.9, "mean_layers": layers, "macs_per_inference": 1e6,
-                "mac_reduction": 1.0, "energy_j_per_inference": None, "energy_ci95_j": None, "energy_reduction": None}
+        return {
+            "target": "cpu",
+            "meter": "none",
+            "provenance": "",
+            "procedure": procedure,
+            "mode": mode,
+            "accuracy": 0.9,
+            "macro_f1": 0.9,
+            "mean_layers": layers,
+            "macs_per_inference": 1e6,
+            "mac_reduction": 1.0,
+            "energy_j_per_inference": None,
+            "energy_ci95_j": None,
+            "energy_reduction": None,
+        }
 
     table = format_summary([row("mp", "full", 3), row("mp", "light", 1.0), row("op", "light", 1.2)])
     assert "note: mp light on cpu = depth-1" in table and "op light" not in table

@@ -69,8 +69,10 @@ def test_loading_a_config_imports_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom ffenergy.config import load_config\nload_config('experiments/mnist-mcu.yaml')\n"
-            "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy import'\n")
+    code = (
+        "import sys\nfrom ffenergy.config import load_config\nload_config('experiments/mnist-mcu.yaml')\n"
+        "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy import'\n"
+    )
     root = __import__("pathlib").Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ffenergy.learners.ff.learner import FFMultiPass
 import ffenergy.experiment.runner as runner_mod
 from ffenergy.cli import main
 from ffenergy.contract import SAMPLES_COLUMNS, SUMMARY_COLUMNS, WINDOWS_COLUMNS, read_rows
+from ffenergy.learners.ff.learner import FFMultiPass
 
 pytestmark = pytest.mark.slow  # whole runs of ffenergy: seconds each
 
@@ -42,8 +42,15 @@ def test_result_files_follow_the_contract(first_run):
     assert _header(run_dir / "windows.csv") == WINDOWS_COLUMNS
     assert _header(run_dir / "summary.csv") == SUMMARY_COLUMNS
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["stages"] == {"data": "done", "model": "done", "calibrate": "done", "evaluate": "done",
-                                  "measure": "done", "hil": "skipped: no MCU target", "summary": "done"}
+    assert manifest["stages"] == {
+        "data": "done",
+        "model": "done",
+        "calibrate": "done",
+        "evaluate": "done",
+        "measure": "done",
+        "hil": "skipped: no MCU target",
+        "summary": "done",
+    }
     assert manifest["meters"][0]["provenance"] == "simulated"
     assert "joules_per_mac" in json.dumps(manifest["meters"][0]["details"])  # ground truth recorded
     for key in ("config_hash", "versions", "host", "seed", "started", "finished"):
@@ -51,8 +58,9 @@ def test_result_files_follow_the_contract(first_run):
 
     samples = read_rows(run_dir / "samples.csv")
     modes = {(r["procedure"], r["mode"]) for r in samples}
-    assert modes == {(p, m) for p in ("mp", "mp-pruned", "op")
-                     for m in ("full", "light", "depth-1", "depth-2", "depth-3")}
+    assert modes == {
+        (p, m) for p in ("mp", "mp-pruned", "op") for m in ("full", "light", "depth-1", "depth-2", "depth-3")
+    }
     assert len(samples) == 15 * 2000  # every test digit of the embedded split, every mode
 
     summary = {(r["procedure"], r["mode"]): r for r in read_rows(run_dir / "summary.csv")}
@@ -87,7 +95,7 @@ def test_second_run_uses_the_cached_model_and_labels_do_not_change_exits(first_r
     out = root / "second"
     assert main(["run", str(TINY), "--out", str(out), "--meter", "none", "--no-progress"]) == 0
     (second,) = out.iterdir()
-    key = lambda r: (r["procedure"], r["mode"], r["sample"])  # noqa: E731
+    key = lambda r: (r["procedure"], r["mode"], r["sample"])
     a = {key(r): (r["exit_layer"], r["pred"]) for r in read_rows(run_dir / "samples.csv")}
     b = {key(r): (r["exit_layer"], r["pred"]) for r in read_rows(second / "samples.csv")}
     assert a == b
@@ -95,7 +103,7 @@ def test_second_run_uses_the_cached_model_and_labels_do_not_change_exits(first_r
 
 
 def test_resume_completes_only_what_is_missing(first_run, monkeypatch):
-    root, run_dir, _ = first_run
+    _root, run_dir, _ = first_run
     # simulate a run killed during measurement: drop the last windows and the summary
     windows = (run_dir / "windows.csv").read_text().splitlines(keepends=True)
     kept = windows[: len(windows) // 2]
@@ -114,7 +122,9 @@ def test_resume_completes_only_what_is_missing(first_run, monkeypatch):
     after = read_rows(run_dir / "windows.csv")
     assert after[: len(before)] == before  # nothing measured twice, nothing lost
     assert calls and calls[0] > 0
-    work = {(r["procedure"], r["mode"], r["repeat"]) for r in after if r["procedure"] != "idle" and r["domain"] == "total"}
+    work = {
+        (r["procedure"], r["mode"], r["repeat"]) for r in after if r["procedure"] != "idle" and r["domain"] == "total"
+    }
     assert len(work) == 15 * 5
     assert len(read_rows(run_dir / "summary.csv")) == 15
 
@@ -132,8 +142,12 @@ def test_ctrl_c_keeps_finished_windows_and_names_the_run_to_resume(first_run):
     env = dict(os.environ, FFENERGY_CACHE=str(root / "cache"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "ffenergy", "run", str(TINY), "--out", str(out), "--no-progress"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until some windows are on disk
         runs = list(out.glob("*/windows.csv"))
@@ -154,8 +168,10 @@ def test_mcu_sim_run_resumes_without_measuring_twice(first_run, tmp_path):
     of a finished run must neither drop the MCU rows nor measure them again."""
     root, _, _ = first_run
     config = tmp_path / "mcu.yaml"
-    config.write_text(TINY.read_text().replace("targets: [cpu]", "targets: [mcu-sim]")
-                      + "mcu: {max_samples: 4, repeats: 2, modes: [full, light, depth-1]}\n")
+    config.write_text(
+        TINY.read_text().replace("targets: [cpu]", "targets: [mcu-sim]")
+        + "mcu: {max_samples: 4, repeats: 2, modes: [full, light, depth-1]}\n"
+    )
     env_cache = str(root / "cache")
     mp = pytest.MonkeyPatch()
     mp.setenv("FFENERGY_CACHE", env_cache)

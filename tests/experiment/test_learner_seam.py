@@ -56,8 +56,9 @@ class ToyLearner(Learner):
         return ToyNet(dims, n_classes)
 
     @classmethod
-    def fit(cls, net: Any, x: np.ndarray, y: np.ndarray, model: Any, seed: int, device: str,
-            progress: bool) -> dict[str, Any]:
+    def fit(
+        cls, net: Any, x: np.ndarray, y: np.ndarray, model: Any, seed: int, device: str, progress: bool
+    ) -> dict[str, Any]:
         torch.manual_seed(seed)
         opt = torch.optim.Adam(net.parameters(), lr=3e-3)
         xs, ys = torch.from_numpy(x), torch.from_numpy(y)
@@ -106,8 +107,12 @@ def test_a_learner_registered_from_outside_runs_end_to_end(toy_registered, tmp_p
     monkeypatch.setenv("FFENERGY_CACHE", str(tmp_path / "cache"))
     tiny = yaml.safe_load((Path(__file__).resolve().parents[2] / "experiments" / "tiny.yaml").read_text())
     tiny["model"] = {"hidden": [32, 16], "epochs": 2}
-    tiny["inference"] = {"procedures": ["toy-linear"], "alpha_select": "validation", "max_loss_pp": 2.0,
-                         "prune_after": 1}
+    tiny["inference"] = {
+        "procedures": ["toy-linear"],
+        "alpha_select": "validation",
+        "max_loss_pp": 2.0,
+        "prune_after": 1,
+    }
     config = tmp_path / "toy.yaml"
     config.write_text(yaml.safe_dump(tiny))
     ToyLearner.seen.clear()

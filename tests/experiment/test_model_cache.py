@@ -30,11 +30,26 @@ def test_cache_key_follows_data_content_model_and_seed():
     data = _data()
     base = parse_config({"model": {"hidden": [16, 16]}, "inference": {"prune_after": 1}})
     key = model_cache.model_key(FFMultiPass, base, data)
-    assert model_cache.model_key(FFMultiPass, parse_config({"model": {"hidden": [16, 16], "device": "cpu"},
-                                               "inference": {"prune_after": 1}}), data) == key
-    assert model_cache.model_key(FFMultiPass, parse_config({"model": {"hidden": [16, 17]}, "inference": {"prune_after": 1}}), data) != key
-    assert model_cache.model_key(FFMultiPass, parse_config({"seed": 3, "model": {"hidden": [16, 16]},
-                                               "inference": {"prune_after": 1}}), data) != key
+    assert (
+        model_cache.model_key(
+            FFMultiPass,
+            parse_config({"model": {"hidden": [16, 16], "device": "cpu"}, "inference": {"prune_after": 1}}),
+            data,
+        )
+        == key
+    )
+    assert (
+        model_cache.model_key(
+            FFMultiPass, parse_config({"model": {"hidden": [16, 17]}, "inference": {"prune_after": 1}}), data
+        )
+        != key
+    )
+    assert (
+        model_cache.model_key(
+            FFMultiPass, parse_config({"seed": 3, "model": {"hidden": [16, 16]}, "inference": {"prune_after": 1}}), data
+        )
+        != key
+    )
     other = _data()
     other.x_train = other.x_train.copy()
     other.x_train[0, 0] += 1

@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from ffenergy.firmware.export import deploy
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.firmware.boards import BOARDS
+from ffenergy.firmware.export import deploy
 from ffenergy.firmware.reference import confidence, layer_scores
 
 DIMS = [24, 16, 12, 10]
@@ -18,11 +18,15 @@ N_CLASSES = 4
 
 def make_net(procedure: str, dims: list[int] = DIMS, n_classes: int = N_CLASSES, seed: int = 0) -> NetworkArrays:
     rng = np.random.default_rng(seed)
-    weights = [(rng.normal(size=(dims[i + 1], dims[i])) / np.sqrt(dims[i])).astype(np.float32)
-               for i in range(len(dims) - 1)]
+    weights = [
+        (rng.normal(size=(dims[i + 1], dims[i])) / np.sqrt(dims[i])).astype(np.float32) for i in range(len(dims) - 1)
+    ]
     biases = [(0.1 * rng.normal(size=d)).astype(np.float32) for d in dims[1:]]
-    heads = ([rng.normal(size=(n_classes, sum(dims[1 : k + 2]))).astype(np.float32) for k in range(len(dims) - 1)]
-             if procedure == "op" else [])
+    heads = (
+        [rng.normal(size=(n_classes, sum(dims[1 : k + 2]))).astype(np.float32) for k in range(len(dims) - 1)]
+        if procedure == "op"
+        else []
+    )
     return NetworkArrays(procedure, weights, biases, heads, n_classes, label_value=1.0, norm_eps=1e-4)
 
 
@@ -34,8 +38,9 @@ def make_inputs(n: int, d: int = DIMS[0], seed: int = 1) -> np.ndarray:
 
 def make_policy(net: NetworkArrays, x: np.ndarray, statistic: str, prune: bool = False) -> ExitPolicy:
     """Thresholds at the median confidence of the samples left per layer: light mode exits at every depth."""
-    pol = ExitPolicy(statistic, np.zeros(net.n_layers, np.float32),
-                     prune_after=1 if prune else 0, prune_keep=2 if prune else 0)
+    pol = ExitPolicy(
+        statistic, np.zeros(net.n_layers, np.float32), prune_after=1 if prune else 0, prune_keep=2 if prune else 0
+    )
     model = deploy(net, pol, "f32")
     scores = layer_scores(model, x)
     remaining = np.ones(len(x), bool)
@@ -51,8 +56,10 @@ def require_qemu() -> None:
     missing = BOARDS.get("qemu-mps2-an386").missing_tools()
     if not missing:
         return
-    msg = (f"QEMU tests need {', '.join(missing)}: apt-get install -y --no-install-recommends "
-           "qemu-system-arm gcc-arm-none-eabi")
+    msg = (
+        f"QEMU tests need {', '.join(missing)}: apt-get install -y --no-install-recommends "
+        "qemu-system-arm gcc-arm-none-eabi"
+    )
     if os.environ.get("HIL_REQUIRE_QEMU"):
         pytest.fail(f"HIL_REQUIRE_QEMU is set but {msg}")
     pytest.skip(msg)

@@ -3,9 +3,8 @@ import re
 import numpy as np
 import pytest
 
-from ffenergy.firmware.export import BOARDS, ModelTooLarge, deploy, export_model, header_text
 from ffenergy.firmware.arrays import ExitPolicy
-
+from ffenergy.firmware.export import BOARDS, ModelTooLarge, deploy, export_model, header_text
 from tests.firmware.fw_helpers import make_inputs, make_net
 
 

@@ -10,11 +10,10 @@ import tty
 import numpy as np
 import pytest
 
-from ffenergy.vocabulary import all_modes
 from ffenergy.firmware.dut import Dut, DutError, DutReset
 from ffenergy.firmware.launch import HostDut
 from ffenergy.firmware.reference import reference_predict
-
+from ffenergy.vocabulary import all_modes
 from tests.firmware.fw_helpers import make_inputs, make_net, make_policy
 
 MODES = all_modes(3)
@@ -117,7 +116,7 @@ def test_reset_between_load_and_infer_is_detected_and_recovered(built):
 
 
 def test_reset_loop_gives_up_with_a_clear_error(built):
-    model, exe, x = built
+    _model, exe, x = built
     with HostDut(exe) as host, Dut(host.port, timeout_s=1.0) as dut:
         load = dut.load
 

@@ -5,17 +5,20 @@ import os
 import numpy as np
 import pytest
 
-from ffenergy.firmware.export import deploy
 from ffenergy.firmware import protocol as P
-from ffenergy.vocabulary import all_modes
 from ffenergy.firmware.dut import Dut, DutError
+from ffenergy.firmware.export import deploy
 from ffenergy.firmware.launch import HostDut, check_against_reference
 from ffenergy.firmware.reference import reference_predict
-
+from ffenergy.vocabulary import all_modes
 from tests.firmware.fw_helpers import make_inputs, make_net, make_policy
 
 CONFIGS = [  # procedure, statistic, prune
-    ("mp", "gap", False), ("mp", "max", False), ("mp", "gap", True), ("op", "gap", False), ("op", "max", False),
+    ("mp", "gap", False),
+    ("mp", "max", False),
+    ("mp", "gap", True),
+    ("op", "gap", False),
+    ("op", "max", False),
 ]
 
 
@@ -48,7 +51,7 @@ def mp_dut(tmp_path_factory, firmware_factory):
 
 
 def test_info_describes_the_model(mp_dut):
-    model, _, dut, _ = mp_dut
+    _model, _, dut, _ = mp_dut
     info = dut.info()
     assert (info.proto_version, info.dtype, info.scheme, info.statistic) == (1, "f32", "mp", "gap")
     assert (info.n_in, info.dims, info.n_classes, info.model_name) == (24, (16, 12, 10), 4, "model")
@@ -56,11 +59,11 @@ def test_info_describes_the_model(mp_dut):
 
 
 def test_trigger_events_frame_the_repeats(mp_dut):
-    model, x, dut, trig = mp_dut
+    _model, x, dut, trig = mp_dut
     before = trig.read_bytes() if trig.exists() else b""
     dut.load(x[0])
     r = dut.infer("depth-2", repeats=5)
-    events, tail = P.parse_trigger_events(trig.read_bytes()[len(before):])
+    events, tail = P.parse_trigger_events(trig.read_bytes()[len(before) :])
     assert events == [P.TriggerEvent(1, 0), P.TriggerEvent(0, 5 * r.macs)] and tail == b""
     assert r.repeats == 5 and r.ticks > 0 and 0 < r.seconds_per_inference < 0.1
 

@@ -4,12 +4,11 @@ import subprocess
 
 import pytest
 
-from ffenergy.firmware.export import export_model
 from ffenergy.firmware import protocol as P
 from ffenergy.firmware.dut import Dut
+from ffenergy.firmware.export import export_model
 from ffenergy.firmware.launch import QemuDut, ToolchainMissing, build_firmware, check_against_reference
 from ffenergy.firmware.reference import reference_predict
-
 from tests.firmware.fw_helpers import make_inputs, make_net, make_policy, require_qemu
 
 pytestmark = pytest.mark.qemu
@@ -20,10 +19,16 @@ def _qemu_available():
     require_qemu()
 
 
-@pytest.mark.parametrize("proc,stat,prune,dtype", [
-    ("mp", "gap", False, "f32"), ("mp", "max", True, "f32"), ("op", "max", False, "f32"),
-    ("mp", "gap", True, "int8"), ("op", "gap", False, "int8"),
-])
+@pytest.mark.parametrize(
+    "proc,stat,prune,dtype",
+    [
+        ("mp", "gap", False, "f32"),
+        ("mp", "max", True, "f32"),
+        ("op", "max", False, "f32"),
+        ("mp", "gap", True, "int8"),
+        ("op", "gap", False, "int8"),
+    ],
+)
 def test_qemu_build_is_bit_exact(proc, stat, prune, dtype):
     net = make_net(proc, seed=21)
     x = make_inputs(24, seed=22)
@@ -53,8 +58,12 @@ def test_mcu_sized_model_links_within_the_estimate(tmp_path):
     pol = make_policy(net, make_inputs(8, 784), "gap")
     rep = export_model(net, pol, tmp_path, "int8", "mcu-256k", calib_x=make_inputs(20, 784))
     elf = build_firmware(tmp_path, "nucleo-l476rg")
-    text, data, bss = map(int, subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True,
-                                              check=True).stdout.splitlines()[1].split()[:3])
+    text, data, bss = map(
+        int,
+        subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True, check=True)
+        .stdout.splitlines()[1]
+        .split()[:3],
+    )
     assert text + data <= rep.flash_used <= 256 << 10
     assert data + bss + 2048 <= rep.ram_used <= 64 << 10
 
@@ -69,7 +78,9 @@ def test_missing_toolchain_names_the_apt_command(tmp_path, monkeypatch):
 def test_qemu_that_cannot_start_raises_with_its_message(tmp_path):
     elf = tmp_path / "ffdut.elf"
     elf.write_bytes(b"\x7fELF")
-    with pytest.raises(RuntimeError, match="qemu-system-arm exited with 1: .*unsupported machine(.|\n)*-M no-such-board"):
+    with pytest.raises(
+        RuntimeError, match="qemu-system-arm exited with 1: .*unsupported machine(.|\n)*-M no-such-board"
+    ):
         QemuDut(elf, machine="no-such-board").start().stop()
     with pytest.raises(FileNotFoundError, match="build_firmware"):
         QemuDut(tmp_path / "missing.elf")

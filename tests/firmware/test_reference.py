@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
-from ffenergy.firmware.export import deploy
 from ffenergy.firmware.arrays import ExitPolicy
+from ffenergy.firmware.export import deploy
 from ffenergy.firmware.reference import confidence, ff_expf, layer_macs, layer_scores, reference_predict
-
 from tests.firmware.fw_helpers import DIMS, N_CLASSES, make_inputs, make_net
 
 
@@ -64,8 +63,11 @@ def test_light_mode_exit_rule_and_macs():
         assert r.exit_layer[i] == (passing[0] if passing else 3)
     assert set(r.exit_layer) == {1, 2, 3}
     d = DIMS
-    assert list(layer_macs(m)) == [N_CLASSES * d[0] * d[1], N_CLASSES * (d[0] * d[1] + d[1] * d[2]),
-                                   N_CLASSES * (d[0] * d[1] + d[1] * d[2] + d[2] * d[3])]
+    assert list(layer_macs(m)) == [
+        N_CLASSES * d[0] * d[1],
+        N_CLASSES * (d[0] * d[1] + d[1] * d[2]),
+        N_CLASSES * (d[0] * d[1] + d[1] * d[2] + d[2] * d[3]),
+    ]
     assert np.array_equal(r.macs, layer_macs(m)[r.exit_layer - 1])
     full = reference_predict(m, x, "full")
     assert np.all(full.exit_layer == 3) and np.array_equal(full.pred, np.argmax(full.scores, axis=1))

@@ -1,6 +1,7 @@
 """Fixtures for the HIL tests."""
 
 import pytest
+
 from tests.hil.hilkit import FakeLogger
 
 

@@ -7,6 +7,7 @@ import select
 import threading
 import tty
 
+
 class FakeLogger:
     """A pty whose master side answers the host's info request with scripted bytes."""
 

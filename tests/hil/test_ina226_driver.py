@@ -8,21 +8,22 @@ import time
 import numpy as np
 import pytest
 
+from ffenergy.firmware.protocol import TriggerEvent, pack_trigger_event
 from ffenergy.meters.base import MeterUnavailable
 from ffenergy.meters.ina226 import Ina226Meter
 from ffenergy.meters.ina226_wire import FRAME_LEN, encode_frames, encode_info
 from ffenergy.meters.triggered import MeterDisconnected, StreamRestarted, Token
 from ffenergy.sim.meter import spawn_sim_meter
 from ffenergy.sim.model import EnergyModel
-from ffenergy.firmware.protocol import TriggerEvent, pack_trigger_event
-
 
 
 @pytest.fixture
 def sim(tmp_path):
     with spawn_sim_meter(tmp_path / "meter", tmp_path / "trig", EnergyModel(seed=7), replug_delay_s=0.3) as s:
         fd = os.open(s.trigger, os.O_WRONLY)
-        s.pulse = lambda work: os.write(fd, pack_trigger_event(TriggerEvent(1, 0)) + pack_trigger_event(TriggerEvent(0, work)))  # type: ignore[attr-defined]
+        s.pulse = lambda work: os.write(
+            fd, pack_trigger_event(TriggerEvent(1, 0)) + pack_trigger_event(TriggerEvent(0, work))
+        )  # type: ignore[attr-defined]
         yield s
         os.close(fd)
 
@@ -31,7 +32,8 @@ def test_simulated_windows_recover_the_model_and_say_simulated(sim):
     with Ina226Meter(str(sim.port), reopen_interval_s=0.1) as meter:
         assert meter.info.provenance == "simulated"
         assert meter.info.details["ground_truth"]["net_joules_per_mac"] == pytest.approx(
-            sim.model.net_joules_per_mac, rel=1e-6)
+            sim.model.net_joules_per_mac, rel=1e-6
+        )
         for work in (150_000, 300_000):
             token = meter.start()
             sim.pulse(work)
@@ -83,12 +85,20 @@ def _window_stream(n_idle=400, n_high=600, idle_raw=80, high_raw=400):
 
 
 def test_corrupted_bytes_are_counted_and_the_window_still_measures(fake_logger):
-    header = encode_info({"device": "ina226-logger", "source": "hardware", "shunt_ohm": 0.1,
-                          "shunt_lsb_v": 2.5e-6, "bus_lsb_v": 1.25e-3, "period_us": 100})
+    header = encode_info(
+        {
+            "device": "ina226-logger",
+            "source": "hardware",
+            "shunt_ohm": 0.1,
+            "shunt_lsb_v": 2.5e-6,
+            "bus_lsb_v": 1.25e-3,
+            "period_us": 100,
+        }
+    )
     stream = bytearray(_window_stream())
     for frame in (50, 700, 1200):  # one idle before, one inside, one idle after the window
         stream[frame * FRAME_LEN + 9] ^= 0xFF
-    stream[300 * FRAME_LEN:300 * FRAME_LEN] = b"\x00\xa7 garbage #"
+    stream[300 * FRAME_LEN : 300 * FRAME_LEN] = b"\x00\xa7 garbage #"
     logger = fake_logger(header + bytes(stream))
     with Ina226Meter(logger.port) as meter:
         w = meter.next_window(Token(0, 0), timeout_s=5)
@@ -109,8 +119,9 @@ def test_missing_header_fields_and_silent_port_are_clear_errors(fake_logger):
     logger = fake_logger(encode_info({"device": "ina226-logger", "shunt_ohm": 0.1}))
     with pytest.raises(MeterUnavailable, match="without shunt_lsb_v, bus_lsb_v"):
         Ina226Meter(logger.port, info_timeout_s=2)
-    broken = fake_logger(encode_info({"device": "ina226-logger", "source": "hardware",
-                                      "error": "no-INA226-answering-at-0x40"}))
+    broken = fake_logger(
+        encode_info({"device": "ina226-logger", "source": "hardware", "error": "no-INA226-answering-at-0x40"})
+    )
     with pytest.raises(MeterUnavailable, match="reports no-INA226-answering-at-0x40: check the INA226 wiring"):
         Ina226Meter(broken.port, info_timeout_s=2)
     silent = fake_logger(b"")

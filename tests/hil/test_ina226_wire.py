@@ -24,7 +24,7 @@ def test_roundtrip_in_odd_chunks_keeps_every_field():
     dec = StreamDecoder()
     items = []
     for i in range(0, len(data), 7):
-        items += dec.feed(data[i:i + 7]).items
+        items += dec.feed(data[i : i + 7]).items
     raws = [x for x in items if not isinstance(x, dict)]
     seq = np.concatenate([r.seq for r in raws])
     shunt = np.concatenate([r.shunt for r in raws])
@@ -58,5 +58,5 @@ def test_info_line_between_frames_and_garbage_hash():
 def test_truncated_frame_waits_for_the_rest():
     data = _frames(2)
     dec = StreamDecoder()
-    assert _samples(dec.feed(data[:FRAME_LEN + 4]).items).tolist() == [0]
-    assert _samples(dec.feed(data[FRAME_LEN + 4:]).items).tolist() == [1]
+    assert _samples(dec.feed(data[: FRAME_LEN + 4]).items).tolist() == [0]
+    assert _samples(dec.feed(data[FRAME_LEN + 4 :]).items).tolist() == [1]

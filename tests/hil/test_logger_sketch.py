@@ -40,8 +40,9 @@ def test_sketch_fits_an_uno(elf):
 def test_sketch_boots_and_reports_a_missing_ina226(elf):
     if not shutil.which("simavr"):
         pytest.skip(f"simavr is missing: {APT}")
-    proc = subprocess.run(["timeout", "1", "simavr", "-m", "atmega328p", "-f", "16000000", str(elf)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["timeout", "1", "simavr", "-m", "atmega328p", "-f", "16000000", str(elf)], capture_output=True, text=True
+    )
     out = proc.stdout + proc.stderr
     assert "#FFM1 device=ina226-logger source=hardware fw=1.0.0 error=no-INA226-answering-at-0x40" in out
 
@@ -49,14 +50,19 @@ def test_sketch_boots_and_reports_a_missing_ina226(elf):
 def test_sketch_streams_what_the_driver_measures_with_a_modelled_ina226(elf):
     if not Path("/usr/include/simavr/sim_avr.h").is_file():
         pytest.skip(f"libsimavr-dev is missing: {APT}")
-    proc = subprocess.run(["make", "-s", "-C", str(METER_DIR), f"OUT={elf.parent}", "simavr-model"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["make", "-s", "-C", str(METER_DIR), f"OUT={elf.parent}", "simavr-model"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     master, slave = os.openpty()
     tty.setraw(slave)
     # idle 2 mA, active 10 mA at 3.3 V; trigger high 120 ms of every 300 ms; 1.5 s of AVR time
-    sim = subprocess.Popen([str(elf.parent / "ina226_sim"), str(elf), "2", "10", "3.3", "300", "120", "1.5"],
-                           stdin=master, stdout=master, stderr=subprocess.DEVNULL)
+    sim = subprocess.Popen(
+        [str(elf.parent / "ina226_sim"), str(elf), "2", "10", "3.3", "300", "120", "1.5"],
+        stdin=master,
+        stdout=master,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         with Ina226Meter(os.ttyname(slave), info_timeout_s=10) as meter:
             assert meter.info.provenance == "measured" and meter.header["period_us"] == "1120"

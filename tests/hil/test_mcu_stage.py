@@ -10,19 +10,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ffenergy.experiment.mcu_stage import fit_energy_vs_exit, run_mcu_stage
 from ffenergy.contract import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows
-from ffenergy.firmware.export import export_model
+from ffenergy.experiment.mcu_stage import fit_energy_vs_exit, run_mcu_stage
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
+from ffenergy.firmware.dut import Dut
+from ffenergy.firmware.export import export_model
+from ffenergy.firmware.launch import HostDut, build_firmware
 from ffenergy.meters.ina226 import Ina226Meter
 from ffenergy.meters.triggered import MeterDisconnected
 from ffenergy.sim.meter import spawn_sim_meter
 from ffenergy.sim.model import EnergyModel
-from ffenergy.vocabulary import all_modes
-from ffenergy.firmware.dut import Dut
-from ffenergy.firmware.launch import HostDut, build_firmware
 from ffenergy.targets.mcu import open_mcu
 from ffenergy.targets.mcu_config import McuConfig
+from ffenergy.vocabulary import all_modes
 from tests.firmware.fw_helpers import require_qemu
 
 DIMS = [32, 24, 24, 24]  # layers 2 and 3 cost the same MACs, so energy is linear in the exit layer
@@ -67,8 +67,18 @@ def test_energy_per_layer_matches_the_simulator(firmware, data, tmp_path):
     config = McuConfig(target="mcu-sim", firmware=str(firmware), sim=SIM)
     samples, windows = _writers(tmp_path)
     with open_mcu(config, tmp_path) as session, samples, windows:
-        result = run_mcu_stage(session.dut, session.meter, x, y, MODES, REPEATS, samples, windows, "mcu-sim",
-                               trace_path=tmp_path / "trace.csv")
+        result = run_mcu_stage(
+            session.dut,
+            session.meter,
+            x,
+            y,
+            MODES,
+            REPEATS,
+            samples,
+            windows,
+            "mcu-sim",
+            trace_path=tmp_path / "trace.csv",
+        )
         manifest = session.manifest()
     assert result.measured == len(x) * len(MODES) and result.dut_resets == 0
     assert manifest["meter"]["provenance"] == "simulated"
@@ -120,8 +130,9 @@ def test_dut_reset_mid_run_is_reported_reloaded_and_measured(firmware, data, tmp
     keys = _keys(tmp_path)
     assert len(keys) == len(set(keys)) == 3 * len(MODES)
     rows = read_rows(tmp_path / "samples.csv")
-    assert np.allclose([float(r["energy_j"]) for r in rows], [SIM.net_energy_j(int(r["macs"])) for r in rows],
-                       rtol=0.05)
+    assert np.allclose(
+        [float(r["energy_j"]) for r in rows], [SIM.net_energy_j(int(r["macs"])) for r in rows], rtol=0.05
+    )
 
 
 class _UnplugMeterAt:
@@ -143,9 +154,14 @@ class _UnplugMeterAt:
 def test_meter_lost_mid_run_keeps_rows_and_resume_measures_only_the_rest(firmware, data, tmp_path):
     x, y = data
     samples, windows = _writers(tmp_path)
-    with spawn_sim_meter(tmp_path / "meter.tty", tmp_path / "trig.fifo", SIM, replug_delay_s=60) as sim, \
-            HostDut(firmware, trigger=sim.trigger) as host, Dut(host.port) as dut, \
-            Ina226Meter(str(sim.port), reopen_retries=3, reopen_interval_s=0.1) as meter, samples, windows:
+    with (
+        spawn_sim_meter(tmp_path / "meter.tty", tmp_path / "trig.fifo", SIM, replug_delay_s=60) as sim,
+        HostDut(firmware, trigger=sim.trigger) as host,
+        Dut(host.port) as dut,
+        Ina226Meter(str(sim.port), reopen_retries=3, reopen_interval_s=0.1) as meter,
+        samples,
+        windows,
+    ):
         with pytest.raises(MeterDisconnected, match=r"vanished.*rows measured by this call are kept in .*samples.csv"):
             run_mcu_stage(_UnplugMeterAt(dut, sim, at=9), meter, x, y, MODES, REPEATS, samples, windows, "mcu-sim")
     first = _keys(tmp_path)
@@ -185,23 +201,24 @@ def test_mcu_qemu_runs_the_cortex_m_build_through_the_same_pipeline(data, tmp_pa
     x, y = data
     elf = _build(tmp_path / "fw", "qemu-mps2-an386")
     samples, windows = _writers(tmp_path)
-    with open_mcu(McuConfig(target="mcu-qemu", firmware=str(elf), sim=SIM), tmp_path / "run") as session, \
-            samples, windows:
+    with (
+        open_mcu(McuConfig(target="mcu-qemu", firmware=str(elf), sim=SIM), tmp_path / "run") as session,
+        samples,
+        windows,
+    ):
         assert session.provenance == "simulated"
-        result = run_mcu_stage(session.dut, session.meter, x[:2], y[:2], MODES, REPEATS, samples, windows,
-                               "mcu-qemu")
+        result = run_mcu_stage(session.dut, session.meter, x[:2], y[:2], MODES, REPEATS, samples, windows, "mcu-qemu")
     assert result.measured == 2 * len(MODES)
     rows = read_rows(tmp_path / "samples.csv")
-    assert np.allclose([float(r["energy_j"]) for r in rows], [SIM.net_energy_j(int(r["macs"])) for r in rows],
-                       rtol=0.05)
+    assert np.allclose(
+        [float(r["energy_j"]) for r in rows], [SIM.net_energy_j(int(r["macs"])) for r in rows], rtol=0.05
+    )
 
 
 def test_short_windows_are_reported_once_with_the_fix(firmware, data, tmp_path):
     x, y = data
     samples, windows = _writers(tmp_path)
-    with open_mcu(McuConfig(target="mcu-sim", firmware=str(firmware), sim=SIM), tmp_path) as session, \
-            samples, windows:
-        result = run_mcu_stage(session.dut, session.meter, x[:3], y[:3], ["depth-1"], 1, samples, windows,
-                               "mcu-sim")
+    with open_mcu(McuConfig(target="mcu-sim", firmware=str(firmware), sim=SIM), tmp_path) as session, samples, windows:
+        result = run_mcu_stage(session.dut, session.meter, x[:3], y[:3], ["depth-1"], 1, samples, windows, "mcu-sim")
     assert result.measured == 3
     assert len(result.warnings) == 1 and "repeat inferences inside the window" in result.warnings[0]

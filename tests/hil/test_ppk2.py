@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from ffenergy.meters.triggered import MeterDisconnected, Token
 class FakePpk2:
     """Mimics ppk2_api.PPK2_API: get_data() -> bytes, get_samples(bytes) -> (uA list, logic bytes)."""
 
-    devices = ["/dev/fake-ppk2"]
+    devices: ClassVar[list[str]] = ["/dev/fake-ppk2"]
 
     def __init__(self, port: str, chunks: list[tuple[list[float], list[int]]] = ()):
         self.port = port
@@ -66,7 +67,7 @@ def _chunks(channel: int):
     other = 1 << ((channel + 1) % 8)  # noise on another logic channel must not matter
     logic = (levels << channel) | (np.arange(len(levels)) % 3 == 0) * other
     ua = np.where(levels > 0, active_ua, idle_ua)
-    return [(ua[k:k + 1000].tolist(), logic[k:k + 1000].tolist()) for k in range(0, len(ua), 1000)]
+    return [(ua[k : k + 1000].tolist(), logic[k : k + 1000].tolist()) for k in range(0, len(ua), 1000)]
 
 
 @pytest.mark.parametrize("mode, channel", [("source", 3), ("ampere", 7)])

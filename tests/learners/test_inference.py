@@ -16,8 +16,9 @@ SPECS = [("mp", "gap", 0), ("mp", "max", 0), ("mp-pruned", "gap", 3), ("op", "ma
 
 def make(net, name, statistic="gap", prune_keep=2, prune_after=1):
     """A registered FF learner on ``net`` with the given exit statistic (and pruning for mp-pruned)."""
-    inference = InferenceConfig(mp_statistic=statistic, op_statistic=statistic, prune_after=prune_after,
-                                prune_keep=prune_keep)
+    inference = InferenceConfig(
+        mp_statistic=statistic, op_statistic=statistic, prune_after=prune_after, prune_keep=prune_keep
+    )
     return LEARNERS.get(name)(name, net, inference)
 
 

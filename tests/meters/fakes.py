@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Callable
+
 
 class FakeNVMLError(Exception):
     pass
@@ -17,8 +18,13 @@ class FakeNVMLErrorNotSupported(FakeNVMLError):
 class FakeGPU:
     """One GPU: an energy counter set by the test, power as a function of time."""
 
-    def __init__(self, name: str = "Fake H100", arch: int = 9, energy_mj: int = 1_000_000,
-                 power_w: Callable[[float], float] = lambda t: 150.0):
+    def __init__(
+        self,
+        name: str = "Fake H100",
+        arch: int = 9,
+        energy_mj: int = 1_000_000,
+        power_w: Callable[[float], float] = lambda t: 150.0,
+    ):
         self.name, self.arch, self.energy_mj, self.power_w = name, arch, energy_mj, power_w
 
 
@@ -37,7 +43,10 @@ def make_fake_nvml(gpus: list[FakeGPU], init_error: str | None = None) -> Simple
         return h.energy_mj
 
     return SimpleNamespace(
-        NVMLError=FakeNVMLError, NVML_DEVICE_ARCH_VOLTA=volta, state=state, gpus=gpus,
+        NVMLError=FakeNVMLError,
+        NVML_DEVICE_ARCH_VOLTA=volta,
+        state=state,
+        gpus=gpus,
         nvmlInit=init,
         nvmlShutdown=lambda: state.__setitem__("shutdown", state["shutdown"] + 1),
         nvmlDeviceGetCount=lambda: len(gpus),

@@ -9,7 +9,12 @@ import pytest
 
 from ffenergy.meters.base import MeterUnavailable
 from ffenergy.meters.codecarbon_meter import (
-    CarbonIntensity, CodeCarbonMeter, grams_co2_per_1000_inferences, provenance_for, resolve_intensity)
+    CarbonIntensity,
+    CodeCarbonMeter,
+    grams_co2_per_1000_inferences,
+    provenance_for,
+    resolve_intensity,
+)
 
 
 def test_grams_per_1000_inferences():

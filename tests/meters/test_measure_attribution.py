@@ -23,6 +23,7 @@ def depth_workload(k: int) -> Workload:
     def run_once() -> tuple[int, int]:
         time.sleep(0.0002 + 0.0001 * k)
         return 100, 100 * MACS[k]
+
     return Workload(run_once)
 
 
@@ -32,6 +33,7 @@ def light_workload() -> Workload:
     def run_once() -> tuple[int, int]:
         time.sleep(0.0002 + 0.0001 * 1.75)
         return 100, macs
+
     return Workload(run_once)
 
 
@@ -74,13 +76,13 @@ def test_simulated_ground_truth_is_recovered_within_5_percent(windows):
     rows = []
     for w in windows:
         mode = w.key[1] if w.key else "idle"
-        rows += [{"target": "sim", "meter": "simulated", "procedure": "mp", "mode": mode, **r}
-                 for r in w.domain_rows()]
+        rows += [{"target": "sim", "meter": "simulated", "procedure": "mp", "mode": mode, **r} for r in w.domain_rows()]
     rows = [{k: str(v) for k, v in r.items()} for r in rows]  # as read back from windows.csv
     mode_windows = windows_from_rows(rows, target="sim", meter="simulated", procedure="mp")
     p = exit_distribution([k for k, n in EXITS.items() for _ in range(n)])
-    att = attribute(mode_windows, {f"depth-{k}": m for k, m in MACS.items()}, p,
-                    target="sim", meter="simulated", procedure="mp")
+    att = attribute(
+        mode_windows, {f"depth-{k}": m for k, m in MACS.items()}, p, target="sim", meter="simulated", procedure="mp"
+    )
     assert att.joules_per_mac == pytest.approx(J_PER_MAC, rel=0.05)
     assert att.static_power_w == pytest.approx(STATIC_W, rel=0.05)
     assert att.r2 > 0.99 and att.n_points == 20 + 6  # depth-k and idle windows
@@ -88,8 +90,19 @@ def test_simulated_ground_truth_is_recovered_within_5_percent(windows):
     assert abs(att.prediction_error) < 0.05
     assert att.measured_light_j == pytest.approx(J_PER_MAC * sum(p[k] * MACS[k] for k in p), rel=0.05)
     entry = att.to_json()
-    for key in ("target", "meter", "procedure", "joules_per_mac", "static_power_w", "intercept_j_per_inference",
-                "r2", "n_points", "predicted_light_j", "measured_light_j", "prediction_error"):
+    for key in (
+        "target",
+        "meter",
+        "procedure",
+        "joules_per_mac",
+        "static_power_w",
+        "intercept_j_per_inference",
+        "r2",
+        "n_points",
+        "predicted_light_j",
+        "measured_light_j",
+        "prediction_error",
+    ):
         assert key in entry
 
 
@@ -100,8 +113,13 @@ def test_summaries_give_ci_from_objects_and_from_csv_rows(windows):
     assert 0 < light.net_ci95_j < 0.05 * light.net_j_per_inference
     assert light.gross_j_per_inference > light.net_j_per_inference
     assert light.macs_per_inference == sum(n * MACS[k] for k, n in EXITS.items()) / 100
-    rows = [{"target": "t", "meter": "m", "procedure": k[0], "mode": k[1], **{a: str(b) for a, b in r.items()}}
-            for w in windows if w.key for k in [w.key] for r in w.domain_rows()]
+    rows = [
+        {"target": "t", "meter": "m", "procedure": k[0], "mode": k[1], **{a: str(b) for a, b in r.items()}}
+        for w in windows
+        if w.key
+        for k in [w.key]
+        for r in w.domain_rows()
+    ]
     s2 = summarise_rows(rows)
     assert s2[("t", "m", "mp", "light")].net_j_per_inference == pytest.approx(light.net_j_per_inference)
 
@@ -109,7 +127,7 @@ def test_summaries_give_ci_from_objects_and_from_csv_rows(windows):
 def test_mean_ci95_uses_student_t():
     mean, half = mean_ci95([1.0, 2.0, 3.0, 4.0, 5.0])
     assert mean == 3.0
-    assert half == pytest.approx(2.776445 * 1.5811388 / 5 ** 0.5, rel=1e-5)
+    assert half == pytest.approx(2.776445 * 1.5811388 / 5**0.5, rel=1e-5)
 
 
 def test_resume_skips_done_pairs():
@@ -180,10 +198,13 @@ def test_device_is_synced_at_both_window_edges():
         time.sleep(0.001)
         return 1, 10
 
-    measure(RecordingMeter(events), {"a": Workload(run_once, sync=lambda: events.append("sync"))},
-            MethodConfig(min_window_s=0.01, warmup_s=0.0, idle=False))
+    measure(
+        RecordingMeter(events),
+        {"a": Workload(run_once, sync=lambda: events.append("sync"))},
+        MethodConfig(min_window_s=0.01, warmup_s=0.0, idle=False),
+    )
     first = events.index("start")
-    work = events[first - 1:]
+    work = events[first - 1 :]
     assert work[0] == "sync" and work[1] == "start"
     stop = work.index("stop")
     assert work[stop - 1] == "sync" and work[stop - 2] == "run"
@@ -210,8 +231,10 @@ def test_window_fit_is_reported_unidentifiable_when_duration_tracks_macs_and_the
     """A microcontroller window lasts in proportion to its MACs: static power and J/MAC cannot be
     told apart from such windows alone, so only the per-inference line is reported."""
     macs = {"depth-1": 1e6, "depth-2": 1.5e6, "depth-3": 2e6}
-    windows = [ModeWindow(mode, 10, 10 * m * 1e-7, 10 * (m * 2e-9 + 0.01 * m * 1e-7),
-                          10 * (m * 2e-9 + 0.004 * m * 1e-7)) for mode, m in macs.items()]
+    windows = [
+        ModeWindow(mode, 10, 10 * m * 1e-7, 10 * (m * 2e-9 + 0.01 * m * 1e-7), 10 * (m * 2e-9 + 0.004 * m * 1e-7))
+        for mode, m in macs.items()
+    ]
     entry = attribute(windows, macs, None, target="mcu-sim", meter="ina226", procedure="mp").to_json()
     assert entry["window_fit"]["identifiable"] is False and entry["static_power_w"] is None
     assert entry["joules_per_mac"] == pytest.approx(2e-9 + 0.004 * 1e-7, rel=1e-6)  # net J/MAC

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.meters.fakes import FakeGPU
 from ffenergy.meters import auto_meter, available_meters, make_meter
 from ffenergy.meters.base import MeterUnavailable
 from ffenergy.meters.nvml import NvmlMeter
 from ffenergy.meters.rapl import RaplMeter
 from ffenergy.meters.simulated import SimulatedMeter
+from tests.meters.fakes import FakeGPU
 
 
 @pytest.fixture

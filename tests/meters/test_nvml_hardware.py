@@ -37,7 +37,7 @@ def run(out_path: str | None = None) -> dict:
         pytest.skip(str(exc))
     dev = torch.device("cuda")
     gen = torch.Generator(device=dev).manual_seed(0)
-    ws = [torch.randn(a, b, device=dev, generator=gen) / a ** 0.5 for a, b in zip(WIDTHS, WIDTHS[1:])]
+    ws = [torch.randn(a, b, device=dev, generator=gen) / a**0.5 for a, b in zip(WIDTHS, WIDTHS[1:])]
     x = torch.randn(BATCH, WIDTHS[0], device=dev, generator=gen)
     keep = [BATCH]  # samples still running before layer k+1 in light mode
     for k in (1, 2, 3):
@@ -49,6 +49,7 @@ def run(out_path: str | None = None) -> dict:
             for w in ws[:k]:
                 h = torch.relu(h @ w)
             return BATCH, BATCH * macs(k)
+
         return Workload(run_once, torch.cuda.synchronize)
 
     def light() -> tuple[int, int]:
@@ -64,15 +65,35 @@ def run(out_path: str | None = None) -> dict:
         info = meter.info
         windows = measure(meter, workloads, MethodConfig(repeats=5, min_window_s=2.0, warmup_s=1.0))
     domain = "total"
-    mode_windows = [ModeWindow(w.key or "idle", w.n_inferences, w.duration_s, w.joules[domain],
-                               w.net_joules[domain]) for w in windows]
-    att = attribute(mode_windows, {f"depth-{k}": macs(k) for k in range(1, 5)}, EXITS,
-                    target="cuda", meter="nvml", procedure="chain")
+    mode_windows = [
+        ModeWindow(w.key or "idle", w.n_inferences, w.duration_s, w.joules[domain], w.net_joules[domain])
+        for w in windows
+    ]
+    att = attribute(
+        mode_windows,
+        {f"depth-{k}": macs(k) for k in range(1, 5)},
+        EXITS,
+        target="cuda",
+        meter="nvml",
+        procedure="chain",
+    )
     idle = [w.idle_power_w[domain] for w in windows if w.kind == "idle"]
-    result = {"meter": {"name": info.name, "details": info.details, "update_period_s": info.update_period_s},
-              "idle_power_w": idle, "attribution": att.to_json(),
-              "windows": [{"mode": w.key, "repeat": w.repeat, "n": w.n_inferences, "s": w.duration_s,
-                           "gross_j": w.joules[domain], "net_j": w.net_joules[domain]} for w in windows]}
+    result = {
+        "meter": {"name": info.name, "details": info.details, "update_period_s": info.update_period_s},
+        "idle_power_w": idle,
+        "attribution": att.to_json(),
+        "windows": [
+            {
+                "mode": w.key,
+                "repeat": w.repeat,
+                "n": w.n_inferences,
+                "s": w.duration_s,
+                "gross_j": w.joules[domain],
+                "net_j": w.net_joules[domain],
+            }
+            for w in windows
+        ],
+    }
     if out_path:
         with open(out_path, "w") as fh:
             json.dump(result, fh, indent=1)

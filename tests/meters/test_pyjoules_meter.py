@@ -16,9 +16,9 @@ from pyJoules.device import DeviceFactory, nvidia_device, rapl_device  # noqa: E
 from pyJoules.device.nvidia_device import NvidiaGPUDomain  # noqa: E402
 from pyJoules.energy_meter import EnergyMeter  # noqa: E402
 
-from tests.meters.fakes import FakeGPU  # noqa: E402
 from ffenergy.meters.base import MeterError, MeterUnavailable  # noqa: E402
 from ffenergy.meters.pyjoules_meter import PyJoulesMeter  # noqa: E402
+from tests.meters.fakes import FakeGPU  # noqa: E402
 
 
 def write(path, value):
@@ -129,6 +129,7 @@ def test_a_vendored_0_5_1_without_metadata_is_used(monkeypatch, fake_nvml, tmp_p
 
     def not_found(name):
         raise metadata.PackageNotFoundError(name)
+
     monkeypatch.setattr(pyjoules_meter.metadata, "version", not_found)
     monkeypatch.setattr(rapl_device, "RAPL_API_DIR", str(tmp_path / "none"))
     gpu = FakeGPU(energy_mj=1_000_000)

@@ -143,12 +143,14 @@ NOBODY = 65534
 
 def _error_as(uid: int | None, root: Path) -> str:
     """The MeterUnavailable message of RaplMeter(root), opened as ``uid`` (a forked child) or as we are."""
+
     def attempt() -> str:
         try:
             RaplMeter(root).close()
         except MeterUnavailable as exc:
             return str(exc)
         return "NO ERROR"
+
     if uid is None:
         return attempt()
     r, w = os.pipe()
@@ -417,6 +419,7 @@ def test_permission_denied_on_psys_only_skips_psys():
                     return "|".join([",".join(meter.info.domains), *meter.notes])
             except MeterError as exc:
                 return f"REFUSED {exc}"
+
         out = _as_nobody(opened)
         assert out.startswith("package-0|"), out
         assert "intel-rapl:1 (psys): skipped, permission denied reading" in out

@@ -10,14 +10,21 @@ from pathlib import Path
 import numpy as np
 
 from ffenergy.contract import (
-    SAMPLES_COLUMNS, SUMMARY_COLUMNS, WINDOWS_COLUMNS, CsvAppender, write_json,
+    SAMPLES_COLUMNS,
+    SUMMARY_COLUMNS,
+    WINDOWS_COLUMNS,
+    CsvAppender,
+    write_json,
 )
 
 C = 10
 PROCEDURES = ("mp", "mp-pruned", "op")
 EXIT_P = {"mp": [0.74, 0.13, 0.08, 0.05], "mp-pruned": [0.74, 0.13, 0.08, 0.05], "op": [0.86, 0.07, 0.04, 0.03]}
-LAYER_ACC = {"mp": [0.962, 0.968, 0.970, 0.9699], "mp-pruned": [0.962, 0.967, 0.969, 0.969],
-             "op": [0.972, 0.975, 0.976, 0.9766]}
+LAYER_ACC = {
+    "mp": [0.962, 0.968, 0.970, 0.9699],
+    "mp-pruned": [0.962, 0.967, 0.969, 0.969],
+    "op": [0.972, 0.975, 0.976, 0.9766],
+}
 
 
 def layer_macs(procedure: str, dims: list[int]) -> np.ndarray:
@@ -32,32 +39,64 @@ def layer_macs(procedure: str, dims: list[int]) -> np.ndarray:
 
 
 def _targets(mcu: bool, energy: bool) -> list[dict]:
-    out = [dict(name="host-cpu", meter="rapl" if energy else "none", provenance="measured" if energy else "",
-                dims=[784, 1000, 1000, 1000, 1000], jpm=2.1e-10, static_j=4.0e-4, per_sample=False)]
+    out = [
+        {
+            "name": "host-cpu",
+            "meter": "rapl" if energy else "none",
+            "provenance": "measured" if energy else "",
+            "dims": [784, 1000, 1000, 1000, 1000],
+            "jpm": 2.1e-10,
+            "static_j": 4.0e-4,
+            "per_sample": False,
+        }
+    ]
     if mcu:
-        out.append(dict(name="mcu-sim", meter="ina226-sim", provenance="simulated", dims=[196, 64, 64, 64, 64],
-                        jpm=4.2e-9, static_j=1.5e-4, per_sample=True))
+        out.append(
+            {
+                "name": "mcu-sim",
+                "meter": "ina226-sim",
+                "provenance": "simulated",
+                "dims": [196, 64, 64, 64, 64],
+                "jpm": 4.2e-9,
+                "static_j": 1.5e-4,
+                "per_sample": True,
+            }
+        )
     return out
 
 
-def write_synthetic_run(root: Path, run_id: str, *, n_samples: int = 1000, mcu: bool = True,
-                        energy: bool = True, seed: int = 0) -> Path:
+def write_synthetic_run(
+    root: Path, run_id: str, *, n_samples: int = 1000, mcu: bool = True, energy: bool = True, seed: int = 0
+) -> Path:
     rng = np.random.default_rng(seed)
     run = Path(root) / run_id
     run.mkdir(parents=True)
     targets = _targets(mcu, energy)
-    meters = [dict(name=t["meter"], provenance=t["provenance"], update_period_s=0.001 if t["per_sample"] else 0.001,
-                   details={"ground_truth": {"joules_per_mac": t["jpm"]}} if t["per_sample"] else {})
-              for t in targets if t["provenance"]]
-    write_json(run / "manifest.json", {
-        "run_id": run_id, "config_hash": "3f2a9c", "seed": seed,
-        "config": {"name": "mnist-lightff", "data": {"dataset": "mnist"}},
-        "meters": meters,
-        "host": {"cpu": "Intel(R) Xeon(R) Gold 6338", "cores": 2, "gpu": None, "driver": None},
-        "versions": {"ffenergy": "0.1.0", "python": "3.11.2", "torch": "2.13.0", "git": "171a4ad"},
-        "started": "2026-11-28T06:00:00Z", "ended": "2026-11-28T06:20:00Z",
-        "stages": {"train": "done", "calibrate": "done", "measure": "done", "attribute": "done"},
-    })
+    meters = [
+        {
+            "name": t["meter"],
+            "provenance": t["provenance"],
+            "update_period_s": 0.001,
+            "details": {"ground_truth": {"joules_per_mac": t["jpm"]}} if t["per_sample"] else {},
+        }
+        for t in targets
+        if t["provenance"]
+    ]
+    write_json(
+        run / "manifest.json",
+        {
+            "run_id": run_id,
+            "config_hash": "3f2a9c",
+            "seed": seed,
+            "config": {"name": "mnist-lightff", "data": {"dataset": "mnist"}},
+            "meters": meters,
+            "host": {"cpu": "Intel(R) Xeon(R) Gold 6338", "cores": 2, "gpu": None, "driver": None},
+            "versions": {"ffenergy": "0.1.0", "python": "3.11.2", "torch": "2.13.0", "git": "171a4ad"},
+            "started": "2026-11-28T06:00:00Z",
+            "ended": "2026-11-28T06:20:00Z",
+            "stages": {"train": "done", "calibrate": "done", "measure": "done", "attribute": "done"},
+        },
+    )
     summary, windows, samples, fits, sweep = [], [], [], [], []
     for t in targets:
         for proc in PROCEDURES:
@@ -69,35 +108,73 @@ def write_synthetic_run(root: Path, run_id: str, *, n_samples: int = 1000, mcu: 
             mode_energy = {}
             for mode, p in modes.items():
                 exits = rng.choice(4, size=n_samples, p=p) + 1
-                acc = np.array(LAYER_ACC[proc])[exits - 1] if mode == "light" else \
-                    np.full(n_samples, LAYER_ACC[proc][exits[0] - 1])
+                acc = (
+                    np.array(LAYER_ACC[proc])[exits - 1]
+                    if mode == "light"
+                    else np.full(n_samples, LAYER_ACC[proc][exits[0] - 1])
+                )
                 correct = rng.random(n_samples) < acc
                 macs = macs_k[exits - 1]
                 e_true = t["jpm"] * macs + t["static_j"]
                 e_sample = e_true * (1 + 0.03 * rng.standard_normal(n_samples)) if t["per_sample"] else None
                 for i in range(n_samples):
-                    samples.append(dict(target=t["name"], procedure=proc, mode=mode, sample=i, label=i % C,
-                                        pred=i % C if correct[i] else (i + 1) % C, exit_layer=int(exits[i]),
-                                        macs=int(macs[i]), correct=bool(correct[i]),
-                                        energy_j=None if e_sample is None else float(e_sample[i])))
+                    samples.append(
+                        {
+                            "target": t["name"],
+                            "procedure": proc,
+                            "mode": mode,
+                            "sample": i,
+                            "label": i % C,
+                            "pred": i % C if correct[i] else (i + 1) % C,
+                            "exit_layer": int(exits[i]),
+                            "macs": int(macs[i]),
+                            "correct": bool(correct[i]),
+                            "energy_j": None if e_sample is None else float(e_sample[i]),
+                        }
+                    )
                 e_mean = float(e_true.mean())
                 reps = e_mean * (1 + 0.02 * rng.standard_normal(5))
                 for r, e in enumerate(reps):
                     n_inf = 2000
                     if t["provenance"]:
-                        windows.append(dict(target=t["name"], meter=t["meter"], domain="package-0", procedure=proc,
-                                            mode=mode, repeat=r, n_inferences=n_inf, duration_s=2.5,
-                                            energy_j=e * n_inf + 3.0 * 2.5, idle_power_w=3.0, net_energy_j=e * n_inf))
+                        windows.append(
+                            {
+                                "target": t["name"],
+                                "meter": t["meter"],
+                                "domain": "package-0",
+                                "procedure": proc,
+                                "mode": mode,
+                                "repeat": r,
+                                "n_inferences": n_inf,
+                                "duration_s": 2.5,
+                                "energy_j": e * n_inf + 3.0 * 2.5,
+                                "idle_power_w": 3.0,
+                                "net_energy_j": e * n_inf,
+                            }
+                        )
                 mode_energy[mode] = (float(reps.mean()), float(1.96 * reps.std(ddof=1) / np.sqrt(5)))
-                summary.append(dict(dataset="mnist", target=t["name"], meter=t["meter"], provenance=t["provenance"],
-                                    procedure=proc, mode=mode, accuracy=float(correct.mean()), macro_f1=float(correct.mean()) - 0.002,
-                                    mean_layers=float(exits.mean()), macs_per_inference=float(macs.mean()),
-                                    mac_reduction=float(macs_k[-1] / macs.mean()),
-                                    energy_j_per_inference=mode_energy[mode][0] if t["provenance"] else None,
-                                    energy_ci95_j=mode_energy[mode][1] if t["provenance"] else None,
-                                    energy_reduction=None, n_samples=n_samples, n_repeats=5))
+                summary.append(
+                    {
+                        "dataset": "mnist",
+                        "target": t["name"],
+                        "meter": t["meter"],
+                        "provenance": t["provenance"],
+                        "procedure": proc,
+                        "mode": mode,
+                        "accuracy": float(correct.mean()),
+                        "macro_f1": float(correct.mean()) - 0.002,
+                        "mean_layers": float(exits.mean()),
+                        "macs_per_inference": float(macs.mean()),
+                        "mac_reduction": float(macs_k[-1] / macs.mean()),
+                        "energy_j_per_inference": mode_energy[mode][0] if t["provenance"] else None,
+                        "energy_ci95_j": mode_energy[mode][1] if t["provenance"] else None,
+                        "energy_reduction": None,
+                        "n_samples": n_samples,
+                        "n_repeats": 5,
+                    }
+                )
             full_e = mode_energy["full"][0]
-            for row in summary[-len(modes):]:
+            for row in summary[-len(modes) :]:
                 if t["provenance"]:
                     row["energy_reduction"] = full_e / row["energy_j_per_inference"]
             if t["provenance"]:
@@ -106,23 +183,44 @@ def write_synthetic_run(root: Path, run_id: str, *, n_samples: int = 1000, mcu: 
                 slope, icpt = np.polyfit(xs, ys, 1)
                 r2 = 1 - np.sum((ys - (slope * xs + icpt)) ** 2) / np.sum((ys - ys.mean()) ** 2)
                 pred = float(np.dot(EXIT_P[proc], ys))
-                fits.append(dict(target=t["name"], meter=t["meter"], procedure=proc, joules_per_mac=float(slope),
-                                 static_power_w=0.9, intercept_j_per_inference=float(icpt), r2=float(r2), n_points=4,
-                                 predicted_light_j=pred, measured_light_j=mode_energy["light"][0],
-                                 prediction_error=mode_energy["light"][0] / pred - 1))
-            for stat in (("max", "gap") if proc != "op" else ("max",)):
+                fits.append(
+                    {
+                        "target": t["name"],
+                        "meter": t["meter"],
+                        "procedure": proc,
+                        "joules_per_mac": float(slope),
+                        "static_power_w": 0.9,
+                        "intercept_j_per_inference": float(icpt),
+                        "r2": float(r2),
+                        "n_points": 4,
+                        "predicted_light_j": pred,
+                        "measured_light_j": mode_energy["light"][0],
+                        "prediction_error": mode_energy["light"][0] / pred - 1,
+                    }
+                )
+            for stat in ("max", "gap") if proc != "op" else ("max",):
                 for alpha in np.arange(0.0, 3.01, 0.25):
                     p1 = 0.35 + 0.6 * (1 - np.exp(-alpha / (0.9 if stat == "max" else 1.2)))
                     rest = np.array(EXIT_P[proc][1:]) / sum(EXIT_P[proc][1:]) * (1 - p1)
                     p = np.concatenate([[p1], rest])
-                    acc = float(np.dot(p, LAYER_ACC[proc]) - 0.004 * alpha ** 1.5 * (1.2 if stat == "max" else 0.8))
+                    acc = float(np.dot(p, LAYER_ACC[proc]) - 0.004 * alpha**1.5 * (1.2 if stat == "max" else 0.8))
                     macs = float(np.dot(p, macs_k))
                     e = float(t["jpm"] * macs + t["static_j"]) if t["per_sample"] else None
-                    sweep.append(dict(target=t["name"], procedure=proc, statistic=stat, alpha=float(alpha), accuracy=acc,
-                                      macro_f1=acc - 0.002, mean_layers=float(np.dot(p, [1, 2, 3, 4])),
-                                      macs_per_inference=macs, mac_reduction=float(macs_k[-1] / macs),
-                                      exit_fractions=";".join(f"{v:.4f}" for v in p),
-                                      energy_j_per_inference=e))
+                    sweep.append(
+                        {
+                            "target": t["name"],
+                            "procedure": proc,
+                            "statistic": stat,
+                            "alpha": float(alpha),
+                            "accuracy": acc,
+                            "macro_f1": acc - 0.002,
+                            "mean_layers": float(np.dot(p, [1, 2, 3, 4])),
+                            "macs_per_inference": macs,
+                            "mac_reduction": float(macs_k[-1] / macs),
+                            "exit_fractions": ";".join(f"{v:.4f}" for v in p),
+                            "energy_j_per_inference": e,
+                        }
+                    )
     with CsvAppender(run / "samples.csv", SAMPLES_COLUMNS) as w:
         w.write_many(samples)
     with CsvAppender(run / "windows.csv", WINDOWS_COLUMNS) as w:
@@ -154,4 +252,4 @@ def _write_trace(path: Path, rng: np.random.Generator, rate_hz: float = 1000.0, 
     with open(path, "w") as fh:
         fh.write("t_s,current_a,voltage_v,trigger\n")
         for row in zip(t, current, voltage, trigger.astype(int)):
-            fh.write("%.4f,%.6g,%.5g,%d\n" % row)
+            fh.write("{:.4f},{:.6g},{:.5g},{:d}\n".format(*row))

@@ -13,8 +13,14 @@ from ffenergy.plot.command import plot_command
 from tests.plot.plot_synthetic import write_synthetic_run
 
 RUN_A_FIGURES = {
-    "tradeoff_host-cpu_rapl", "tradeoff_mcu-sim_ina226-sim", "exits_host-cpu", "exits_mcu-sim",
-    "attribution_host-cpu_rapl", "attribution_mcu-sim_ina226-sim", "reduction", "trace",
+    "tradeoff_host-cpu_rapl",
+    "tradeoff_mcu-sim_ina226-sim",
+    "exits_host-cpu",
+    "exits_mcu-sim",
+    "attribution_host-cpu_rapl",
+    "attribution_mcu-sim_ina226-sim",
+    "reduction",
+    "trace",
 }
 
 
@@ -50,6 +56,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def plotted(results: Path) -> tuple[int, str]:
     import contextlib
     import io
+
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = plot_command([results], "png", jobs=2)  # forked workers; the other tests plot in-process
@@ -79,7 +86,8 @@ def test_a_run_without_a_meter_is_plotted_in_macs(results: Path, plotted: tuple[
 
 
 def test_parent_folder_gets_a_comparison_and_one_message_per_bad_directory(
-        results: Path, plotted: tuple[int, str]) -> None:
+    results: Path, plotted: tuple[int, str]
+) -> None:
     code, err = plotted
     assert code == 0
     assert_real_figure(results / "comparison" / "energy_per_inference.png")
@@ -122,8 +130,10 @@ def test_partial_run_is_plotted_from_what_is_there(tmp_path: Path, capsys: pytes
     assert "partial run" in capsys.readouterr().err
     stems = {p.stem for p in (run / "figures").glob("*.png")}
     assert stems == {"tradeoff_host-cpu_macs", "exits_host-cpu"}
-    assert "**Partial run.** unfinished stages: measure=running; missing files: summary.csv, attribution.json" in \
-        (run / "report.md").read_text()
+    assert (
+        "**Partial run.** unfinished stages: measure=running; missing files: summary.csv, attribution.json"
+        in (run / "report.md").read_text()
+    )
 
 
 def test_svg_format(tmp_path: Path) -> None:
@@ -146,7 +156,8 @@ def test_a_run_that_only_started_has_nothing_to_plot(tmp_path: Path, capsys: pyt
 
 
 def test_runs_named_one_by_one_get_a_comparison_beside_their_common_parent(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     first = write_synthetic_run(tmp_path / "lab-a", "run-1", n_samples=10, mcu=False)
     second = write_synthetic_run(tmp_path / "lab-b", "run-2", n_samples=10, mcu=False, seed=5)
     (second / "trace.csv").write_bytes(b"t_s,current_a,voltage_v,trigger\n\xff\xfe,1,1,1\n")

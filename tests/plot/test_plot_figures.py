@@ -54,8 +54,15 @@ def test_every_energy_figure_carries_its_provenance(run) -> None:
 
 def test_exit_fractions_that_do_not_sum_to_one_are_rejected(tmp_path: Path) -> None:
     path = write_synthetic_run(tmp_path, "run", n_samples=10, mcu=False)
-    text = (path / "sweep.csv").read_text().replace(";".join(f"{v:.4f}" for v in [0.35] + [
-        p / sum(EXIT_P["mp"][1:]) * 0.65 for p in EXIT_P["mp"][1:]]), "0.5;0.1;0.1;0.1", 1)
+    text = (
+        (path / "sweep.csv")
+        .read_text()
+        .replace(
+            ";".join(f"{v:.4f}" for v in [0.35] + [p / sum(EXIT_P["mp"][1:]) * 0.65 for p in EXIT_P["mp"][1:]]),
+            "0.5;0.1;0.1;0.1",
+            1,
+        )
+    )
     (path / "sweep.csv").write_text(text)
     with pytest.raises(RunLoadError, match=r"sweep.csv: line 2, column 'exit_fractions': '0.5;0.1;0.1;0.1' must be"):
         load_run(path)
@@ -84,12 +91,24 @@ def test_net_energies_at_or_below_zero_are_flagged_not_plotted_as_savings(run) -
     from dataclasses import replace
 
     from ffenergy.analysis.report import run_report
-    from ffenergy.units import format_energy
     from ffenergy.plot.style import Skipped
-    broken = replace(run, summary=[replace(r, energy_j_per_inference=-abs(r.energy_j_per_inference))
-                                   if r.energy_j_per_inference is not None else r for r in run.summary])
-    assert reduction.draw(broken) == [Skipped("MAC vs energy reduction", "every energy ratio involves a net energy "
-                                              "<= 0 (idle subtraction exceeds the signal)")]
+    from ffenergy.units import format_energy
+
+    broken = replace(
+        run,
+        summary=[
+            replace(r, energy_j_per_inference=-abs(r.energy_j_per_inference))
+            if r.energy_j_per_inference is not None
+            else r
+            for r in run.summary
+        ],
+    )
+    assert reduction.draw(broken) == [
+        Skipped(
+            "MAC vs energy reduction",
+            "every energy ratio involves a net energy <= 0 (idle subtraction exceeds the signal)",
+        )
+    ]
     figure = next(d for d in attribution.draw(broken) if isinstance(d, Drawn)).figure
     assert any("net energy ≤ 0" in t.get_text() for t in figure.texts)
     assert "**Warning:** some net energies are ≤ 0" in run_report(broken, [], [])

@@ -48,11 +48,16 @@ class _FFLearner(Learner):
         return FFNetwork(dims, n_classes, label_value)
 
     @classmethod
-    def fit(cls, net: Any, x: np.ndarray, y: np.ndarray, model: ModelConfig, seed: int, device: str,
-            progress: bool) -> dict[str, Any]:
+    def fit(
+        cls, net: Any, x: np.ndarray, y: np.ndarray, model: ModelConfig, seed: int, device: str, progress: bool
+    ) -> dict[str, Any]:
         log = train(net, x, y, model, seed, device, progress)
-        return {"train_seconds": round(log.seconds, 2), "train_device": device, "ff_loss": log.ff_loss,
-                "head_loss": log.head_loss}
+        return {
+            "train_seconds": round(log.seconds, 2),
+            "train_device": device,
+            "ff_loss": log.ff_loss,
+            "head_loss": log.head_loss,
+        }
 
     prune_after: int = 0
     prune_keep: int = 0
@@ -98,8 +103,12 @@ class FFMultiPass(_FFLearner):
         return mp_layer_macs(self.dims, self.n_classes, self.prune_after, self.prune_keep)
 
     def firmware(self, thresholds: np.ndarray) -> tuple[NetworkArrays, ExitPolicy]:
-        policy = ExitPolicy(self._statistic, np.asarray(thresholds, np.float32),  # type: ignore[arg-type]
-                            self.prune_after, self.prune_keep)
+        policy = ExitPolicy(
+            self._statistic,
+            np.asarray(thresholds, np.float32),  # type: ignore[arg-type]
+            self.prune_after,
+            self.prune_keep,
+        )
         return self.net.to_arrays("mp"), policy
 
 
@@ -198,5 +207,3 @@ class _OnePass:
         self.rows = self.rows.index_select(0, idx)
         self.acts = [a.index_select(0, idx) for a in self.acts]
         self.h = self.acts[-1]
-
-

@@ -83,7 +83,7 @@ class FFNetwork(nn.Module):
 
     def to_arrays(self, scheme: Scheme) -> NetworkArrays:
         """The float32 numpy hand-off used by export, firmware and references."""
-        to_np = lambda t: t.detach().cpu().numpy().astype(np.float32).copy()  # noqa: E731
+        to_np = lambda t: t.detach().cpu().numpy().astype(np.float32).copy()
         return NetworkArrays(
             scheme=scheme,
             weights=[to_np(l.weight) for l in self.layers],

@@ -8,10 +8,9 @@ neutral-label activations. One backward pass and one optimiser step per minibatc
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
