@@ -9,21 +9,16 @@
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ffenergy.config import config_of_run
 from ffenergy.experiment.dataset import load_experiment_data
-from ffenergy.firmware.arrays import ExitPolicy
+from ffenergy.experiment.export_run import load_learner
 from ffenergy.firmware.export import deploy
 from ffenergy.firmware.launch import check_against_reference
 from ffenergy.firmware.reference import reference_predict
-from ffenergy.learners.exits import ExitSpec, predict
-from ffenergy.learners.ff.model import FFNetwork
-from ffenergy.procedures import network_kind
+from ffenergy.learners.exits import predict
 from ffenergy.vocabulary import all_modes, forced_depth
 
 
@@ -37,34 +32,26 @@ def main() -> None:
     ap.add_argument("--dtypes", default="f32,int8")
     args = ap.parse_args()
 
-    manifest = json.loads((args.run_dir / "manifest.json").read_text())
-    calibration = json.loads((args.run_dir / "calibration.json").read_text())
-    cfg = config_of_run(manifest)
-    data = load_experiment_data(cfg)
-    net = FFNetwork(manifest["model"]["dims"], data.n_classes, data.label_value)
-    net.load_state_dict(torch.load(args.run_dir / "model.pt", weights_only=True))
+    procedures = [load_learner(args.run_dir, name) for name in args.procedures.split(",")]
+    data = load_experiment_data(procedures[0].config)
     x, y = data.x_test, data.y_test
     if args.samples:
         x, y = x[: args.samples], y[: args.samples]
-    modes = args.modes.split(",") if args.modes else all_modes(net.n_layers)
-    print(f"{'-'.join(map(str, net.dims))}, {len(x)} test samples, modes {','.join(modes)}, DUT: {args.target}")
-    for procedure in args.procedures.split(","):
-        cal = calibration[procedure]
-        kind = network_kind(procedure)
-        policy = ExitPolicy(
-            cal["statistic"], np.array(cal["thresholds"], np.float32), cal["prune_after"], cal["prune_keep"]
-        )
-        arrays = net.to_arrays(kind)
-        spec = ExitSpec(kind, cal["statistic"], tuple(cal["thresholds"]), cal["prune_after"], cal["prune_keep"])
+    first = procedures[0].learner
+    modes = args.modes.split(",") if args.modes else all_modes(first.n_layers)
+    print(f"{'-'.join(map(str, first.dims))}, {len(x)} test samples, modes {','.join(modes)}, DUT: {args.target}")
+    for run in procedures:
+        learner = run.learner
+        arrays, policy = learner.firmware(run.thresholds)
         for dtype in args.dtypes.split(","):
             calib = data.x_val[:512] if dtype == "int8" else None
             bad = check_against_reference(arrays, policy, x, args.target, dtype, modes, calib_x=calib)
-            model = deploy(arrays, policy, dtype, calib, name=procedure)
+            model = deploy(arrays, policy, dtype, calib, name=learner.name)
             for mode in modes:
                 ref = reference_predict(model, x, mode)
-                torch_p = predict(net, x, spec, forced_depth(mode, net.n_layers))
+                torch_p = predict(learner, x, tuple(run.thresholds.tolist()), forced_depth(mode, learner.n_layers))
                 print(
-                    f"  {procedure:<9} {dtype:<4} {mode:<8} DUT vs reference: "
+                    f"  {learner.name:<9} {dtype:<4} {mode:<8} DUT vs reference: "
                     f"{sum(1 for m in bad if m.mode == mode)} mismatches | accuracy {100 * np.mean(ref.pred == y):6.2f}% "
                     f"(torch {100 * np.mean(torch_p.pred == y):6.2f}%) | same pred as torch "
                     f"{100 * np.mean(ref.pred == torch_p.pred):6.2f}%, same exit {100 * np.mean(ref.exit_layer == torch_p.exit_layer):6.2f}%"

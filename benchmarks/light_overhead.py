@@ -25,17 +25,18 @@ import torch
 from ffenergy.config import load_config
 from ffenergy.experiment.dataset import load_experiment_data
 from ffenergy.experiment.model_cache import load_or_train
+from ffenergy.learners import LEARNERS
 from ffenergy.learners.calibrate import calibrate
-from ffenergy.learners.exits import ExitSpec, batched_depth_scores, exits_from_scores, infer
+from ffenergy.learners.exits import batched_depth_scores, exits_from_scores, infer
 
 
-def time_mode(net, batches, spec, depth) -> float:
+def time_mode(learner, batches, thresholds, depth) -> float:
     """Seconds for the second of two passes over ``batches`` (the first warms the caches)."""
     for xb in batches:
-        infer(net, xb, spec, depth)
+        infer(learner, xb, thresholds, depth)
     start = time.perf_counter()
     for xb in batches:
-        infer(net, xb, spec, depth)
+        infer(learner, xb, thresholds, depth)
     return time.perf_counter() - start
 
 
@@ -44,36 +45,35 @@ def main() -> None:
     ap.add_argument("config", nargs="?", default="experiments/mnist.yaml")
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--samples", type=int, default=2000, help="test samples timed per mode and round")
+    ap.add_argument("--procedures", default="mp,op", help="comma-separated procedures (learner names)")
     args = ap.parse_args()
     cfg = load_config(args.config)
     data = load_experiment_data(cfg)
-    net, _ = load_or_train(cfg, data, log=lambda s: None)
     x = data.x_test[: args.samples]
     rng = np.random.default_rng(0)
-    print(f"torch threads: {torch.get_num_threads()}, samples: {len(x)}, network {'-'.join(map(str, net.dims))}")
+    print(f"torch threads: {torch.get_num_threads()}, samples: {len(x)}, hidden {cfg.model.hidden}")
     print(
         f"{'procedure':<10} {'batch':>5} {'light us/inf':>12} {'ideal us/inf':>12} {'overhead':>9} {'[IQR]':>16}  exits p_k"
     )
-    for name, base in [
-        ("mp", ExitSpec("mp", cfg.inference.mp_statistic)),
-        ("op", ExitSpec("op", cfg.inference.op_statistic)),
-    ]:
-        cal = calibrate(batched_depth_scores(net, data.x_val, base, 1024, "cpu"), data.y_val, base)
+    for name in args.procedures.split(","):
+        cls = LEARNERS.get(name)
+        learner = cls(name, load_or_train(cls, cfg, data, progress=False)[0], cfg.inference)
+        cal = calibrate(learner, batched_depth_scores(learner, data.x_val, 1024), data.y_val)
         th = cal.thresholds(cfg.inference.alpha)
-        spec = ExitSpec(base.procedure, base.statistic, tuple(th.tolist()))
+        thresholds = tuple(th.tolist())
         for batch in (1, 1024):
             n = len(x) if batch > 1 else min(len(x), 300)
             batches = [torch.from_numpy(x[i : i + batch]) for i in range(0, n, batch)]
-            _, exits = exits_from_scores(batched_depth_scores(net, x[:n], base, 1024, "cpu"), base, th)
-            p = np.bincount(exits, minlength=net.n_layers + 1)[1:] / n
-            modes: list = ["light"] + list(range(1, net.n_layers + 1))
+            _, exits = exits_from_scores(learner, batched_depth_scores(learner, x[:n], 1024), th)
+            p = np.bincount(exits, minlength=learner.n_layers + 1)[1:] / n
+            modes: list = ["light", *range(1, learner.n_layers + 1)]
             overheads, light_times, ideal_times = [], [], []
             for _ in range(args.rounds):
                 t = {}
                 for i in rng.permutation(len(modes)):
                     mode = modes[i]
-                    t[mode] = time_mode(net, batches, spec, None if mode == "light" else mode) / n
-                ideal = sum(p[k - 1] * t[k] for k in range(1, net.n_layers + 1))
+                    t[mode] = time_mode(learner, batches, thresholds, None if mode == "light" else mode) / n
+                ideal = sum(p[k - 1] * t[k] for k in range(1, learner.n_layers + 1))
                 light_times.append(t["light"])
                 ideal_times.append(ideal)
                 overheads.append(t["light"] / ideal - 1)

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ffenergy.config import ConfigError, config_of_run
+from ffenergy.config import ConfigError, ExperimentConfig, config_of_run
 from ffenergy.experiment.dataset import load_experiment_data
 from ffenergy.firmware.deployed import DType
 from ffenergy.firmware.export import ModelTooLarge, export_model
 from ffenergy.firmware.launch import make_command
 from ffenergy.learners import LEARNERS
-from ffenergy.learners.base import NotDeployable
+from ffenergy.learners.base import Learner, NotDeployable
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,17 @@ class ExportError(RuntimeError):
     """The run cannot be exported; the message says why and what to do."""
 
 
-def export_run(run_dir: Path, procedure: str, dtype: DType, board: str, out: Path | None) -> Path:
-    """Export one procedure of a finished run; the export folder. ``dtype``: f32 or int8."""
+@dataclass
+class RunLearner:
+    """One procedure of a finished run, rebuilt from its files: the trained learner and its exit rule."""
+
+    learner: Learner
+    config: ExperimentConfig
+    thresholds: np.ndarray  # float32, shape (L,), as calibrated
+
+
+def load_learner(run_dir: Path, procedure: str) -> RunLearner:
+    """Rebuild ``procedure`` of the run in ``run_dir`` from manifest.json, calibration.json and model.pt."""
     run_dir = Path(run_dir)
     try:
         manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -44,13 +54,20 @@ def export_run(run_dir: Path, procedure: str, dtype: DType, board: str, out: Pat
     net = cls.build(manifest["model"]["dims"], len(ds["classes"]), ds.get("label_value", 1.0))
     # model.pt: {"networks": {network_id: state}}; runs before ffenergy 0.2 saved the FF state alone
     net.load_state_dict(blob["networks"][cls.network_id] if "networks" in blob else blob)
-    learner = cls(procedure, net, cfg.inference)
+    net.eval()
+    thresholds = np.array(calibration[procedure]["thresholds"], np.float32)
+    return RunLearner(cls(procedure, net, cfg.inference), cfg, thresholds)
+
+
+def export_run(run_dir: Path, procedure: str, dtype: DType, board: str, out: Path | None) -> Path:
+    """Export one procedure of a finished run; the export folder. ``dtype``: f32 or int8."""
+    run = load_learner(run_dir, procedure)
     try:
-        arrays, policy = learner.firmware(np.array(calibration[procedure]["thresholds"], np.float32))
+        arrays, policy = run.learner.firmware(run.thresholds)
     except NotDeployable as exc:
         raise ExportError(str(exc)) from None
-    calib_x = load_experiment_data(cfg).x_val[:512] if dtype == "int8" else None
-    out = out or run_dir / f"export-{procedure}-{dtype}"
+    calib_x = load_experiment_data(run.config).x_val[:512] if dtype == "int8" else None
+    out = out or Path(run_dir) / f"export-{procedure}-{dtype}"
     try:
         export_model(arrays, policy, out, dtype, board, calib_x=calib_x, name=procedure)
     except ModelTooLarge as exc:

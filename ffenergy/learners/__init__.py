@@ -27,3 +27,13 @@ LEARNERS.register(
 LEARNERS.register(
     "op", "ffenergy.learners.ff.learner:FFOnePass", "Forward-Forward, one neutral-label pass, a softmax head per depth"
 )
+LEARNERS.register(
+    "bp-exits",
+    "ffenergy.learners.backprop:BackpropMultiExit",
+    "backprop MLP with a linear exit head per depth, trained on the weighted sum of the exit losses",
+)
+LEARNERS.register(
+    "pepita",
+    "ffenergy.learners.pepita:Pepita",
+    "PEPITA-trained MLP (two forward passes, fixed random error feedback), exit heads trained afterwards",
+)

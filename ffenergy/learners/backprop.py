@@ -1,0 +1,225 @@
+"""A back-propagation multi-exit MLP (Shallow-Deep Networks / BranchyNet style) as a learner.
+
+``ExitMLP`` is a ReLU MLP with one linear exit head per depth; head k reads **only depth k's
+activations** (not the concatenation of all layers so far, as the FF OP heads do). Its MACs are
+counted exactly for what inference runs: layer k adds ``d_{k-1} d_k`` for the layer plus
+``d_k C`` for its head (bias additions, ReLU, softmax and argmax are not counted, as for FF).
+The last head is the network's output, so full mode runs every layer and one head.
+
+``BackpropMultiExit`` trains all layers and heads end to end on a weighted sum of the exit
+cross-entropies. Its confidence is ``inference.op_statistic`` of a head's logits (``max``: top
+softmax probability; ``gap``: top-1 minus top-2 logit), so it is calibrated and exited with the
+same label-free rule and alpha selection as FF OP. ``ExitMLPLearner`` holds the inference side
+shared with other learners built on an ``ExitMLP`` (``ffenergy.learners.pepita``).
+
+Training reads ``model.hidden``, ``model.epochs`` and ``model.batch_size``; everything else comes
+from ``model.options.bp-exits`` (``BackpropOptions``), not from the FF fields of ``model``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
+from ffenergy.learners.base import Learner, LearnerOptionsError, NotDeployable, learner_options
+from ffenergy.learners.ff.learner import top_gap, top_probability
+
+if TYPE_CHECKING:
+    from ffenergy.config import InferenceConfig, ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+class ExitMLP(nn.Module):
+    """ReLU layers ``layers[k]`` with a linear exit head ``heads[k]`` on each depth's activations."""
+
+    def __init__(self, layers: list[nn.Linear], heads: list[nn.Linear]):
+        super().__init__()
+        if len(layers) != len(heads):
+            raise ValueError(f"{len(layers)} layers need as many exit heads, got {len(heads)}")
+        self.layers = nn.ModuleList(layers)
+        self.heads = nn.ModuleList(heads)
+        self.dims = [layers[0].in_features, *(layer.out_features for layer in layers)]
+        self.n_classes = heads[0].out_features
+
+    def layer(self, k: int, h: torch.Tensor) -> torch.Tensor:
+        """Activations of layer k (0-based) from the previous layer's activations ``h``."""
+        return torch.relu(self.layers[k](h))
+
+    def exit(self, k: int, h: torch.Tensor) -> torch.Tensor:
+        """Logits of exit head k on layer k's activations ``h``."""
+        return self.heads[k](h)
+
+
+def exit_mlp_layer_macs(dims: list[int], n_classes: int) -> np.ndarray:
+    """MACs layer k and its exit head add: d_{k-1} d_k + d_k C (index k-1 = layer k)."""
+    return np.array([a * b + b * n_classes for a, b in pairwise(dims)], dtype=np.int64)
+
+
+class ExitMLPPass:
+    """A batch in an ``ExitMLP``: the active rows' activations of the last layer run."""
+
+    def __init__(self, net: ExitMLP, x: torch.Tensor):
+        self.net = net
+        self.h = x
+        self.rows = torch.arange(len(x), device=x.device)
+
+    def step(self, k: int) -> torch.Tensor:
+        self.h = self.net.layer(k, self.h)
+        return self.net.exit(k, self.h)
+
+    def keep(self, idx: torch.Tensor) -> None:
+        self.rows = self.rows.index_select(0, idx)
+        self.h = self.h.index_select(0, idx)
+
+
+class ExitMLPLearner(Learner):
+    """Inference of any ``ExitMLP``: per-depth heads, OP's exit statistic, compaction."""
+
+    net: ExitMLP
+
+    def __init__(self, name: str, net: ExitMLP, inference: InferenceConfig):
+        super().__init__(name, net, inference)
+        self._statistic = inference.op_statistic
+
+    @property
+    def statistic(self) -> str:
+        return self._statistic
+
+    @property
+    def dims(self) -> list[int]:
+        return self.net.dims
+
+    @property
+    def n_classes(self) -> int:
+        return self.net.n_classes
+
+    def start(self, x: torch.Tensor) -> ExitMLPPass:
+        return ExitMLPPass(self.net, x)
+
+    def confidence(self, scores: torch.Tensor) -> torch.Tensor:
+        return top_gap(scores) if self._statistic == "gap" else top_probability(scores)
+
+    def layer_macs(self) -> np.ndarray:
+        return exit_mlp_layer_macs(self.dims, self.n_classes)
+
+    def firmware(self, thresholds: np.ndarray) -> tuple[NetworkArrays, ExitPolicy]:
+        raise NotDeployable(f"{self.name}: the C firmware implements Forward-Forward (mp, op) only")
+
+
+@dataclass
+class BackpropOptions:
+    """``model.options.bp-exits``."""
+
+    lr: float = 1e-3
+    epochs: int | None = None  # None: model.epochs
+    optimizer: str = "adam"  # adam or sgd (with momentum)
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0
+    exit_weights: list[float] | None = None  # one per depth, normalised to sum 1; None: equal
+    lr_decay_at: list[float] = field(default_factory=list)  # fractions of the epochs: lr x 0.1 at each
+
+    def weights(self, n_layers: int) -> torch.Tensor:
+        """The validated exit-loss weights, normalised to sum 1."""
+        raw = [1.0] * n_layers if self.exit_weights is None else self.exit_weights
+        if len(raw) != n_layers or min(raw) < 0 or sum(raw) <= 0:
+            raise LearnerOptionsError(
+                f"model.options.bp-exits.exit_weights: {raw!r}; use {n_layers} "
+                "non-negative numbers (one per layer) with a positive sum"
+            )
+        w = torch.tensor(raw, dtype=torch.float32)
+        return w / w.sum()
+
+    def validate(self) -> None:
+        checks = {
+            "lr": self.lr > 0,
+            "epochs": self.epochs is None or self.epochs >= 1,
+            "optimizer": self.optimizer in ("adam", "sgd"),
+            "momentum": 0 <= self.momentum < 1,
+            "weight_decay": self.weight_decay >= 0,
+            "lr_decay_at": all(0 < f <= 1 for f in self.lr_decay_at),
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise LearnerOptionsError(f"model.options.bp-exits.{key}: invalid value {getattr(self, key)!r}")
+
+
+class BackpropMultiExit(ExitMLPLearner):
+    """A multi-exit MLP trained end to end by back-propagation on the weighted exit losses."""
+
+    network_id: ClassVar[str] = "bp-exits"
+    training_version: ClassVar[int] = 1
+
+    @classmethod
+    def build(cls, dims: list[int], n_classes: int, label_value: float) -> ExitMLP:
+        """PyTorch's default (Kaiming-uniform) initialisation, biases everywhere."""
+        return ExitMLP([nn.Linear(a, b) for a, b in pairwise(dims)], [nn.Linear(b, n_classes) for b in dims[1:]])
+
+    @classmethod
+    def fit(
+        cls, net: Any, x: np.ndarray, y: np.ndarray, model: ModelConfig, seed: int, device: str, progress: bool
+    ) -> dict[str, Any]:
+        """Deterministic on CPU for a seed (shuffling from a seeded generator)."""
+        opts = learner_options(BackpropOptions, model, cls.network_id)
+        opts.validate()
+        weights = opts.weights(len(net.layers)).to(device)
+        epochs = opts.epochs or model.epochs
+        gen = torch.Generator().manual_seed(seed)
+        net.to(device).train()
+        xs, ys = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        opt: torch.optim.Optimizer
+        if opts.optimizer == "adam":
+            opt = torch.optim.Adam(net.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+        else:
+            opt = torch.optim.SGD(net.parameters(), lr=opts.lr, momentum=opts.momentum, weight_decay=opts.weight_decay)
+        losses = []
+        start = time.perf_counter()
+        bar = tqdm(range(epochs), desc="BP multi-exit training", unit="epoch", disable=not progress)
+        for epoch in bar:
+            opt.param_groups[0]["lr"] = decayed_lr(opts.lr, opts.lr_decay_at, epoch, epochs)
+            order = torch.randperm(len(xs), generator=gen).to(device)
+            total, n_batches = 0.0, 0
+            for i in range(0, len(xs), model.batch_size):
+                idx = order[i : i + model.batch_size]
+                loss = _exit_loss(net, xs[idx], ys[idx], weights)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+                n_batches += 1
+            losses.append(total / n_batches)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        net.eval()
+        seconds = time.perf_counter() - start
+        log.info("bp-exits: %d epochs in %.1f s, final weighted exit loss %.4f", epochs, seconds, losses[-1])
+        return {
+            "train_seconds": round(seconds, 2),
+            "train_device": device,
+            "epochs": epochs,
+            "exit_weights": weights.tolist(),
+            "loss": losses,
+        }
+
+
+def decayed_lr(lr: float, decay_at: list[float], epoch: int, epochs: int) -> float:
+    """``lr`` times 0.1 for every fraction in ``decay_at`` that epoch (0-based) has reached."""
+    return lr * 0.1 ** sum(epoch >= round(f * epochs) for f in decay_at)
+
+
+def _exit_loss(net: ExitMLP, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """sum_k w_k CE(head_k(h_k), y), back-propagated through every layer below each head."""
+    loss, h = torch.zeros((), device=x.device), x
+    for k in range(len(net.layers)):
+        h = net.layer(k, h)
+        loss = loss + weights[k] * F.cross_entropy(net.exit(k, h), y)
+    return loss

@@ -1,0 +1,226 @@
+"""PEPITA (Dellaferrera & Kreiman, ICML 2022) with exit heads, as in LightFF's Lightweight-PT code.
+
+Network: a bias-free ReLU MLP with the widths ``model.hidden`` and a bias-free C-way output
+layer, He-uniform initialised (U[-sqrt(6/d_in), +sqrt(6/d_in)]). Per minibatch, two forward
+passes and no backward pass:
+
+1. standard pass on x: activations h_l, error e = softmax(output) - onehot(y);
+2. modulated pass on x' = x + e F^T: activations h'_l, error e'.
+
+F (d_0 x C) is fixed and random, F ~ U[-1, 1] * f_scale * sqrt(6 / d_0) with the paper's
+f_scale = 0.05 (the F of the paper and of LightFF's code), drawn from the training seed.
+Layer-local updates, averaged over the batch and applied by SGD with momentum:
+dW_1 = (h_1 - h'_1)^T x', dW_l = (h_l - h'_l)^T h'_{l-1}, dW_out = e'^T h'_L; W <- W - lr dW.
+The learning rate drops tenfold at the fractions ``lr_decay_at`` of the epochs (the paper: 60
+and 90 of 100). Dropout (the paper's keep rate 0.9) is not used.
+
+Exits: after PEPITA training, one linear head with bias per hidden layer l < L is trained on
+that layer's frozen activations (Adam, cross-entropy, ``head_epochs``); the last exit is
+PEPITA's own output layer. So the network is an ``ExitMLP`` whose last head is the output
+layer, and inference (confidence, compaction, MACs d_{l-1} d_l + d_l C per layer) is that of
+``ExitMLPLearner``: light inference really skips the layers after the exit.
+
+Training reads ``model.hidden``, ``model.epochs`` and ``model.batch_size``; everything else comes
+from ``model.options.pepita`` (``PepitaOptions``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from ffenergy.learners.backprop import ExitMLP, ExitMLPLearner, decayed_lr
+from ffenergy.learners.base import LearnerOptionsError, learner_options
+
+if TYPE_CHECKING:
+    from ffenergy.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PepitaOptions:
+    """``model.options.pepita``."""
+
+    lr: float = 0.01
+    momentum: float = 0.9
+    f_scale: float = 0.05  # F ~ U[-1, 1] * f_scale * sqrt(6 / d_0)
+    epochs: int | None = None  # None: model.epochs
+    lr_decay_at: list[float] = field(default_factory=lambda: [0.6, 0.9])  # fractions of the epochs: lr x 0.1
+    head_lr: float = 1e-3
+    head_epochs: int = 10
+
+    def validate(self) -> None:
+        checks = {
+            "lr": self.lr > 0,
+            "momentum": 0 <= self.momentum < 1,
+            "f_scale": self.f_scale > 0,
+            "epochs": self.epochs is None or self.epochs >= 1,
+            "lr_decay_at": all(0 < f <= 1 for f in self.lr_decay_at),
+            "head_lr": self.head_lr > 0,
+            "head_epochs": self.head_epochs >= 1,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise LearnerOptionsError(f"model.options.pepita.{key}: invalid value {getattr(self, key)!r}")
+
+
+def he_uniform(d_in: int, d_out: int, bias: bool = False) -> nn.Linear:
+    """A Linear layer with weights U[-sqrt(6/d_in), sqrt(6/d_in)] (and zero bias when it has one)."""
+    layer = nn.Linear(d_in, d_out, bias=bias)
+    limit = math.sqrt(6.0 / d_in)
+    nn.init.uniform_(layer.weight, -limit, limit)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def feedback_matrix(d_in: int, n_classes: int, scale: float, gen: torch.Generator) -> torch.Tensor:
+    """The fixed projection F (d_in, C) of the output error onto the input."""
+    return (torch.rand(d_in, n_classes, generator=gen) * 2 - 1) * scale * math.sqrt(6.0 / d_in)
+
+
+class Pepita(ExitMLPLearner):
+    """PEPITA-trained MLP with exit heads trained afterwards on each hidden layer."""
+
+    network_id: ClassVar[str] = "pepita"
+    training_version: ClassVar[int] = 1
+
+    @classmethod
+    def build(cls, dims: list[int], n_classes: int, label_value: float) -> ExitMLP:
+        """Bias-free He-uniform layers; exit heads with bias on layers 1..L-1; a bias-free output."""
+        layers = [he_uniform(a, b) for a, b in pairwise(dims)]
+        heads = [he_uniform(d, n_classes, bias=True) for d in dims[1:-1]] + [he_uniform(dims[-1], n_classes)]
+        return ExitMLP(layers, heads)
+
+    @classmethod
+    def fit(
+        cls, net: Any, x: np.ndarray, y: np.ndarray, model: ModelConfig, seed: int, device: str, progress: bool
+    ) -> dict[str, Any]:
+        """PEPITA on the layers and output, then the exit heads; deterministic on CPU for a seed."""
+        opts = learner_options(PepitaOptions, model, cls.network_id)
+        opts.validate()
+        gen = torch.Generator().manual_seed(seed)
+        net.to(device).train()
+        xs, ys = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        start = time.perf_counter()
+        pepita_log = _train_pepita(net, xs, ys, opts, opts.epochs or model.epochs, model.batch_size, gen, progress)
+        head_loss = _train_heads(net, xs, ys, opts, model.batch_size, gen, progress)
+        net.eval()
+        seconds = time.perf_counter() - start
+        log.info(
+            "pepita: train error %.4f after %d epochs, exit-head loss %s, %.1f s",
+            pepita_log["train_error"][-1],
+            len(pepita_log["train_error"]),
+            ", ".join(f"{v:.3f}" for v in head_loss),
+            seconds,
+        )
+        return {"train_seconds": round(seconds, 2), "train_device": device, **pepita_log, "head_loss": head_loss}
+
+
+def _train_pepita(
+    net: ExitMLP,
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    opts: PepitaOptions,
+    epochs: int,
+    batch_size: int,
+    gen: torch.Generator,
+    progress: bool,
+) -> dict[str, list[float]]:
+    """The two-pass PEPITA rule on ``net.layers`` and the output layer ``net.heads[-1]``."""
+    fb = feedback_matrix(net.dims[0], net.n_classes, opts.f_scale, gen).to(xs.device)
+    weights = [cast(nn.Linear, m).weight for m in [*net.layers, net.heads[-1]]]
+    opt = torch.optim.SGD(weights, lr=opts.lr, momentum=opts.momentum)
+    loss_hist, error_hist = [], []
+    bar = tqdm(range(epochs), desc="PEPITA training", unit="epoch", disable=not progress)
+    for epoch in bar:
+        opt.param_groups[0]["lr"] = decayed_lr(opts.lr, opts.lr_decay_at, epoch, epochs)
+        order = torch.randperm(len(xs), generator=gen).to(xs.device)
+        loss_sum = wrong = 0.0
+        for i in range(0, len(xs), batch_size):
+            idx = order[i : i + batch_size]
+            loss, n_wrong = _pepita_step(net, xs[idx], ys[idx], fb, weights)
+            opt.step()
+            loss_sum += loss * len(idx)
+            wrong += n_wrong
+        loss_hist.append(loss_sum / len(xs))
+        error_hist.append(wrong / len(xs))
+        if not math.isfinite(loss_hist[-1]):
+            raise LearnerOptionsError(
+                f"model.options.pepita.lr: training diverged in epoch {epoch + 1} "
+                f"(loss {loss_hist[-1]}); use a smaller lr than {opts.lr}"
+            )
+        bar.set_postfix(loss=f"{loss_hist[-1]:.4f}", train_error=f"{error_hist[-1]:.4f}")
+    return {"pepita_loss": loss_hist, "train_error": error_hist}
+
+
+@torch.no_grad()
+def _forward(net: ExitMLP, x: torch.Tensor, target: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Activations [x, h_1 .. h_L] and the output error softmax(out) - onehot."""
+    acts = [x]
+    for k in range(len(net.layers)):
+        acts.append(net.layer(k, acts[-1]))
+    return acts, torch.softmax(net.heads[-1](acts[-1]), dim=1) - target
+
+
+@torch.no_grad()
+def _pepita_step(
+    net: ExitMLP, x: torch.Tensor, y: torch.Tensor, fb: torch.Tensor, weights: list[torch.Tensor]
+) -> tuple[float, int]:
+    """Set each weight's .grad to its PEPITA update; (cross-entropy, errors) of the standard pass."""
+    target = F.one_hot(y, net.n_classes).to(x.dtype)
+    acts, err = _forward(net, x, target)
+    mod, mod_err = _forward(net, x + err @ fb.T, target)
+    n = len(x)
+    for k, w in enumerate(weights[:-1]):
+        w.grad = (acts[k + 1] - mod[k + 1]).T @ mod[k] / n
+    weights[-1].grad = mod_err.T @ mod[-1] / n
+    probs = err + target
+    loss = -torch.log(probs.gather(1, y[:, None]).clamp_min(1e-12)).mean()
+    return float(loss), int((probs.argmax(dim=1) != y).sum())
+
+
+def _train_heads(
+    net: ExitMLP,
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    opts: PepitaOptions,
+    batch_size: int,
+    gen: torch.Generator,
+    progress: bool,
+) -> list[float]:
+    """Train heads 1..L-1 on the frozen activations of their layers; their last-epoch mean losses."""
+    heads = list(net.heads)[:-1]
+    if not heads:
+        return []
+    opt = torch.optim.Adam([p for h in heads for p in h.parameters()], lr=opts.head_lr)
+    sums = torch.zeros(len(heads))
+    bar = tqdm(range(opts.head_epochs), desc="PEPITA exit heads", unit="epoch", disable=not progress)
+    for _ in bar:
+        order = torch.randperm(len(xs), generator=gen).to(xs.device)
+        sums.zero_()
+        for i in range(0, len(xs), batch_size):
+            idx = order[i : i + batch_size]
+            with torch.no_grad():
+                acts, h = [], xs[idx]
+                for k in range(len(heads)):
+                    h = net.layer(k, h)
+                    acts.append(h)
+            losses = torch.stack([F.cross_entropy(head(a), ys[idx]) for head, a in zip(heads, acts)])
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()  # heads are independent: the sum trains each on its own loss
+            opt.step()
+            sums += losses.detach().cpu() * len(idx)
+        bar.set_postfix(head_loss=" ".join(f"{v:.3f}" for v in (sums / len(xs)).tolist()))
+    return (sums / len(xs)).tolist()

@@ -1,0 +1,94 @@
+"""Helpers of the learner tests: a small task, brief training, and checks every learner must pass."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ffenergy.config import InferenceConfig, ModelConfig
+from ffenergy.learners.base import Learner
+from ffenergy.learners.calibrate import calibrate
+from ffenergy.learners.exits import depth_scores, exits_from_scores, infer, predict
+
+DIMS = [20, 16, 12, 8]
+
+
+def blobs(n: int, seed: int, d: int = DIMS[0], c: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Samples of one c-class task in [0, 1]^d (fixed random centres, Gaussian spread), drawn by ``seed``."""
+    centres = np.random.default_rng(1234).random((c, d))
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, c, n)
+    x = np.clip(centres[y] + 0.25 * rng.standard_normal((n, d)), 0, 1)
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def trained(
+    cls: type[Learner], options: dict, epochs: int = 3, statistic: str = "max", seed: int = 0
+) -> tuple[Learner, np.ndarray, np.ndarray]:
+    """A learner of ``cls`` trained briefly on blobs (as load_or_train does: seed, build, fit)."""
+    x, y = blobs(600, seed=0)
+    model = ModelConfig(hidden=DIMS[1:], epochs=epochs, batch_size=50, options={cls.network_id: options})
+    torch.manual_seed(seed)
+    net = cls.build(DIMS, 4, 1.0)
+    cls.fit(net, x, y, model, seed, "cpu", progress=False)
+    return cls(cls.network_id, net.eval(), InferenceConfig(op_statistic=statistic)), x, y
+
+
+@contextmanager
+def counted_linear_macs(net: nn.Module) -> Iterator[list[int]]:
+    """The multiply-accumulates of every nn.Linear call in ``net`` (rows x in x out), summed."""
+    total = [0]
+
+    def hook(module: nn.Linear, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
+        total[0] += len(inputs[0]) * module.in_features * module.out_features
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Linear)]
+    try:
+        yield total
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def check_compaction_equals_masking(learner: Learner, x: np.ndarray, y: np.ndarray) -> None:
+    xt = torch.from_numpy(x)
+    th = calibrate(learner, depth_scores(learner, xt), y).thresholds(0.5)
+    pred, exits = infer(learner, xt, tuple(th.tolist()), None)
+    masked_pred, masked_exits = exits_from_scores(learner, depth_scores(learner, xt), th)
+    assert np.array_equal(exits.numpy(), masked_exits)
+    assert np.array_equal(pred.numpy(), masked_pred)
+    assert len(np.unique(masked_exits)) > 1, "the test needs samples exiting at different depths"
+
+
+def check_exited_rows_skip_later_layers(
+    learner: Learner, x: np.ndarray, y: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    xt = torch.from_numpy(x)
+    th = calibrate(learner, depth_scores(learner, xt), y).thresholds(1.0)
+    _, exits = exits_from_scores(learner, depth_scores(learner, xt), th)
+    seen: list[tuple[int, int]] = []
+    original = learner.net.layer
+    monkeypatch.setattr(learner.net, "layer", lambda k, h: (seen.append((k, len(h))), original(k, h))[1])
+    infer(learner, xt, tuple(th.tolist()), None)
+    assert [k for k, _ in seen] == list(range(int(exits.max())))
+    for k, rows in seen:
+        assert rows == int(np.sum(exits >= k + 1)), f"layer {k + 1} ran on {rows} rows"
+    assert seen[-1][1] < len(x), "the test needs rows that exited before the last layer"
+
+
+def check_macs_are_exactly_what_inference_runs(learner: Learner, x: np.ndarray, y: np.ndarray) -> None:
+    """Every nn.Linear call of a depth-k or light pass is counted by layer_macs, nothing more."""
+    xt = torch.from_numpy(x)
+    for depth in range(1, learner.n_layers + 1):
+        with counted_linear_macs(learner.net) as total:
+            p = predict(learner, x, None, depth)
+        assert total[0] == p.macs.sum() == len(x) * learner.macs_at_exit()[depth - 1]
+    th = calibrate(learner, depth_scores(learner, xt), y).thresholds(1.0)
+    with counted_linear_macs(learner.net) as total:
+        p = predict(learner, x, tuple(th.tolist()), None)
+    assert total[0] == p.macs.sum() and len(set(p.exit_layer)) > 1
