@@ -53,13 +53,8 @@ def load_or_train(
         log.info("model %s: loaded from cache (%s)", learner.network_id, key)
         return net, {"cache": "hit", "cache_key": key, **blob["info"]}
     device = training_device(cfg.model.device)
-    log.info(
-        "model %s: training %s on %s for %d epochs",
-        learner.network_id,
-        "-".join(map(str, [data.n_features, *cfg.model.hidden])),
-        device,
-        cfg.model.epochs,
-    )
+    shape = "-".join(map(str, [data.n_features, *cfg.model.hidden]))
+    log.info("model %s: training %s on %s", learner.network_id, shape, device)
     info = learner.fit(net, data.x_train, data.y_train, cfg.model, cfg.seed, device, progress)
     net.to("cpu").eval()
     path.parent.mkdir(parents=True, exist_ok=True)
