@@ -238,7 +238,12 @@ def _check_values(cfg: ExperimentConfig) -> None:
         "inference.prune_after",
         f"a layer between 1 and {len(m.hidden) - 1} (the network has {len(m.hidden)} layers)",
     )
-    _require(inf.prune_keep >= 1, "inference.prune_keep", "an integer >= 1")
+    _require(
+        inf.prune_keep >= 2,
+        "inference.prune_keep",
+        "an integer >= 2 (with one candidate left its gap is undefined: the host and the firmware would disagree "
+        "on when to exit)",
+    )
     _require(inf.batch_size > 0, "inference.batch_size", "a positive integer")
     _require(bool(cfg.targets), "targets", f"a non-empty list of {', '.join(TARGETS.names())}")
     for i, target in enumerate(cfg.targets):
