@@ -17,8 +17,23 @@ log = logging.getLogger("ffenergy")
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ffenergy.config import ConfigError, load_config
+    from ffenergy.data.base import DataError
     from ffenergy.experiment.runner import RunError, RunInterrupted, RunOptions, run_experiment
     from ffenergy.experiment.table import format_summary
+    from ffenergy.firmware.dut import DutError
+    from ffenergy.firmware.launch import ToolchainMissing
+    from ffenergy.meters.base import MeterError
+    from ffenergy.targets.host import TargetUnavailable
+
+    # expected failures: one line naming the cause and the fix, an exit code per kind
+    failures: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int, str], ...] = (
+        (ConfigError, 2, "config"),
+        (DataError, 3, "data"),
+        (MeterError, 4, "meter"),
+        ((TargetUnavailable, ToolchainMissing, DutError), 5, "target"),
+        (OSError, 6, "file"),
+        (RunError, 1, "run"),
+    )
 
     overrides = {k: v for k, v in (("meter", args.meter), ("targets", args.target)) if v is not None}
     try:
@@ -36,9 +51,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
             stop.run_dir,
         )
         return 130
-    except (RunError, ConfigError) as exc:
-        log.error("%s", exc)
-        return 1
+    except Exception as exc:
+        for kinds, code, what in failures:
+            if isinstance(exc, kinds):
+                log.error(
+                    "%s: %s%s",
+                    what,
+                    exc,
+                    "" if args.verbose else "  (--verbose shows the traceback)",
+                    exc_info=args.verbose,
+                )
+                return code
+        raise
     print()
     print(format_summary(rows))
     print(f"\nresults in {run_dir}  (figures: ffenergy plot {run_dir})")

@@ -44,14 +44,29 @@ def load_or_train(
     """The learner's network for this config: from the cache if present, else trained and cached."""
     key = model_key(learner, cfg, data)
     path = cache_root(os.environ.get("FFENERGY_MODEL_CACHE", "")) / "models" / f"{key}.pt"
-    torch.manual_seed(cfg.seed)  # the initial weights come from the seed, not from whatever ran before
-    net = learner.build([data.n_features, *cfg.model.hidden], data.n_classes, data.label_value)
+
+    def fresh() -> nn.Module:
+        torch.manual_seed(cfg.seed)  # the initial weights come from the seed, not from whatever ran before
+        return learner.build([data.n_features, *cfg.model.hidden], data.n_classes, data.label_value)
+
+    net = fresh()
     if path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict(blob["state"])
-        net.eval()
-        log.info("model %s: loaded from cache (%s)", learner.network_id, key)
-        return net, {"cache": "hit", "cache_key": key, **blob["info"]}
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            net.load_state_dict(blob["state"])
+        except Exception as exc:
+            log.warning(
+                "model cache file %s is damaged (%s: %s); removing it and training again",
+                path,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
+            path.unlink()
+            net = fresh()  # the failed load may have written into the first one
+        else:
+            net.eval()
+            log.info("model %s: loaded from cache (%s)", learner.network_id, key)
+            return net, {"cache": "hit", "cache_key": key, **blob["info"]}
     device = training_device(cfg.model.device)
     shape = "-".join(map(str, [data.n_features, *cfg.model.hidden]))
     log.info("model %s: training %s on %s", learner.network_id, shape, device)

@@ -67,3 +67,15 @@ def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
 
     dirs = [new_run_dir(tmp_path, "tiny") for _ in range(3)]
     assert len({d.name for d in dirs}) == 3 and all(d.is_dir() and d.name.startswith("tiny-") for d in dirs)
+
+
+def test_an_expected_failure_is_one_line_with_its_own_exit_code(tmp_path, capsys):
+    from ffenergy.cli import main
+
+    config = tmp_path / "missing-data.yaml"
+    config.write_text("data: {dataset: mnist, source: local, path: no-such-dir}\nmeter: none\n")
+    assert main(["run", str(config), "--out", str(tmp_path / "results"), "--no-progress"]) == 3
+    err = capsys.readouterr().err
+    assert "data: " in err and "no-such-dir" in err and "Traceback" not in err
+    assert main(["-v", "run", str(config), "--out", str(tmp_path / "results"), "--no-progress"]) == 3
+    assert "Traceback" in capsys.readouterr().err  # --verbose shows where it came from

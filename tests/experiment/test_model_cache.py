@@ -63,3 +63,16 @@ def test_cache_key_follows_the_training_code_version(monkeypatch):
     key = model_cache.model_key(FFMultiPass, cfg, data)
     monkeypatch.setattr(FFMultiPass, "training_version", FFMultiPass.training_version + 1)
     assert model_cache.model_key(FFMultiPass, cfg, data) != key
+
+
+def test_a_damaged_cache_file_is_named_removed_and_trained_again(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("FFENERGY_CACHE", str(tmp_path))
+    cfg = parse_config({"model": {"hidden": [16, 16], "epochs": 1}, "inference": {"prune_after": 1}})
+    first, _ = model_cache.load_or_train(FFMultiPass, cfg, _data(), progress=False)
+    (cached,) = (tmp_path / "models").glob("*.pt")
+    cached.write_bytes(cached.read_bytes()[:100])  # a torn write
+    with caplog.at_level("WARNING", logger="ffenergy.experiment.model_cache"):
+        net, info = model_cache.load_or_train(FFMultiPass, cfg, _data(), progress=False)
+    assert info["cache"] == "miss" and str(cached) in caplog.text and "damaged" in caplog.text
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), net.state_dict().values()))
+    assert model_cache.load_or_train(FFMultiPass, cfg, _data(), progress=False)[1]["cache"] == "hit"
