@@ -80,6 +80,7 @@ class MeasurementConfig:
     min_window_s: float = 2.0  # and at least 20 meter update periods
     warmup_s: float = 0.5
     batch_size: int = 1024  # inference batch inside a measured window
+    max_idle_drift: float = 0.05  # warn when idle power moves more than this between consecutive idle windows
     procedures: list[str] = field(default_factory=list)  # empty: every inference procedure
     seed: int = 0
 
@@ -252,6 +253,7 @@ def _check_values(cfg: ExperimentConfig) -> None:
     _require(meas.repeats >= 5, "measurement.repeats", "an integer >= 5 (repeats give the 95% CI)")
     _require(meas.min_window_s > 0, "measurement.min_window_s", "a positive number of seconds")
     _require(meas.batch_size > 0, "measurement.batch_size", "a positive integer")
+    _require(meas.max_idle_drift > 0, "measurement.max_idle_drift", "a relative change > 0, e.g. 0.05")
     for i, proc in enumerate(meas.procedures):
         _require(
             proc in inf.procedures,

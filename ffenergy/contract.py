@@ -59,6 +59,7 @@ SUMMARY_COLUMNS = [
     "n_samples",
     "n_repeats",
     "co2_g_per_1000_inferences",
+    "idle_drift_max",
 ]
 # additions to DESIGN.md section 5 (see docs/DESIGN.md)
 PER_CLASS_COLUMNS = ["target", "procedure", "mode", "class", "n_samples", "sensitivity"]

@@ -221,11 +221,13 @@ def measure(
     method: MethodConfig = MethodConfig(),
     done: Collection[tuple[Key, int]] = (),
     on_window: Callable[[WindowResult], None] | None = None,
+    first_idle_index: int = 0,
 ) -> list[WindowResult]:
     """Measure every workload ``method.repeats`` times; return all windows (idle ones included).
 
     ``done`` holds ``(key, repeat)`` pairs already on disk (a resumed run skips them);
     ``on_window`` is called after every window so the caller can persist it at once.
+    ``first_idle_index`` numbers the idle windows on from those a resumed run already has.
     Without idle windows (``method.idle=False``) idle power is taken as zero: net == gross.
     """
     if not workloads:
@@ -238,7 +240,7 @@ def measure(
     n_calls = {k: calibrate(workloads[k], k, run.window_s, method) for k in workloads if any(k in t for t in todo)}
     rng = random.Random(method.seed)
     idle_w: dict[str, float] = {}
-    idle_index = 0
+    idle_index = first_idle_index
     for repeat, keys in enumerate(todo):
         order = list(keys)
         rng.shuffle(order)

@@ -84,6 +84,13 @@ def idle_drift(windows: Iterable[Any], domain: str = "total") -> float:
     return (idle[-1] - idle[0]) / idle[0]
 
 
+def round_drifts(idle_powers_w: Sequence[float]) -> list[float]:
+    """Relative change of idle power across each round: from the idle window opening round r to the
+    one opening round r + 1 (the last closes the run). A round's work windows subtract its opening
+    idle power, so this is the error a drifting baseline puts into their net energies, at most."""
+    return [(b - a) / a if a > 0 else math.nan for a, b in zip(idle_powers_w, idle_powers_w[1:])]
+
+
 def r_squared(y: np.ndarray, fitted: np.ndarray) -> float:
     """Coefficient of determination; NaN when ``y`` is flat (R² is undefined there)."""
     ss_tot = float(((y - y.mean()) ** 2).sum())

@@ -22,7 +22,7 @@ from torch import nn
 
 from ffenergy.analysis.attribution import attribute, exit_distribution, windows_from_rows
 from ffenergy.analysis.metrics import macro_f1, mode_stats, per_class_rows
-from ffenergy.analysis.stats import summarise_rows
+from ffenergy.analysis.stats import round_drifts, summarise_rows
 from ffenergy.config import ExperimentConfig
 from ffenergy.contract import (
     PER_CLASS_COLUMNS,
@@ -313,7 +313,13 @@ class Runner:
                             for row in w.domain_rows()
                         )
 
-                    measure(meter, workloads, method, done=done, on_window=on_window)
+                    n_idle = sum(
+                        1
+                        for r in existing
+                        if (r["target"], r["meter"], r["procedure"], r["domain"])
+                        == (target.name, info.name, "idle", "total")
+                    )
+                    measure(meter, workloads, method, done=done, on_window=on_window, first_idle_index=n_idle)
             _to_cpu(procedures)
 
     def hil(self, data: Dataset, procedures: list[Procedure]) -> None:
@@ -384,6 +390,7 @@ class Runner:
         for target, meter, _, _ in energy:
             meters_of[target].add(meter)
         intensity = self.carbon_intensity()
+        drift = {key: self.check_drift(key, domain, windows) for key, domain in _summary_domains(windows).items()}
         reference = {p.name: p.learner.reference for p in procedures}
         rows = []
         for (target, procedure, mode), s in stats.items():
@@ -417,6 +424,7 @@ class Runner:
                         "co2_g_per_1000_inferences": grams_co2_per_1000_inferences(e.net_j_per_inference, intensity)
                         if e and intensity
                         else None,
+                        "idle_drift_max": drift.get((target, meter)) if e else None,
                     }
                 )
         _rewrite_csv(self.run_dir / "summary.csv", SUMMARY_COLUMNS, rows)
@@ -424,6 +432,29 @@ class Runner:
         learners = {p.name: p.learner for p in procedures}
         write_json(self.run_dir / "attribution.json", {"fits": self.attribution(learners, samples, windows, stats)})
         return rows
+
+    def check_drift(self, key: tuple[str, str], domain: str, windows: list[dict]) -> float | None:
+        """The largest relative change of idle power between consecutive idle windows of (target, meter);
+        a warning names the windows where it exceeds ``measurement.max_idle_drift``."""
+        idle = sorted(
+            (int(w["repeat"]), float(w["energy_j"]) / float(w["duration_s"]))
+            for w in windows
+            if (w["target"], w["meter"], w["procedure"], w["domain"]) == (*key, "idle", domain)
+        )
+        drifts = round_drifts([power for _, power in idle])
+        if not drifts:
+            return None
+        limit = self.cfg.measurement.max_idle_drift
+        moved = [f"idle {idle[i][0]}->{idle[i + 1][0]}: {d:+.1%}" for i, d in enumerate(drifts) if abs(d) > limit]
+        if moved:
+            log.warning(
+                "%s/%s: idle power drifted by more than %.0f%% (%s); the net energies measured between "
+                "those idle windows carry up to that error",
+                *key,
+                100 * limit,
+                ", ".join(moved),
+            )
+        return max(abs(d) for d in drifts)
 
     def carbon_intensity(self) -> CarbonIntensity | None:
         """The configured grid intensity (recorded in the manifest), or None."""

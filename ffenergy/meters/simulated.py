@@ -28,7 +28,11 @@ class _Token:
 
 
 class SimulatedMeter(Meter):
-    """Counter model over ``static_power_w * t + joules_per_mac * MACs`` (provenance: simulated)."""
+    """Counter model over ``static_power_w * t + joules_per_mac * MACs`` (provenance: simulated).
+
+    ``static_drift_w_per_s`` lets the static power drift linearly from the meter's creation (a device
+    warming up), so the method's per-round idle windows and its drift check can be tested.
+    """
 
     def __init__(
         self,
@@ -37,6 +41,7 @@ class SimulatedMeter(Meter):
         noise: float = 0.0,
         update_period_s: float = 0.001,
         quantum_j: float = 15.3e-6,
+        static_drift_w_per_s: float = 0.0,
         seed: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -55,6 +60,9 @@ class SimulatedMeter(Meter):
         self.noise = noise
         self.update_period_s = update_period_s
         self.quantum_j = quantum_j
+        if not math.isfinite(static_drift_w_per_s):
+            raise ValueError(f"simulated meter: static_drift_w_per_s must be finite, got {static_drift_w_per_s!r}")
+        self.static_drift_w_per_s = static_drift_w_per_s
         self.seed = seed
         self._clock = clock
         self._origin = clock()
@@ -70,7 +78,11 @@ class SimulatedMeter(Meter):
             domains=(DOMAIN,),
             update_period_s=self.update_period_s,
             details={
-                "ground_truth": {"joules_per_mac": self.joules_per_mac, "static_power_w": self.static_power_w},
+                "ground_truth": {
+                    "joules_per_mac": self.joules_per_mac,
+                    "static_power_w": self.static_power_w,
+                    "static_drift_w_per_s": self.static_drift_w_per_s,
+                },
                 "noise": self.noise,
                 "quantum_j": self.quantum_j,
                 "seed": self.seed,
@@ -81,7 +93,8 @@ class SimulatedMeter(Meter):
         """The counter as a real one shows it: last update tick, whole quanta."""
         elapsed = now - self._origin
         tick = math.floor(elapsed / self.update_period_s) * self.update_period_s
-        energy = self.static_power_w * tick + self.joules_per_mac * self._macs_done
+        static = self.static_power_w * tick + 0.5 * self.static_drift_w_per_s * tick * tick
+        energy = static + self.joules_per_mac * self._macs_done
         if self.quantum_j > 0:
             energy = math.floor(energy / self.quantum_j) * self.quantum_j
         return energy

@@ -113,9 +113,9 @@ def test_resume_completes_only_what_is_missing(first_run, monkeypatch):
     calls = []
     real_measure = runner_mod.measure
 
-    def counting_measure(meter, workloads, method, done=(), on_window=None):
+    def counting_measure(meter, workloads, method, done=(), on_window=None, first_idle_index=0):
         calls.append(len(done))
-        return real_measure(meter, workloads, method, done=done, on_window=on_window)
+        return real_measure(meter, workloads, method, done=done, on_window=on_window, first_idle_index=first_idle_index)
 
     monkeypatch.setattr(runner_mod, "measure", counting_measure)
     assert main(["run", str(TINY), "--resume", str(run_dir), "--no-progress"]) == 0
@@ -126,7 +126,22 @@ def test_resume_completes_only_what_is_missing(first_run, monkeypatch):
         (r["procedure"], r["mode"], r["repeat"]) for r in after if r["procedure"] != "idle" and r["domain"] == "total"
     }
     assert len(work) == 15 * 5
+    keys = [(r["procedure"], r["mode"], r["repeat"], r["domain"]) for r in after]
+    assert len(keys) == len(set(keys)), "every window's key stays unique after a resume (idle ones too)"
     assert len(read_rows(run_dir / "summary.csv")) == 15
+
+
+def test_idle_drift_is_checked_in_every_run(first_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FFENERGY_CACHE", str(tmp_path / "cache"))
+    config = tmp_path / "drifting.yaml"
+    config.write_text(TINY.read_text().replace("noise: 0.001}", "noise: 0.001, static_drift_w_per_s: 2.0}"))
+    assert main(["run", str(config), "--out", str(tmp_path / "results"), "--no-progress"]) == 0
+    (run_dir,) = (tmp_path / "results").iterdir()
+    drift = {float(r["idle_drift_max"]) for r in read_rows(run_dir / "summary.csv")}
+    assert len(drift) == 1 and drift.pop() > 0.05
+    assert "idle power drifted by more than 5%" in capsys.readouterr().err
+    steady = {float(r["idle_drift_max"]) for r in read_rows(first_run[1] / "summary.csv")}
+    assert max(steady) < 0.05  # the steady meter of the first run: no warning-sized drift
 
 
 def test_resume_refuses_another_config(first_run, tmp_path):

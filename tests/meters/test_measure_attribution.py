@@ -7,7 +7,7 @@ import time
 import pytest
 
 from ffenergy.analysis.attribution import ModeWindow, attribute, exit_distribution, windows_from_rows
-from ffenergy.analysis.stats import idle_drift, mean_ci95, summarise, summarise_rows
+from ffenergy.analysis.stats import idle_drift, mean_ci95, round_drifts, summarise, summarise_rows
 from ffenergy.measure import MethodConfig, Workload, measure
 from ffenergy.meters.base import Meter, MeterError, MeterInfo, WindowEnergy
 from ffenergy.meters.simulated import SimulatedMeter
@@ -239,3 +239,37 @@ def test_window_fit_is_reported_unidentifiable_when_duration_tracks_macs_and_the
     assert entry["window_fit"]["identifiable"] is False and entry["static_power_w"] is None
     assert entry["joules_per_mac"] == pytest.approx(2e-9 + 0.004 * 1e-7, rel=1e-6)  # net J/MAC
     assert entry["intercept_j_per_inference"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_drifting_baseline_is_subtracted_round_by_round_and_reported():
+    """Static power climbs 10 W -> ~16 W over the run: each round's own idle window must be subtracted
+    (round 1's for all would leave ~+6 W x window in the last rounds), and the drift is measured."""
+    meter = SimulatedMeter(J_PER_MAC, STATIC_W, update_period_s=0.0005, quantum_j=0.0, static_drift_w_per_s=8.0)
+    workloads = {("mp", f"depth-{k}"): depth_workload(k) for k in (1, 4)}
+    out = measure(meter, workloads, FAST)
+    work = [w for w in out if w.kind == "work"]
+    for w in work:
+        true_net = J_PER_MAC * w.macs
+        assert w.net_joules["total"] == pytest.approx(true_net, rel=0.2, abs=0.05 * STATIC_W * w.duration_s)
+    idle = [w.idle_power_w["total"] for w in out if w.kind == "idle"]
+    drifts = round_drifts(idle)
+    assert len(drifts) == 5 and all(d > 0.02 for d in drifts)  # every round saw the baseline climb
+    assert idle[-1] > idle[0] * 1.2
+
+
+def test_idle_windows_last_as_long_as_the_work_windows_before_them():
+    meter = SimulatedMeter(J_PER_MAC, STATIC_W, update_period_s=0.001)
+    out = measure(meter, {"a": depth_workload(1), "b": depth_workload(4)}, FAST)
+    work_s: list[float] = []
+    for w in out:
+        if w.kind == "idle" and work_s:
+            assert w.duration_s == pytest.approx(sum(work_s) / len(work_s), rel=0.25)
+        elif w.kind == "work":
+            work_s.append(w.duration_s)
+
+
+def test_resumed_idle_windows_number_on():
+    meter = SimulatedMeter(J_PER_MAC, STATIC_W, update_period_s=0.001)
+    done = {("a", r) for r in range(3)}
+    out = measure(meter, {"a": depth_workload(1)}, FAST, done=done, first_idle_index=4)
+    assert [w.repeat for w in out if w.kind == "idle"] == [4, 5, 6]

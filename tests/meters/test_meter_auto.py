@@ -24,7 +24,11 @@ def rapl_root(tmp_path):
 def test_make_meter_by_name_and_bad_names_or_options():
     meter = make_meter("simulated", joules_per_mac=1e-9, static_power_w=2.0)
     assert isinstance(meter, SimulatedMeter) and meter.info.provenance == "simulated"
-    assert meter.info.details["ground_truth"] == {"joules_per_mac": 1e-9, "static_power_w": 2.0}
+    assert meter.info.details["ground_truth"] == {
+        "joules_per_mac": 1e-9,
+        "static_power_w": 2.0,
+        "static_drift_w_per_s": 0.0,
+    }
     with pytest.raises(ValueError, match="unknown meter 'joulemeter'.*rapl"):
         make_meter("joulemeter")
     with pytest.raises(ValueError, match="bad options.*'static_watts'.*static_power_w"):
