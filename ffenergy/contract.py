@@ -111,6 +111,7 @@ class SummaryRow:
     energy_reduction: float | None
     n_samples: int | None
     n_repeats: int | None
+    idle_drift_max: float | None = None  # absent from runs before ffenergy 0.2
 
 
 @dataclass(frozen=True)

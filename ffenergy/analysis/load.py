@@ -387,6 +387,7 @@ def _load_summary(path: Path) -> list[SummaryRow]:
             energy_reduction=_opt(col("energy_reduction")[i]),
             n_samples=None if math.isnan(col("n_samples")[i]) else int(col("n_samples")[i]),
             n_repeats=None if math.isnan(col("n_repeats")[i]) else int(col("n_repeats")[i]),
+            idle_drift_max=_opt(col("idle_drift_max")[i]),
         )
         for i in range(t.n)
     ]

@@ -13,7 +13,8 @@ from pathlib import Path
 from ffenergy.analysis.load import RunData, SummaryRow
 from ffenergy.units import format_energy
 
-INLINE_FORMATS = (".png", ".svg")  # GitHub shows these inline; PDFs are linked
+INLINE_FORMATS = (".png", ".svg")
+DRIFT_WARNING = 0.05  # the default measurement.max_idle_drift  # GitHub shows these inline; PDFs are linked
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,16 @@ def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> st
         ]
     lines += ["## Summary", ""]
     if run.summary:
+        drifted = dict.fromkeys(
+            (r.target, r.meter, r.idle_drift_max)
+            for r in run.summary
+            if r.idle_drift_max is not None and r.idle_drift_max > DRIFT_WARNING
+        )
+        lines += [
+            f"> **Idle drift:** on {target} / {meter} idle power moved by up to {drift:.1%} between consecutive "
+            "idle windows; net energies carry up to that error (see the run's log for the windows)."
+            for target, meter, drift in drifted
+        ] + ([""] if drifted else [])
         if any(r.energy_j_per_inference is not None and r.energy_j_per_inference <= 0 for r in run.summary):
             lines += [
                 "> **Warning:** some net energies are ≤ 0: the idle subtraction exceeds the measured energy "

@@ -113,4 +113,10 @@ def test_net_energies_at_or_below_zero_are_flagged_not_plotted_as_savings(run) -
     assert any("net energy ≤ 0" in t.get_text() for t in figure.texts)
     assert "**Warning:** some net energies are ≤ 0" in run_report(broken, [], [])
     assert "**Warning:**" not in run_report(run, [], [])
+    drifting = replace(
+        run,
+        summary=[replace(r, idle_drift_max=0.08 if r.target == run.summary[0].target else 0.01) for r in run.summary],
+    )
+    assert run_report(drifting, [], []).count("**Idle drift:**") == 1 and "up to 8.0%" in run_report(drifting, [], [])
+    assert "Idle drift" not in run_report(run, [], [])
     assert format_energy(2.5e-4, 1.52e-4) == "250 ± 150 µJ"
