@@ -16,7 +16,7 @@ log = logging.getLogger("ffenergy")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ffenergy.config import ConfigError, load_config
+    from ffenergy.config import ConfigError, load_config, resumed_config
     from ffenergy.data.base import DataError
     from ffenergy.experiment.runner import RunError, RunInterrupted, RunOptions, run_experiment
     from ffenergy.experiment.table import format_summary
@@ -36,18 +36,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
     overrides = {k: v for k, v in (("meter", args.meter), ("targets", args.target)) if v is not None}
+    if args.config is None and args.resume is None:
+        log.error("run: give a CONFIG (e.g. experiments/mnist.yaml), or --resume RUN_DIR to continue a run")
+        return 2
     try:
-        cfg = load_config(args.config, overrides)
+        cfg = load_config(args.config, overrides) if args.config else resumed_config(args.resume, overrides)
     except ConfigError as exc:
-        log.error("%s: %s", args.config, exc)
+        log.error("%s: %s", args.config or args.resume, exc)
         return 2
     opts = RunOptions(out_root=args.out, resume=args.resume, progress=not args.no_progress)
     try:
         run_dir, rows = run_experiment(cfg, opts)
     except RunInterrupted as stop:
         log.error(
-            "interrupted: everything finished so far is on disk; continue with\n  ffenergy run %s --resume %s",
-            args.config,
+            "interrupted: everything finished so far is on disk; continue with\n  ffenergy run --resume %s",
             stop.run_dir,
         )
         return 130
@@ -132,13 +134,24 @@ def build_parser() -> argparse.ArgumentParser:
             "depth-k inference on the targets, measure energy, and write results/<run-id>/."
         ),
     )
-    run.add_argument("config", type=Path, help="experiment YAML, e.g. experiments/mnist.yaml")
+    run.add_argument(
+        "config",
+        type=Path,
+        nargs="?",
+        help="experiment YAML, e.g. experiments/mnist.yaml (optional with --resume: the run's own config is used)",
+    )
     run.add_argument("--out", type=Path, default=Path("results"), help="parent folder of run directories")
     run.add_argument("--meter", choices=host_meter_choices(), help="override the config's meter")
     run.add_argument(
         "--target", action="append", choices=TARGETS.names(), help="override the config's targets (repeatable)"
     )
-    run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="complete an interrupted run")
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="complete an interrupted run; with a CONFIG, "
+        "changes that cannot alter finished measurements (ports, meter options, carbon) are taken",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
 

@@ -166,6 +166,20 @@ def config_of_run(manifest: dict[str, Any]) -> ExperimentConfig:
     return cfg
 
 
+def resumed_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """The config of the run in ``run_dir`` (its manifest holds the resolved config, overrides included)."""
+    path = Path(run_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"--resume {run_dir}: no manifest.json there; give a run directory made by ffenergy run"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}); the run cannot be resumed") from None
+    return config_of_run({**manifest, "config": {**manifest["config"], **(overrides or {})}})
+
+
 def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     """Validate a config mapping (types, unknown keys, allowed values, ranges)."""
     cfg = _build(ExperimentConfig, raw, "")

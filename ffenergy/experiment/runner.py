@@ -15,6 +15,7 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -519,11 +520,17 @@ def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[
         if not (run_dir / "manifest.json").exists():
             raise RunError(f"--resume {run_dir}: no manifest.json there; give a run directory made by ffenergy run")
         manifest = Manifest.load(run_dir / "manifest.json")
-        if manifest.data["config_hash"] != cfg.hash():
+        changed = config_changes(manifest.data["config"], cfg.to_dict())
+        refused = [c for c in changed if not c.startswith(RESUMABLE_CHANGES)]
+        if refused:
             raise RunError(
-                f"--resume {run_dir}: the config differs from the one that run used "
-                f"(hash {cfg.hash()} vs {manifest.data['config_hash']}); resume with the same config"
+                f"--resume {run_dir}: the config differs from the one that run used in {', '.join(refused)}; "
+                "those change what was measured, so the finished rows would not belong to it. Resume with "
+                f"`ffenergy run --resume {run_dir}` alone (it reads the run's own config), or start a new run"
             )
+        if changed:
+            log.info("resuming with changed %s (they cannot change what was measured)", ", ".join(changed))
+            manifest.update(config=cfg.to_dict(), config_hash=cfg.hash())
     else:
         run_dir = new_run_dir(Path(opts.out_root), cfg.name)
         manifest = Manifest.create(run_dir / "manifest.json", run_dir.name, cfg.to_dict(), cfg.hash(), cfg.seed)
@@ -535,6 +542,24 @@ def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[
         return run_dir, runner.run()
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir) from None
+
+
+# Config fields a resume may change: how to reach devices, meter options, carbon accounting, the
+# run's name; none of them changes a measurement already on disk.
+RESUMABLE_CHANGES = ("mcu.options", "meter_options", "carbon", "name")
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the fields that differ between two config mappings (e.g. ``model.epochs``)."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        where = f"{prefix}{key}"
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += config_changes(a, b, f"{where}.")
+        elif a != b:
+            changes.append(where)
+    return changes
 
 
 def new_run_dir(out_root: Path, name: str) -> Path:

@@ -144,11 +144,23 @@ def test_idle_drift_is_checked_in_every_run(first_run, tmp_path, monkeypatch, ca
     assert max(steady) < 0.05  # the steady meter of the first run: no warning-sized drift
 
 
-def test_resume_refuses_another_config(first_run, tmp_path):
+def test_resume_names_what_differs_and_takes_only_harmless_changes(first_run, tmp_path, capsys):
     _, run_dir, _ = first_run
     other = tmp_path / "other.yaml"
-    other.write_text(TINY.read_text().replace("seed: 0", "seed: 1"))
+    other.write_text(TINY.read_text().replace("seed: 0", "seed: 1").replace("epochs: 1", "epochs: 2"))
     assert main(["run", str(other), "--resume", str(run_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "differs from the one that run used in model.epochs, seed" in err and "--resume" in err
+    greener = tmp_path / "greener.yaml"  # another grid intensity cannot change a measured joule
+    greener.write_text(TINY.read_text().replace("grid_intensity_g_per_kwh: 475", "grid_intensity_g_per_kwh: 50"))
+    windows = read_rows(run_dir / "windows.csv")
+    assert main(["run", str(greener), "--resume", str(run_dir), "--no-progress"]) == 0
+    assert read_rows(run_dir / "windows.csv") == windows  # nothing measured again
+    row = read_rows(run_dir / "summary.csv")[0]
+    assert float(row["co2_g_per_1000_inferences"]) == pytest.approx(
+        float(row["energy_j_per_inference"]) * 1000 / 3.6e6 * 50, rel=1e-6
+    )
+    assert json.loads((run_dir / "manifest.json").read_text())["config"]["carbon"]["grid_intensity_g_per_kwh"] == 50
 
 
 def test_ctrl_c_keeps_finished_windows_and_names_the_run_to_resume(first_run):
@@ -156,7 +168,18 @@ def test_ctrl_c_keeps_finished_windows_and_names_the_run_to_resume(first_run):
     out = root / "interrupted"
     env = dict(os.environ, FFENERGY_CACHE=str(root / "cache"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ffenergy", "run", str(TINY), "--out", str(out), "--no-progress"],
+        [
+            sys.executable,
+            "-m",
+            "ffenergy",
+            "run",
+            str(TINY),
+            "--meter",
+            "simulated",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -176,6 +199,18 @@ def test_ctrl_c_keeps_finished_windows_and_names_the_run_to_resume(first_run):
     assert f"--resume {run_dir}" in text
     assert json.loads((run_dir / "manifest.json").read_text())["stages"]["measure"] == "interrupted"
     assert len(read_rows(run_dir / "windows.csv")) >= 4
+    # the exact command the message prints (after "continue with") completes the run
+    command = text.split("continue with")[1].split()
+    assert command[:3] == ["ffenergy", "run", "--resume"]
+    done = subprocess.run(
+        [sys.executable, "-m", "ffenergy", *command[1:], "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(read_rows(run_dir / "summary.csv")) == 15
 
 
 def test_mcu_sim_run_resumes_without_measuring_twice(first_run, tmp_path):
