@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,14 @@ def test_an_expected_failure_is_one_line_with_its_own_exit_code(tmp_path, capsys
     assert "data: " in err and "no-such-dir" in err and "Traceback" not in err
     assert main(["-v", "run", str(config), "--out", str(tmp_path / "results"), "--no-progress"]) == 3
     assert "Traceback" in capsys.readouterr().err  # --verbose shows where it came from
+
+
+def test_an_unwritable_results_path_is_one_line_with_the_file_exit_code(tmp_path, capsys):
+    from ffenergy.cli import main
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the results folder should go")
+    config = Path(__file__).resolve().parents[2] / "experiments" / "tiny.yaml"
+    assert main(["run", str(config), "--out", str(blocker / "results"), "--meter", "none", "--no-progress"]) == 6
+    err = capsys.readouterr().err
+    assert "file: " in err and "not-a-dir" in err and "Traceback" not in err
