@@ -13,8 +13,8 @@ from pathlib import Path
 from ffenergy.analysis.load import RunData, SummaryRow
 from ffenergy.units import format_energy
 
-INLINE_FORMATS = (".png", ".svg")
-DRIFT_WARNING = 0.05  # the default measurement.max_idle_drift  # GitHub shows these inline; PDFs are linked
+INLINE_FORMATS = (".png", ".svg")  # GitHub shows these inline; PDFs are linked
+DRIFT_WARNING = 0.05  # the default measurement.max_idle_drift
 
 
 @dataclass(frozen=True)

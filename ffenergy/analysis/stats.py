@@ -76,14 +76,6 @@ def summarise_rows(
     return {k: _summary(v) for k, v in groups.items()}
 
 
-def idle_drift(windows: Iterable[Any], domain: str = "total") -> float:
-    """Relative change of idle power from the first idle window to the last (NaN if < 2)."""
-    idle = [w.joules[domain] / w.duration_s for w in windows if w.kind == "idle"]
-    if len(idle) < 2 or idle[0] == 0:
-        return math.nan
-    return (idle[-1] - idle[0]) / idle[0]
-
-
 def round_drifts(idle_powers_w: Sequence[float]) -> list[float]:
     """Relative change of idle power across each round: from the idle window opening round r to the
     one opening round r + 1 (the last closes the run). A round's work windows subtract its opening
