@@ -67,6 +67,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise
     print()
     print(format_summary(rows))
+    if not any(r.get("energy_j_per_inference") is not None for r in rows):
+        why = "the config's meter is none" if cfg.meter == "none" else "no meter was usable (see above)"
+        print(
+            f"\nno energy was measured: {why}. `ffenergy meters` says which meters work here and how to fix the "
+            "others; `--meter simulated` exercises the whole pipeline (labelled simulated)."
+        )
     print(f"\nresults in {run_dir}  (figures: ffenergy plot {run_dir})")
     return 0
 

@@ -145,11 +145,15 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
     """Read, validate and resolve a YAML experiment file."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if raw is None:
+        raise ConfigError(
+            f"{path} is empty; start from one of the configs in experiments/ (e.g. experiments/mnist.yaml)"
+        )
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections (name, data, model, ...)")
     for key, value in (overrides or {}).items():

@@ -61,7 +61,9 @@ def target_status(name: str) -> tuple[bool, str]:
     board = BOARDS.get(entry.fact("board"))
     missing = board.missing_tools()
     tools = f"missing {', '.join(missing)} ({board.install_hint(missing)})" if missing else "toolchain found"
-    return not missing, f"{entry.summary}; {'building' if name == 'mcu' else 'needs'}: {tools}"
+    if not entry.fact("simulated"):  # a real board: nothing here can tell whether one is plugged in
+        return False, f"needs a board and a meter on serial ports (mcu.options.dut_port, meter_port); building: {tools}"
+    return not missing, f"{entry.summary}; needs: {tools}"
 
 
 def _torch_version() -> str:

@@ -91,3 +91,20 @@ def test_an_unwritable_results_path_is_one_line_with_the_file_exit_code(tmp_path
     assert main(["run", str(config), "--out", str(blocker / "results"), "--meter", "none", "--no-progress"]) == 6
     err = capsys.readouterr().err
     assert "file: " in err and "not-a-dir" in err and "Traceback" not in err
+
+
+def test_a_run_that_measured_no_energy_says_so_and_how_to_go_on(tmp_path, monkeypatch, capsys):
+    from ffenergy.cli import main
+
+    monkeypatch.setenv("FFENERGY_CACHE", str(tmp_path / "cache"))
+    config = Path(__file__).resolve().parents[2] / "experiments" / "tiny.yaml"
+    assert main(["run", str(config), "--out", str(tmp_path / "results"), "--meter", "none", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "no energy was measured: the config's meter is none" in out and "--meter simulated" in out
+
+
+def test_targets_say_what_a_real_board_needs():
+    from ffenergy.targets.registry import target_status
+
+    usable, reason = target_status("mcu")
+    assert not usable and "mcu.options.dut_port" in reason and "meter_port" in reason

@@ -76,3 +76,10 @@ def test_loading_a_config_imports_no_torch():
     root = __import__("pathlib").Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_an_empty_config_file_is_refused_with_a_pointer_to_the_examples(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    with pytest.raises(ConfigError, match=r"is empty; start from one of the configs in experiments/"):
+        load_config(empty)
