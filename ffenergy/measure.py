@@ -19,6 +19,8 @@ from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from tqdm import tqdm
+
 from ffenergy.meters.base import Meter, MeterError, WindowEnergy
 
 Key = Hashable
@@ -222,12 +224,14 @@ def measure(
     done: Collection[tuple[Key, int]] = (),
     on_window: Callable[[WindowResult], None] | None = None,
     first_idle_index: int = 0,
+    progress: bool = False,
 ) -> list[WindowResult]:
     """Measure every workload ``method.repeats`` times; return all windows (idle ones included).
 
     ``done`` holds ``(key, repeat)`` pairs already on disk (a resumed run skips them);
     ``on_window`` is called after every window so the caller can persist it at once.
-    ``first_idle_index`` numbers the idle windows on from those a resumed run already has.
+    ``first_idle_index`` numbers the idle windows on from those a resumed run already has;
+    ``progress`` shows a bar of windows done (work and idle) with its ETA.
     Without idle windows (``method.idle=False``) idle power is taken as zero: net == gross.
     """
     if not workloads:
@@ -241,16 +245,22 @@ def measure(
     rng = random.Random(method.seed)
     idle_w: dict[str, float] = {}
     idle_index = first_idle_index
-    for repeat, keys in enumerate(todo):
-        order = list(keys)
-        rng.shuffle(order)
-        if not order:
-            continue
+    rounds = [r for r in todo if r]
+    total = sum(map(len, rounds)) + (len(rounds) + 1 if method.idle else 0)
+    with tqdm(total=total, desc="measuring", unit="window", disable=not progress) as bar:
+        for repeat, keys in enumerate(todo):
+            order = list(keys)
+            rng.shuffle(order)
+            if not order:
+                continue
+            if method.idle:
+                idle_w = run.idle(idle_index)
+                idle_index += 1
+                bar.update()
+            for key in order:
+                run.work(key, repeat, workloads[key], n_calls[key], idle_w)
+                bar.update()
         if method.idle:
-            idle_w = run.idle(idle_index)
-            idle_index += 1
-        for key in order:
-            run.work(key, repeat, workloads[key], n_calls[key], idle_w)
-    if method.idle:
-        run.idle(idle_index)
+            run.idle(idle_index)
+            bar.update()
     return run.results

@@ -52,6 +52,7 @@ def run_mcu_job(
     section: McuSection,
     run_dir: Path,
     on_session: Callable[[McuSession], None],
+    progress: bool = False,
 ) -> None:
     """Export and build the firmware for ``job``, open DUT + meter, measure the missing rows."""
     arrays = job.arrays
@@ -105,6 +106,7 @@ def run_mcu_job(
                 job.target,
                 trace_path=run_dir / "trace.csv",
                 procedure=job.procedure,
+                progress=progress,
             )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ffenergy.analysis.stats import r_squared
 from ffenergy.contract import TRACE_COLUMNS, CsvAppender, read_rows
@@ -85,6 +86,7 @@ def run_mcu_stage(
     max_retries: int = 3,
     seed: int = 0,
     procedure: str | None = None,
+    progress: bool = False,
 ) -> McuStageResult:
     """Measure every (mode, sample) not yet in ``samples_out``'s file; see the module doc.
 
@@ -104,7 +106,7 @@ def run_mcu_stage(
     meter_name = meter.info.name
     if thresholds is not None:
         dut.set_thresholds(thresholds)
-    for idx in range(len(x)):
+    for idx in tqdm(range(len(x)), desc=f"{target}/{procedure}", unit="sample", disable=not progress):
         todo = [m for m in modes if (procedure, m, idx) not in done]
         result.skipped += len(modes) - len(todo)
         rng.shuffle(todo)

@@ -320,7 +320,15 @@ class Runner:
                         if (r["target"], r["meter"], r["procedure"], r["domain"])
                         == (target.name, info.name, "idle", "total")
                     )
-                    measure(meter, workloads, method, done=done, on_window=on_window, first_idle_index=n_idle)
+                    measure(
+                        meter,
+                        workloads,
+                        method,
+                        done=done,
+                        on_window=on_window,
+                        first_idle_index=n_idle,
+                        progress=self.opts.progress,
+                    )
             _to_cpu(procedures)
 
     def hil(self, data: Dataset, procedures: list[Procedure]) -> None:
@@ -341,7 +349,7 @@ class Runner:
                     self.manifest.save()
 
                 try:
-                    run_mcu_job(job, data, self.cfg.mcu, self.run_dir, on_session)
+                    run_mcu_job(job, data, self.cfg.mcu, self.run_dir, on_session, self.opts.progress)
                 except (OSError, ValueError, RuntimeError) as exc:
                     raise RunError(
                         f"{target}/{proc.name}: {exc}\nEverything measured so far is in "

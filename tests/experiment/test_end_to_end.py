@@ -113,9 +113,9 @@ def test_resume_completes_only_what_is_missing(first_run, monkeypatch):
     calls = []
     real_measure = runner_mod.measure
 
-    def counting_measure(meter, workloads, method, done=(), on_window=None, first_idle_index=0):
+    def counting_measure(meter, workloads, method, done=(), **kwargs):
         calls.append(len(done))
-        return real_measure(meter, workloads, method, done=done, on_window=on_window, first_idle_index=first_idle_index)
+        return real_measure(meter, workloads, method, done=done, **kwargs)
 
     monkeypatch.setattr(runner_mod, "measure", counting_measure)
     assert main(["run", str(TINY), "--resume", str(run_dir), "--no-progress"]) == 0

@@ -60,7 +60,8 @@ def test_windows_are_long_enough_repeated_and_bracketed_by_idle(windows):
     for w in idle:
         assert w.idle_power_w["total"] == pytest.approx(STATIC_W, rel=0.05)
         assert w.net_joules["total"] == pytest.approx(0.0, abs=1e-12)
-    assert max(abs(d) for d in round_drifts([w.idle_power_w["total"] for w in idle])) < 0.05
+    # a steady meter: round-to-round changes are noise (1% per window, ±1 ms ticks in 50 ms windows)
+    assert max(abs(d) for d in round_drifts([w.idle_power_w["total"] for w in idle])) < 0.1
 
 
 def test_net_energy_subtracts_idle_power_of_the_round(windows):
@@ -273,3 +274,11 @@ def test_resumed_idle_windows_number_on():
     done = {("a", r) for r in range(3)}
     out = measure(meter, {"a": depth_workload(1)}, FAST, done=done, first_idle_index=4)
     assert [w.repeat for w in out if w.kind == "idle"] == [4, 5, 6]
+
+
+def test_measurement_shows_windows_done_and_total(capsys):
+    meter = SimulatedMeter(J_PER_MAC, STATIC_W, update_period_s=0.001)
+    out = measure(meter, {"a": depth_workload(1), "b": depth_workload(2)}, FAST, progress=True)
+    err = capsys.readouterr().err
+    assert f"{len(out)}/{len(out)}" in err and "measuring" in err  # 10 work + 6 idle windows, counted
+    assert len(out) == 16
