@@ -144,6 +144,11 @@ class Runner:
         networks: dict[str, nn.Module] = {}
         infos: dict[str, dict[str, object]] = {}
         learners = []
+        try:
+            for name in self.cfg.inference.procedures:  # every check before any training
+                LEARNERS.get(name).check(self.cfg.inference, data.n_classes)
+        except LearnerOptionsError as exc:
+            raise RunError(f"{exc} (in {name}'s config)") from None
         for name in self.cfg.inference.procedures:
             cls = LEARNERS.get(name)
             if cls.network_id not in networks:

@@ -79,6 +79,10 @@ class Learner(ABC):
 
     # -- training ---------------------------------------------------------------------------
     @classmethod
+    def check(cls, inference: InferenceConfig, n_classes: int) -> None:  # noqa: B027 - most learners need none
+        """Refuse settings that make no sense for this task (raise LearnerOptionsError) before any training."""
+
+    @classmethod
     @abstractmethod
     def build(cls, dims: list[int], n_classes: int, label_value: float) -> nn.Module:
         """An untrained network with layer widths ``dims`` (input first)."""

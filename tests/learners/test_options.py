@@ -26,3 +26,13 @@ def test_unknown_keys_name_the_field_and_the_allowed_ones():
     model = parse_config({"model": {"options": {"toy": {"fscale": 0.5}}}}).model
     with pytest.raises(LearnerOptionsError, match=r"model\.options\.toy\.fscale: unknown key; allowed: f_scale, steps"):
         learner_options(ToyOptions, model, "toy")
+
+
+def test_pruned_mp_that_keeps_every_class_is_refused_before_training():
+    from ffenergy.config import InferenceConfig
+    from ffenergy.learners import LEARNERS
+
+    LEARNERS.get("mp-pruned").check(InferenceConfig(prune_keep=9), n_classes=10)  # fine
+    with pytest.raises(LearnerOptionsError, match=r"inference.prune_keep: 10 keeps all 10 classes.*use 2\.\.9"):
+        LEARNERS.get("mp-pruned").check(InferenceConfig(prune_keep=10), n_classes=10)
+    LEARNERS.get("mp").check(InferenceConfig(prune_keep=10), n_classes=10)  # unpruned MP does not prune

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
-from ffenergy.learners.base import Learner
+from ffenergy.learners.base import Learner, LearnerOptionsError
 from ffenergy.learners.ff.macs import mp_layer_macs, op_layer_macs
 from ffenergy.learners.ff.model import FFNetwork
 from ffenergy.learners.ff.train import train
@@ -116,6 +116,14 @@ class FFPrunedMultiPass(FFMultiPass):
     """MP that keeps only the best candidate labels after ``inference.prune_after``."""
 
     pruned: ClassVar[bool] = True
+
+    @classmethod
+    def check(cls, inference: InferenceConfig, n_classes: int) -> None:
+        if inference.prune_keep >= n_classes:
+            raise LearnerOptionsError(
+                f"inference.prune_keep: {inference.prune_keep} keeps all {n_classes} classes, so mp-pruned would be "
+                f"mp; use 2..{n_classes - 1}, or drop mp-pruned from inference.procedures"
+            )
 
     @property
     def reference(self) -> str:
