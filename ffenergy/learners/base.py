@@ -78,8 +78,8 @@ class Learner(ABC):
         self.net = net
 
     # -- training ---------------------------------------------------------------------------
-    @classmethod
-    def check(cls, inference: InferenceConfig, n_classes: int) -> None:  # noqa: B027 - most learners need none
+    @classmethod  # noqa: B027 - a hook: most learners need no check
+    def check(cls, inference: InferenceConfig, n_classes: int) -> None:
         """Refuse settings that make no sense for this task (raise LearnerOptionsError) before any training."""
 
     @classmethod
