@@ -12,7 +12,7 @@ import torch
 
 from ffenergy.config import ConfigError, ExperimentConfig, config_of_run
 from ffenergy.experiment.dataset import load_experiment_data
-from ffenergy.firmware.boards import BOARDS
+from ffenergy.firmware.boards import BOARDS, buildable_boards
 from ffenergy.firmware.deployed import DType
 from ffenergy.firmware.export import ModelTooLarge, export_model
 from ffenergy.firmware.launch import make_command
@@ -76,7 +76,7 @@ def export_run(run_dir: Path, procedure: str, dtype: DType, board: str, out: Pat
     if BOARDS.get(board).buildable:
         log.info("build it with: %s", make_command(out.resolve(), board))
     else:
-        buildable = ", ".join(e.name for e in BOARDS if BOARDS.get(e.name).buildable and e.name != "host")
+        buildable = ", ".join(b for b in buildable_boards() if b != "host")
         log.info(
             "%s is a memory budget with no HAL to build for: the model fits it; build the export for a board "
             "with a HAL (%s): %s",

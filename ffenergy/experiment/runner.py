@@ -396,7 +396,8 @@ class Runner:
         samples = read_rows(self.run_dir / "samples.csv")
         windows = read_rows(self.run_dir / "windows.csv")
         energy = {}
-        for (target, meter), domain in _summary_domains(windows).items():
+        domains = _summary_domains(windows)
+        for (target, meter), domain in domains.items():
             energy.update(summarise_rows([w for w in windows if (w["target"], w["meter"]) == (target, meter)], domain))
         provenance = {(e["target"], e["name"]): e["provenance"] for e in self.manifest.data["meters"]}
         stats = {(s.target, s.procedure, s.mode): s for s in mode_stats(samples)}
@@ -404,7 +405,7 @@ class Runner:
         for target, meter, _, _ in energy:
             meters_of[target].add(meter)
         intensity = self.carbon_intensity()
-        drift = {key: self.check_drift(key, domain, windows) for key, domain in _summary_domains(windows).items()}
+        drift = {key: self.check_drift(key, domain, windows) for key, domain in domains.items()}
         reference = {p.name: p.learner.reference for p in procedures}
         rows = []
         for (target, procedure, mode), s in stats.items():
@@ -444,7 +445,8 @@ class Runner:
         _rewrite_csv(self.run_dir / "summary.csv", SUMMARY_COLUMNS, rows)
         _rewrite_csv(self.run_dir / "per_class.csv", PER_CLASS_COLUMNS, per_class_rows(samples, self.class_names()))
         learners = {p.name: p.learner for p in procedures}
-        write_json(self.run_dir / "attribution.json", {"fits": self.attribution(learners, samples, windows, stats)})
+        fits = self.attribution(learners, samples, windows, domains, stats)
+        write_json(self.run_dir / "attribution.json", {"fits": fits})
         return rows
 
     def check_drift(self, key: tuple[str, str], domain: str, windows: list[dict]) -> float | None:
@@ -486,10 +488,14 @@ class Runner:
         return self.manifest.data.get("dataset", {}).get("classes", [])
 
     def attribution(
-        self, learners: dict[str, Learner], samples: list[dict], windows: list[dict], stats: dict
+        self,
+        learners: dict[str, Learner],
+        samples: list[dict],
+        windows: list[dict],
+        domains: dict[tuple[str, str], str],
+        stats: dict,
     ) -> list[dict]:
         fits = []
-        domains = _summary_domains(windows)
         keys = sorted({(w["target"], w["meter"], w["procedure"]) for w in windows if w["procedure"] != "idle"})
         for target, meter, procedure in keys:
             mode_windows = windows_from_rows(

@@ -35,6 +35,13 @@ class Board:
 
 
 BOARDS: Registry[Board] = Registry("board")
+
+
+def buildable_boards() -> list[str]:
+    """Boards with a HAL to build for (the others are memory budgets)."""
+    return [e.name for e in BOARDS if BOARDS.get(e.name).buildable]
+
+
 _ARM = {"arm-none-eabi-gcc": "gcc-arm-none-eabi", "make": "make"}
 for _board in (
     Board(

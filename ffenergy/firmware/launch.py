@@ -26,7 +26,7 @@ from typing import IO
 import numpy as np
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
-from ffenergy.firmware.boards import BOARDS
+from ffenergy.firmware.boards import BOARDS, buildable_boards
 from ffenergy.firmware.deployed import DType
 from ffenergy.firmware.dut import Dut
 from ffenergy.firmware.export import deploy, export_model
@@ -71,8 +71,7 @@ def require_tools(board: str) -> None:
     spec = BOARDS.get(board)
     if not spec.buildable:
         raise ToolchainMissing(
-            f"board {board} is a memory budget only; build for one of "
-            f"{', '.join(e.name for e in BOARDS if BOARDS.get(e.name).buildable)}"
+            f"board {board} is a memory budget only; build for one of {', '.join(buildable_boards())}"
         )
     missing = spec.missing_tools()
     if missing:

@@ -31,11 +31,11 @@ from torch import nn
 from tqdm import tqdm
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
-from ffenergy.learners.base import Learner, LearnerOptionsError, NotDeployable, learner_options
-from ffenergy.learners.ff.learner import top_gap, top_probability
+from ffenergy.learners.base import LearnerOptionsError, NotDeployable, learner_options
+from ffenergy.learners.confidence import HeadExits
 
 if TYPE_CHECKING:
-    from ffenergy.config import InferenceConfig, ModelConfig
+    from ffenergy.config import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +83,10 @@ class ExitMLPPass:
         self.h = self.h.index_select(0, idx)
 
 
-class ExitMLPLearner(Learner):
+class ExitMLPLearner(HeadExits):
     """Inference of any ``ExitMLP``: per-depth heads, OP's exit statistic, compaction."""
 
     net: ExitMLP
-
-    def __init__(self, name: str, net: ExitMLP, inference: InferenceConfig):
-        super().__init__(name, net, inference)
-        self._statistic = inference.op_statistic
-
-    @property
-    def statistic(self) -> str:
-        return self._statistic
 
     @property
     def dims(self) -> list[int]:
@@ -106,9 +98,6 @@ class ExitMLPLearner(Learner):
 
     def start(self, x: torch.Tensor) -> ExitMLPPass:
         return ExitMLPPass(self.net, x)
-
-    def confidence(self, scores: torch.Tensor) -> torch.Tensor:
-        return top_gap(scores) if self._statistic == "gap" else top_probability(scores)
 
     def layer_macs(self) -> np.ndarray:
         return exit_mlp_layer_macs(self.dims, self.n_classes)

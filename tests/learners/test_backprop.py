@@ -108,3 +108,10 @@ def test_bp_exits_pepita_and_op_run_end_to_end_through_the_cli(tmp_path, monkeyp
     for proc in ("bp-exits", "pepita"):
         assert float(summary[proc, "full"]["accuracy"]) > 0.5, proc  # one epoch on 12,600 digits
         assert float(summary[proc, "full"]["macs_per_inference"]) == 784 * 64 + 64 * 64 * 2 + 3 * 64 * 10
+
+
+def test_its_confidence_floor_flags_a_threshold_that_lets_everything_out(bp):
+    learner, x, _ = bp
+    assert learner.confidence_floor == 1 / 4  # a top softmax probability over 4 classes is never below 1/4
+    for scores in depth_scores(learner, torch.from_numpy(x)):
+        assert (learner.confidence(scores) >= learner.confidence_floor - 1e-7).all()

@@ -17,25 +17,13 @@ import torch
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.learners.base import Learner, LearnerOptionsError
+from ffenergy.learners.confidence import HeadExits, top_gap
 from ffenergy.learners.ff.macs import mp_layer_macs, op_layer_macs
 from ffenergy.learners.ff.model import FFNetwork
 from ffenergy.learners.ff.train import train
 
 if TYPE_CHECKING:
     from ffenergy.config import InferenceConfig, ModelConfig
-
-
-def top_gap(scores: torch.Tensor) -> torch.Tensor:
-    """Top-1 minus top-2 of each row (inf with a single candidate; pruned ones hold -inf)."""
-    if scores.shape[1] < 2:
-        return torch.full_like(scores[:, 0], float("inf"))
-    top = torch.topk(scores, k=2, dim=1).values
-    return top[:, 0] - top[:, 1]
-
-
-def top_probability(logits: torch.Tensor) -> torch.Tensor:
-    """Top softmax probability = 1 / sum_c exp(s_c - s_max); one pass, no (N, C) softmax."""
-    return (logits - logits.amax(dim=1, keepdim=True)).exp().sum(dim=1).reciprocal()
 
 
 class _FFLearner(Learner):
@@ -130,26 +118,11 @@ class FFPrunedMultiPass(FFMultiPass):
         return "mp"  # the honest baseline is the full unpruned network
 
 
-class FFOnePass(_FFLearner):
+class FFOnePass(HeadExits, _FFLearner):
     """OP: one neutral-label pass; scores at depth k = head k on the activations so far."""
-
-    def __init__(self, name: str, net: FFNetwork, inference: InferenceConfig):
-        super().__init__(name, net, inference)
-        self._statistic = inference.op_statistic
-
-    @property
-    def statistic(self) -> str:
-        return self._statistic
 
     def start(self, x: torch.Tensor) -> _OnePass:
         return _OnePass(self.net, x)
-
-    def confidence(self, scores: torch.Tensor) -> torch.Tensor:
-        return top_gap(scores) if self._statistic == "gap" else top_probability(scores)
-
-    @property
-    def confidence_floor(self) -> float:
-        return 0.0 if self._statistic == "gap" else 1.0 / self.n_classes
 
     def layer_macs(self) -> np.ndarray:
         return op_layer_macs(self.dims, self.n_classes)
