@@ -1,5 +1,7 @@
 """Trained networks cached by the hash of everything that shapes them: the learner's network
-and training-code version, the training data (by content), the model config and the seed."""
+and training-code version, the training data (by content), the model config and the seed.
+A training in progress keeps a per-epoch checkpoint beside its cache entry (``<key>.partial.pt``),
+so a run interrupted while training continues from the last finished epoch."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from ffenergy.config import ExperimentConfig
 from ffenergy.data.base import Dataset
 from ffenergy.data.splits import cache_key, cache_root
 from ffenergy.learners.base import Learner
+from ffenergy.learners.checkpoint import EpochCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +73,12 @@ def load_or_train(
     device = training_device(cfg.model.device)
     shape = "-".join(map(str, [data.n_features, *cfg.model.hidden]))
     log.info("model %s: training %s on %s", learner.network_id, shape, device)
-    info = learner.fit(net, data.x_train, data.y_train, cfg.model, cfg.seed, device, progress)
+    checkpoint = EpochCheckpoint(path.with_suffix(".partial.pt"))  # an interrupted training resumes from it
+    info = learner.fit(net, data.x_train, data.y_train, cfg.model, cfg.seed, device, progress, checkpoint)
     net.to("cpu").eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"state": net.state_dict(), "info": info}, tmp)
     tmp.replace(path)
+    checkpoint.discard()
     return net, {"cache": "miss", "cache_key": key, **info}

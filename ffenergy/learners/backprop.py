@@ -28,10 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.learners.base import LearnerOptionsError, NotDeployable, learner_options
+from ffenergy.learners.checkpoint import EpochCheckpoint, epoch_bar
 from ffenergy.learners.confidence import HeadExits
 
 if TYPE_CHECKING:
@@ -156,7 +156,15 @@ class BackpropMultiExit(ExitMLPLearner):
 
     @classmethod
     def fit(
-        cls, net: Any, x: np.ndarray, y: np.ndarray, model: ModelConfig, seed: int, device: str, progress: bool
+        cls,
+        net: Any,
+        x: np.ndarray,
+        y: np.ndarray,
+        model: ModelConfig,
+        seed: int,
+        device: str,
+        progress: bool,
+        checkpoint: EpochCheckpoint,
     ) -> dict[str, Any]:
         """Deterministic on CPU for a seed (shuffling from a seeded generator)."""
         opts = learner_options(BackpropOptions, model, cls.network_id)
@@ -171,10 +179,11 @@ class BackpropMultiExit(ExitMLPLearner):
             opt = torch.optim.Adam(net.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
         else:
             opt = torch.optim.SGD(net.parameters(), lr=opts.lr, momentum=opts.momentum, weight_decay=opts.weight_decay)
-        losses = []
-        start = time.perf_counter()
-        bar = tqdm(range(epochs), desc="BP multi-exit training", unit="epoch", disable=not progress)
+        done = checkpoint.resume("bp-exits", net, opt, gen)
+        hist = {"loss": [], "epoch_seconds": [], **done.history}
+        bar = epoch_bar(done, epochs, "BP multi-exit training", progress)
         for epoch in bar:
+            start = time.perf_counter()
             opt.param_groups[0]["lr"] = decayed_lr(opts.lr, opts.lr_decay_at, epoch, epochs)
             order = torch.randperm(len(xs), generator=gen).to(device)
             total, n_batches = 0.0, 0
@@ -186,17 +195,20 @@ class BackpropMultiExit(ExitMLPLearner):
                 opt.step()
                 total += float(loss.detach())
                 n_batches += 1
-            losses.append(total / n_batches)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            hist["loss"].append(total / n_batches)
+            hist["epoch_seconds"].append(time.perf_counter() - start)
+            checkpoint.save("bp-exits", epoch + 1, net, opt, gen, hist)
+            bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}")
         net.eval()
-        seconds = time.perf_counter() - start
-        log.info("bp-exits: %d epochs in %.1f s, final weighted exit loss %.4f", epochs, seconds, losses[-1])
+        seconds = sum(hist["epoch_seconds"])
+        log.info("bp-exits: %d epochs in %.1f s, final weighted exit loss %.4f", epochs, seconds, hist["loss"][-1])
         return {
             "train_seconds": round(seconds, 2),
             "train_device": device,
+            "resumed_after_epoch": done.epochs,
             "epochs": epochs,
             "exit_weights": weights.tolist(),
-            "loss": losses,
+            "loss": hist["loss"],
         }
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
+from ffenergy.learners.checkpoint import EpochCheckpoint
 
 if TYPE_CHECKING:
     from ffenergy.config import InferenceConfig, ModelConfig
@@ -90,9 +91,21 @@ class Learner(ABC):
     @classmethod
     @abstractmethod
     def fit(
-        cls, net: nn.Module, x: np.ndarray, y: np.ndarray, model: ModelConfig, seed: int, device: str, progress: bool
+        cls,
+        net: nn.Module,
+        x: np.ndarray,
+        y: np.ndarray,
+        model: ModelConfig,
+        seed: int,
+        device: str,
+        progress: bool,
+        checkpoint: EpochCheckpoint,
     ) -> dict[str, Any]:
-        """Train ``net`` in place; what training did, for the manifest (JSON-serialisable)."""
+        """Train ``net`` in place; what training did, for the manifest (JSON-serialisable).
+
+        Save to ``checkpoint`` after every epoch and resume from it first, so an interrupted training
+        continues where it stopped and ends with the weights of an uninterrupted one.
+        """
 
     # -- inference --------------------------------------------------------------------------
     @property

@@ -37,10 +37,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from ffenergy.learners.backprop import ExitMLP, ExitMLPLearner, decayed_lr
 from ffenergy.learners.base import LearnerOptionsError, learner_options
+from ffenergy.learners.checkpoint import EpochCheckpoint, epoch_bar
 
 if TYPE_CHECKING:
     from ffenergy.config import ModelConfig
@@ -105,7 +105,15 @@ class Pepita(ExitMLPLearner):
 
     @classmethod
     def fit(
-        cls, net: Any, x: np.ndarray, y: np.ndarray, model: ModelConfig, seed: int, device: str, progress: bool
+        cls,
+        net: Any,
+        x: np.ndarray,
+        y: np.ndarray,
+        model: ModelConfig,
+        seed: int,
+        device: str,
+        progress: bool,
+        checkpoint: EpochCheckpoint,
     ) -> dict[str, Any]:
         """PEPITA on the layers and output, then the exit heads; deterministic on CPU for a seed."""
         opts = learner_options(PepitaOptions, model, cls.network_id)
@@ -113,11 +121,14 @@ class Pepita(ExitMLPLearner):
         gen = torch.Generator().manual_seed(seed)
         net.to(device).train()
         xs, ys = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        start = time.perf_counter()
-        pepita_log = _train_pepita(net, xs, ys, opts, opts.epochs or model.epochs, model.batch_size, gen, progress)
-        head_loss = _train_heads(net, xs, ys, opts, model.batch_size, gen, progress)
+        epochs = opts.epochs or model.epochs
+        pepita_log, resumed_after = _train_pepita(
+            net, xs, ys, opts, epochs, model.batch_size, gen, progress, checkpoint
+        )
+        heads_log = _train_heads(net, xs, ys, opts, model.batch_size, gen, progress, checkpoint)
+        head_loss = heads_log["head_loss"]
         net.eval()
-        seconds = time.perf_counter() - start
+        seconds = sum(pepita_log.pop("epoch_seconds")) + sum(heads_log["epoch_seconds"])
         log.info(
             "pepita: train error %.4f after %d epochs, exit-head loss %s, %.1f s",
             pepita_log["train_error"][-1],
@@ -125,7 +136,13 @@ class Pepita(ExitMLPLearner):
             ", ".join(f"{v:.3f}" for v in head_loss),
             seconds,
         )
-        return {"train_seconds": round(seconds, 2), "train_device": device, **pepita_log, "head_loss": head_loss}
+        return {
+            "train_seconds": round(seconds, 2),
+            "train_device": device,
+            "resumed_after_epoch": resumed_after,
+            **pepita_log,
+            "head_loss": head_loss,
+        }
 
 
 def _train_pepita(
@@ -137,14 +154,17 @@ def _train_pepita(
     batch_size: int,
     gen: torch.Generator,
     progress: bool,
-) -> dict[str, list[float]]:
-    """The two-pass PEPITA rule on ``net.layers`` and the output layer ``net.heads[-1]``."""
-    fb = feedback_matrix(net.dims[0], net.n_classes, opts.f_scale, gen).to(xs.device)
+    checkpoint: EpochCheckpoint,
+) -> tuple[dict[str, list[float]], int]:
+    """(history, epochs resumed after) of the two-pass PEPITA rule on ``net.layers`` and the output layer ``net.heads[-1]``."""
+    fb = feedback_matrix(net.dims[0], net.n_classes, opts.f_scale, gen).to(xs.device)  # drawn first: same on resume
     weights = [cast(nn.Linear, m).weight for m in [*net.layers, net.heads[-1]]]
     opt = torch.optim.SGD(weights, lr=opts.lr, momentum=opts.momentum)
-    loss_hist, error_hist = [], []
-    bar = tqdm(range(epochs), desc="PEPITA training", unit="epoch", disable=not progress)
+    done = checkpoint.resume("pepita", net, opt, gen)
+    hist = {"pepita_loss": [], "train_error": [], "epoch_seconds": [], **done.history}
+    bar = epoch_bar(done, epochs, "PEPITA training", progress)
     for epoch in bar:
+        start = time.perf_counter()
         opt.param_groups[0]["lr"] = decayed_lr(opts.lr, opts.lr_decay_at, epoch, epochs)
         order = torch.randperm(len(xs), generator=gen).to(xs.device)
         loss_sum = wrong = 0.0
@@ -154,15 +174,18 @@ def _train_pepita(
             opt.step()
             loss_sum += loss * len(idx)
             wrong += n_wrong
-        loss_hist.append(loss_sum / len(xs))
-        error_hist.append(wrong / len(xs))
-        if not math.isfinite(loss_hist[-1]):
+        hist["pepita_loss"].append(loss_sum / len(xs))
+        hist["train_error"].append(wrong / len(xs))
+        hist["epoch_seconds"].append(time.perf_counter() - start)
+        if not math.isfinite(hist["pepita_loss"][-1]):
             raise LearnerOptionsError(
                 f"model.options.pepita.lr: training diverged in epoch {epoch + 1} "
-                f"(loss {loss_hist[-1]}); use a smaller lr than {opts.lr}"
+                f"(loss {hist['pepita_loss'][-1]}); use a smaller lr than {opts.lr}"
             )
-        bar.set_postfix(loss=f"{loss_hist[-1]:.4f}", train_error=f"{error_hist[-1]:.4f}")
-    return {"pepita_loss": loss_hist, "train_error": error_hist}
+        checkpoint.save("pepita", epoch + 1, net, opt, gen, hist)
+        bar.set_postfix(loss=f"{hist['pepita_loss'][-1]:.4f}", train_error=f"{hist['train_error'][-1]:.4f}")
+    checkpoint.finish("pepita", epochs, hist)
+    return hist, done.epochs
 
 
 @torch.no_grad()
@@ -199,15 +222,19 @@ def _train_heads(
     batch_size: int,
     gen: torch.Generator,
     progress: bool,
-) -> list[float]:
+    checkpoint: EpochCheckpoint,
+) -> dict[str, list[float]]:
     """Train heads 1..L-1 on the frozen activations of their layers; their last-epoch mean losses."""
     heads = list(net.heads)[:-1]
     if not heads:
-        return []
+        return {"head_loss": [], "epoch_seconds": []}
     opt = torch.optim.Adam([p for h in heads for p in h.parameters()], lr=opts.head_lr)
     sums = torch.zeros(len(heads))
-    bar = tqdm(range(opts.head_epochs), desc="PEPITA exit heads", unit="epoch", disable=not progress)
-    for _ in bar:
+    done = checkpoint.resume("heads", net, opt, gen)
+    hist = {"head_loss": [], "epoch_seconds": [], **done.history}
+    bar = epoch_bar(done, opts.head_epochs, "PEPITA exit heads", progress)
+    for epoch in bar:
+        start = time.perf_counter()
         order = torch.randperm(len(xs), generator=gen).to(xs.device)
         sums.zero_()
         for i in range(0, len(xs), batch_size):
@@ -222,5 +249,8 @@ def _train_heads(
             losses.sum().backward()  # heads are independent: the sum trains each on its own loss
             opt.step()
             sums += losses.detach().cpu() * len(idx)
-        bar.set_postfix(head_loss=" ".join(f"{v:.3f}" for v in (sums / len(xs)).tolist()))
-    return (sums / len(xs)).tolist()
+        hist["head_loss"] = (sums / len(xs)).tolist()
+        hist["epoch_seconds"].append(time.perf_counter() - start)
+        checkpoint.save("heads", epoch + 1, net, opt, gen, hist)
+        bar.set_postfix(head_loss=" ".join(f"{v:.3f}" for v in hist["head_loss"]))
+    return hist

@@ -57,7 +57,7 @@ class ToyLearner(Learner):
 
     @classmethod
     def fit(
-        cls, net: Any, x: np.ndarray, y: np.ndarray, model: Any, seed: int, device: str, progress: bool
+        cls, net: Any, x: np.ndarray, y: np.ndarray, model: Any, seed: int, device: str, progress: bool, checkpoint: Any
     ) -> dict[str, Any]:
         torch.manual_seed(seed)
         opt = torch.optim.Adam(net.parameters(), lr=3e-3)

@@ -13,6 +13,7 @@ from torch import nn
 from ffenergy.config import InferenceConfig, ModelConfig
 from ffenergy.learners.base import Learner
 from ffenergy.learners.calibrate import calibrate
+from ffenergy.learners.checkpoint import EpochCheckpoint
 from ffenergy.learners.exits import depth_scores, exits_from_scores, infer, predict
 
 DIMS = [20, 16, 12, 8]
@@ -35,7 +36,7 @@ def trained(
     model = ModelConfig(hidden=DIMS[1:], epochs=epochs, batch_size=50, options={cls.network_id: options})
     torch.manual_seed(seed)
     net = cls.build(DIMS, 4, 1.0)
-    cls.fit(net, x, y, model, seed, "cpu", progress=False)
+    cls.fit(net, x, y, model, seed, "cpu", progress=False, checkpoint=EpochCheckpoint())
     return cls(cls.network_id, net.eval(), InferenceConfig(op_statistic=statistic)), x, y
 
 

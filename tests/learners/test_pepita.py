@@ -11,6 +11,7 @@ import torch
 from ffenergy.config import InferenceConfig, ModelConfig, parse_config
 from ffenergy.experiment.dataset import load_experiment_data
 from ffenergy.learners.base import Learner, LearnerOptionsError, NotDeployable
+from ffenergy.learners.checkpoint import EpochCheckpoint
 from ffenergy.learners.exits import depth_scores
 from ffenergy.learners.pepita import Pepita, _pepita_step, feedback_matrix
 from tests.learners.kit import (
@@ -102,7 +103,7 @@ def test_it_learns_the_embedded_mnist_subset():
     )
     torch.manual_seed(0)
     net = Pepita.build([784, 128, 64], 10, 1.0)
-    Pepita.fit(net, data.x_train, data.y_train, model, 0, "cpu", progress=False)
+    Pepita.fit(net, data.x_train, data.y_train, model, 0, "cpu", progress=False, checkpoint=EpochCheckpoint())
     scores = depth_scores(Pepita("pepita", net.eval(), InferenceConfig()), torch.from_numpy(data.x_test))
     accuracy = [float((s.argmax(dim=1).numpy() == data.y_test).mean()) for s in scores]
     assert min(accuracy) > 0.75, accuracy  # chance is 0.1; about 0.85 and 0.83

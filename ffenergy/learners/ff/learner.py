@@ -17,6 +17,7 @@ import torch
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.learners.base import Learner, LearnerOptionsError
+from ffenergy.learners.checkpoint import EpochCheckpoint
 from ffenergy.learners.confidence import HeadExits, top_gap
 from ffenergy.learners.ff.macs import mp_layer_macs, op_layer_macs
 from ffenergy.learners.ff.model import FFNetwork
@@ -37,12 +38,21 @@ class _FFLearner(Learner):
 
     @classmethod
     def fit(
-        cls, net: Any, x: np.ndarray, y: np.ndarray, model: ModelConfig, seed: int, device: str, progress: bool
+        cls,
+        net: Any,
+        x: np.ndarray,
+        y: np.ndarray,
+        model: ModelConfig,
+        seed: int,
+        device: str,
+        progress: bool,
+        checkpoint: EpochCheckpoint,
     ) -> dict[str, Any]:
-        log = train(net, x, y, model, seed, device, progress)
+        log = train(net, x, y, model, seed, device, progress, checkpoint)
         return {
             "train_seconds": round(log.seconds, 2),
             "train_device": device,
+            "resumed_after_epoch": log.resumed_after,
             "ff_loss": log.ff_loss,
             "head_loss": log.head_loss,
         }

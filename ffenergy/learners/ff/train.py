@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
+from ffenergy.learners.checkpoint import EpochCheckpoint, epoch_bar
 from ffenergy.learners.ff.model import FFNetwork
 
 if TYPE_CHECKING:
@@ -28,10 +28,11 @@ class TrainLog:
     """What training did, for the manifest."""
 
     epochs: int
-    seconds: float
+    seconds: float  # training time over every run that contributed epochs
     device: str
     ff_loss: list[float]
     head_loss: list[float]
+    resumed_after: int  # epochs a previous, interrupted run had finished (0: trained in one go)
 
 
 def random_wrong_labels(y: torch.Tensor, n_classes: int, gen: torch.Generator) -> torch.Tensor:
@@ -48,8 +49,10 @@ def train(
     seed: int,
     device: str = "cpu",
     progress: bool = True,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> TrainLog:
-    """Train ``net`` in place on (x, y); deterministic on CPU for a given seed."""
+    """Train ``net`` in place on (x, y); deterministic on CPU for a given seed, resumed or not."""
+    checkpoint = checkpoint or EpochCheckpoint()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net.to(device).train()
@@ -66,12 +69,13 @@ def train(
         opt = torch.optim.SGD(groups, momentum=cfg.momentum)
     base_lrs = [g["lr"] for g in opt.param_groups]
     peer_means = [torch.full((d,), 0.5, device=device) for d in net.dims[1:]]
-    ff_hist, head_hist = [], []
-    start = time.perf_counter()
-    bar = tqdm(range(1, cfg.epochs + 1), desc="FF training", unit="epoch", disable=not progress)
+    done = checkpoint.resume("ff", net, opt, gen, peer_means)
+    hist = {"ff_loss": [], "head_loss": [], "epoch_seconds": [], **done.history}
+    bar = epoch_bar(done, cfg.epochs, "FF training", progress)
     for epoch in bar:
+        start = time.perf_counter()
         for group, lr in zip(opt.param_groups, base_lrs):
-            group["lr"] = _cooldown_lr(lr, epoch, cfg.epochs)
+            group["lr"] = _cooldown_lr(lr, epoch + 1, cfg.epochs)
         order = torch.randperm(len(xs), generator=gen).to(device)
         ff_sum = head_sum = 0.0
         n_batches = 0
@@ -84,11 +88,14 @@ def train(
             ff_sum += float(ff_loss.detach())
             head_sum += float(head_loss.detach())
             n_batches += 1
-        ff_hist.append(ff_sum / n_batches)
-        head_hist.append(head_sum / n_batches)
-        bar.set_postfix(ff_loss=f"{ff_hist[-1]:.3f}", head_loss=f"{head_hist[-1]:.3f}")
+        hist["ff_loss"].append(ff_sum / n_batches)
+        hist["head_loss"].append(head_sum / n_batches)
+        hist["epoch_seconds"].append(time.perf_counter() - start)
+        checkpoint.save("ff", epoch + 1, net, opt, gen, hist, peer_means)
+        bar.set_postfix(ff_loss=f"{hist['ff_loss'][-1]:.3f}", head_loss=f"{hist['head_loss'][-1]:.3f}")
     net.eval()
-    return TrainLog(cfg.epochs, time.perf_counter() - start, device, ff_hist, head_hist)
+    seconds = sum(hist["epoch_seconds"])
+    return TrainLog(cfg.epochs, seconds, device, hist["ff_loss"], hist["head_loss"], done.epochs)
 
 
 def _cooldown_lr(lr: float, epoch: int, epochs: int) -> float:
