@@ -168,6 +168,14 @@ def _measure(
             result.meter_restarts += 1
             problems.append(str(exc))
             log.warning("%s", exc)
+        except DutError as exc:
+            stopped = meter.stream_problem()
+            if stopped is None:
+                raise
+            raise MeterError(
+                f"{meter.info.name}: the meter stream ended ({stopped}) before the DUT's reply, so the meter stopped,"
+                f" not the DUT (the DUT then failed with: {exc}). Restart or reconnect the meter, then resume the run"
+            ) from exc
     raise DutError(f"{mode}: gave up after {max_retries + 1} attempts: {'; '.join(problems)}")
 
 

@@ -203,6 +203,7 @@ class Ina226Meter(TriggeredMeter):
     def _reopen(self, exc: BaseException) -> bool:
         """Reopen after the port vanished; False (and the meter failed) when retries run out."""
         self._ser.close()
+        self._stream_down(f"meter port {self.port} vanished ({exc})")
         log.warning(
             "meter port %s vanished (%s); reopening (%d tries, %.1f s apart)",
             self.port,
@@ -219,6 +220,7 @@ class Ina226Meter(TriggeredMeter):
             except MeterError:
                 continue
             self.stats.reopens += 1
+            self._stream_down(None)
             log.warning("meter port %s is back", self.port)
             return True
         self._fail(

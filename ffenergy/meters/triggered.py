@@ -74,6 +74,7 @@ class TriggeredMeter(Meter):
         self._base = 0  # absolute index of self._cols[:, 0]
         self._restarts: list[int] = []  # absolute indices where the stream started over
         self._error: MeterError | None = None
+        self._down: str | None = None  # why the stream stopped while the driver tries to get it back
 
     # --- reader side -------------------------------------------------------------------------
     def _append(self, t: np.ndarray, v: np.ndarray, i: np.ndarray, trig: np.ndarray) -> None:
@@ -109,6 +110,19 @@ class TriggeredMeter(Meter):
         with self._cond:
             self._error = error
             self._cond.notify_all()
+
+    def _stream_down(self, why: str | None) -> None:
+        """The sample stream stopped for ``why`` (the driver is reconnecting); None: it flows again."""
+        with self._cond:
+            self._down = why
+
+    def stream_problem(self) -> str | None:
+        """Why no samples are coming (the meter failed, or is down and reconnecting); None while they flow.
+
+        Lets a caller whose DUT went quiet tell a stopped meter from a stopped DUT.
+        """
+        with self._cond:
+            return str(self._error) if self._error else self._down
 
     # --- consumer side -----------------------------------------------------------------------
     @property

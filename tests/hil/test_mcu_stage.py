@@ -16,6 +16,7 @@ from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.firmware.dut import Dut
 from ffenergy.firmware.export import export_model
 from ffenergy.firmware.launch import HostDut, build_firmware
+from ffenergy.meters.base import MeterError
 from ffenergy.meters.ina226 import Ina226Meter
 from ffenergy.meters.triggered import MeterDisconnected
 from ffenergy.sim.meter import spawn_sim_meter
@@ -222,3 +223,27 @@ def test_short_windows_are_reported_once_with_the_fix(firmware, data, tmp_path):
         result = run_mcu_stage(session.dut, session.meter, x[:3], y[:3], ["depth-1"], 1, samples, windows, "mcu-sim")
     assert result.measured == 3
     assert len(result.warnings) == 1 and "repeat inferences inside the window" in result.warnings[0]
+
+
+class _KillMeterAt(_UnplugMeterAt):
+    """Kills the simulated logger's process (not the DUT) just before the ``at``-th INFER."""
+
+    def infer(self, mode, repeats=1, timeout_s=None):
+        self._calls += 1
+        if self._calls == self._at:
+            self._sim.proc.kill()
+            self._sim.proc.wait(timeout=5)
+        return self._dut.infer(mode, repeats, timeout_s)
+
+
+def test_a_dead_meter_process_is_named_not_blamed_on_the_dut(firmware, data, tmp_path):
+    x, y = data
+    samples, windows = _writers(tmp_path)
+    config = McuConfig(target="mcu-sim", firmware=str(firmware), sim=SIM, dut_timeout_s=1.0)
+    with open_mcu(config, tmp_path / "work") as session, samples, windows:
+        dut = _KillMeterAt(session.dut, session.sim_meter, at=5)
+        with pytest.raises(
+            MeterError, match=r"meter stream ended.*vanished.*not the DUT.*rows measured by this call are kept"
+        ):
+            run_mcu_stage(dut, session.meter, x, y, MODES, REPEATS, samples, windows, "mcu-sim")
+    assert len(read_rows(tmp_path / "samples.csv")) == 4
