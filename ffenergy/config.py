@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -270,6 +271,7 @@ def _check_values(cfg: ExperimentConfig) -> None:
     _one_of(cfg.meter, host_meter_choices(), "meter")
     _require(meas.repeats >= 5, "measurement.repeats", "an integer >= 5 (repeats give the 95% CI)")
     _require(meas.min_window_s > 0, "measurement.min_window_s", "a positive number of seconds")
+    _require(meas.warmup_s >= 0, "measurement.warmup_s", "a number of seconds >= 0 (0: no warm-up)")
     _require(meas.batch_size > 0, "measurement.batch_size", "a positive integer")
     _require(meas.max_idle_drift > 0, "measurement.max_idle_drift", "a relative change > 0, e.g. 0.05")
     for i, proc in enumerate(meas.procedures):
@@ -278,19 +280,63 @@ def _check_values(cfg: ExperimentConfig) -> None:
             f"measurement.procedures[{i}]",
             f"one of inference.procedures ({', '.join(inf.procedures)})",
         )
-    c = cfg.carbon
+    _check_meter_options(cfg.meter_options)
+    _check_carbon(cfg.carbon)
+    data_options(cfg.data)
+    _check_data_source(cfg.data)
+    _check_mcu(cfg)
+
+
+def _check_data_source(data: DataConfig) -> None:
+    sources = list(DATASETS.entry(data.dataset).fact("sources"))
+    _require(
+        data.source in sources, "data.source", f"one of {', '.join(sources)} for {data.dataset} (got {data.source!r})"
+    )
+    if data.source == "local" and data.path is None:
+        raise ConfigError(
+            f"data.path: missing; data.source local reads the {data.dataset} files from that folder"
+            " (relative to the config file)"
+        )
+
+
+def _check_meter_options(options: dict[str, Any]) -> None:
+    """``meter_options`` maps a host meter's name to its keyword options; both checked before any work."""
+    from ffenergy.meters.auto import check_meter_options
+    from ffenergy.meters.base import MeterUnavailable
+
+    host = [m for m in host_meter_choices() if m not in ("none", "auto")]
+    for name, opts in options.items():
+        where = f"meter_options.{name}"
+        _require(name in host, where, f"a host meter's name as the key: one of {', '.join(host)}")
+        _require(isinstance(opts, dict), where, "a mapping of that meter's options, e.g. rapl: {poll_period_s: 0.05}")
+        try:
+            check_meter_options(name, opts)
+        except MeterUnavailable:
+            continue  # its module cannot load here; opening the meter will say so
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+
+def _check_carbon(c: CarbonConfig) -> None:
     _require(
         c.country_iso_code is None or c.grid_intensity_g_per_kwh is None,
         "carbon",
         "only one of country_iso_code and grid_intensity_g_per_kwh",
     )
-    _require(
-        c.grid_intensity_g_per_kwh is None or c.grid_intensity_g_per_kwh >= 0,
-        "carbon.grid_intensity_g_per_kwh",
-        "a number of grams per kWh >= 0",
-    )
-    data_options(cfg.data)
-    _check_mcu(cfg)
+    if c.grid_intensity_g_per_kwh is not None:
+        _require(
+            math.isfinite(c.grid_intensity_g_per_kwh) and c.grid_intensity_g_per_kwh >= 0,
+            "carbon.grid_intensity_g_per_kwh",
+            "a number of grams per kWh >= 0",
+        )
+    if c.country_iso_code is not None:
+        from ffenergy.meters.base import MeterUnavailable
+        from ffenergy.meters.codecarbon_meter import resolve_intensity
+
+        try:
+            resolve_intensity(country_iso_code=c.country_iso_code)
+        except (ValueError, MeterUnavailable) as exc:
+            raise ConfigError(f"carbon.country_iso_code: {str(exc).removeprefix('carbon: ')}") from None
 
 
 def _check_mcu(cfg: ExperimentConfig) -> None:

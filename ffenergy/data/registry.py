@@ -1,6 +1,7 @@
 """The dataset registry: each loader module has an ``Options`` dataclass and a ``load`` function
 ``load(source, path, val_fraction, seed, options) -> Dataset`` (imported lazily: some loaders
-pull in heavy packages)."""
+pull in heavy packages). Fact: ``sources``, the ``data.source`` values the loader takes
+(``local`` reads ``data.path``)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,18 @@ from ffenergy.data.base import Dataset
 from ffenergy.registry import Registry
 
 DATASETS: Registry[ModuleType] = Registry("dataset")
-DATASETS.register("mnist", "ffenergy.data.mnist", "handwritten digits (embedded subset, local IDX files or download)")
-DATASETS.register("mitbih", "ffenergy.data.mitbih", "MIT-BIH arrhythmia beats (AAMI classes), extra [ecg]")
-DATASETS.register("chbmit", "ffenergy.data.chbmit", "CHB-MIT scalp EEG seizure windows, extra [eeg]")
-DATASETS.register("cifar10", "ffenergy.data.cifar10", "CIFAR-10 images, flattened")
+REMOTE = ("local", "download")  # the ``sources`` of a dataset read from data.path or downloaded
+DATASETS.register(
+    "mnist",
+    "ffenergy.data.mnist",
+    "handwritten digits (embedded subset, local IDX files or download)",
+    sources=("embedded", *REMOTE),
+)
+DATASETS.register(
+    "mitbih", "ffenergy.data.mitbih", "MIT-BIH arrhythmia beats (AAMI classes), extra [ecg]", sources=REMOTE
+)
+DATASETS.register("chbmit", "ffenergy.data.chbmit", "CHB-MIT scalp EEG seizure windows, extra [eeg]", sources=REMOTE)
+DATASETS.register("cifar10", "ffenergy.data.cifar10", "CIFAR-10 images, flattened", sources=REMOTE)
 
 
 def load_dataset(name: str, source: str, path: str | None, val_fraction: float, seed: int, options: Any) -> Dataset:

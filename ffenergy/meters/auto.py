@@ -41,13 +41,18 @@ def make_meter(name: str, **options: Any) -> Meter:
         return auto_meter(**options)[0]
     if name not in METERS:
         raise ValueError(f"unknown meter {name!r}; choose one of: auto, {', '.join(METERS.names())}")
+    check_meter_options(name, options)
+    return _meter_class(name)(**options)
+
+
+def check_meter_options(name: str, options: Mapping[str, Any]) -> None:
+    """Raise ValueError when ``options`` are not keyword arguments the meter ``name`` takes."""
     cls = _meter_class(name)
     try:
         inspect.signature(cls).bind(**options)
     except TypeError as exc:
         params = [p for p in inspect.signature(cls).parameters if p != "self"]
         raise ValueError(f"meter {name!r}: bad options {sorted(options)} ({exc}); it takes {params}") from exc
-    return cls(**options)
 
 
 def _probe(name: str, options: Mapping[str, Any]) -> tuple[Meter | None, MeterStatus]:

@@ -27,6 +27,16 @@ def test_defaults_validate_and_hash_is_stable():
         ({"measurement": {"repeats": 2}}, "measurement.repeats", ">= 5"),
         ({"data": {"dataset": "mitbih", "source": "local", "options": {"beat_len": 1}}}, "data.options.beat_len", ""),
         ({"surprise": 1}, "surprise", "allowed keys here"),
+        ({"measurement": {"warmup_s": -0.5}}, "measurement.warmup_s", ">= 0"),
+        ({"data": {"source": "web"}}, "data.source", "embedded, local, download for mnist"),
+        ({"data": {"dataset": "cifar10", "source": "embedded"}}, "data.source", "local, download for cifar10"),
+        ({"data": {"source": "local"}}, "data.path", "local reads the mnist files"),
+        ({"meter_options": {"rapl": {"poll_period": 1}}}, "meter_options.rapl", "it takes ['root', 'poll_period_s']"),
+        ({"meter_options": {"ina226": {"port": "/dev/x"}}}, "meter_options.ina226", "one of nvml, rapl"),
+        ({"meter_options": {"rapl": 0.1}}, "meter_options.rapl", "a mapping"),
+        ({"carbon": {"grid_intensity_g_per_kwh": -1}}, "carbon.grid_intensity_g_per_kwh", ">= 0"),
+        ({"carbon": {"grid_intensity_g_per_kwh": float("nan")}}, "carbon.grid_intensity_g_per_kwh", ">= 0"),
+        ({"carbon": {"country_iso_code": "FRA", "grid_intensity_g_per_kwh": 5}}, "carbon", "only one of"),
     ],
 )
 def test_invalid_configs_name_the_field_and_the_fix(raw, field, hint):
@@ -34,6 +44,27 @@ def test_invalid_configs_name_the_field_and_the_fix(raw, field, hint):
         parse_config(raw)
     assert str(err.value).startswith(field), str(err.value)
     assert hint in str(err.value)
+
+
+def test_valid_meter_options_and_carbon_pass():
+    cfg = parse_config({"meter_options": {"rapl": {"poll_period_s": 0.05}}, "carbon": {"grid_intensity_g_per_kwh": 50}})
+    assert cfg.meter_options == {"rapl": {"poll_period_s": 0.05}}
+
+
+def test_an_unknown_country_is_refused_when_the_config_loads():
+    pytest.importorskip("codecarbon")
+    with pytest.raises(ConfigError, match=r"^carbon.country_iso_code: no grid data for country 'XYZ'"):
+        parse_config({"carbon": {"country_iso_code": "XYZ"}})
+    assert parse_config({"carbon": {"country_iso_code": "FRA"}}).carbon.country_iso_code == "FRA"
+
+
+def test_a_country_without_codecarbon_names_the_install_or_the_alternative(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "codecarbon", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "codecarbon.input", None)
+    with pytest.raises(ConfigError, match=r"^carbon.country_iso_code: .*CodeCarbon.*grid_intensity_g_per_kwh"):
+        parse_config({"carbon": {"country_iso_code": "FRA"}})
 
 
 def test_yaml_errors_and_relative_data_paths(tmp_path):
