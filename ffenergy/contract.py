@@ -91,6 +91,10 @@ FIT_KEYS = [
     "prediction_error",
 ]
 EXPECTED_FILES = ("summary.csv", "samples.csv", "sweep.csv")  # every finished run has these
+# A run committed as an example (results/examples/) holds this JSON object: {"trimmed": [file names
+# left out for size], "note": "..."}. Its report.md and figures were drawn before trimming, so
+# `ffenergy plot` reads it (for comparisons) but never rewrites it.
+EXAMPLE_FILE = "example.json"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ffenergy.contract import (
+    EXAMPLE_FILE,
     EXPECTED_FILES,
     SAMPLES_COLUMNS,
     SUMMARY_COLUMNS,
@@ -111,6 +112,12 @@ class RunData:
     samples: Samples | None = None
     trace: Trace | None = None
     missing: list[str] = field(default_factory=list)
+    trimmed: list[str] | None = None  # a committed example (example.json): the files left out of it
+
+    @property
+    def committed_example(self) -> bool:
+        """Committed under results/examples: read, never rewritten (see contract.EXAMPLE_FILE)."""
+        return self.trimmed is not None
 
     @property
     def run_id(self) -> str:
@@ -158,7 +165,9 @@ def load_run(path: Path) -> RunData:
     manifest = _load_manifest(path / "manifest.json")
     run = RunData(path=path, manifest=manifest)
     expected = EXPECTED_FILES + (("attribution.json",) if manifest.meters else ())
-    run.missing = [name for name in expected if not (path / name).is_file()]
+    if (path / EXAMPLE_FILE).is_file():
+        run.trimmed = _load_example(path / EXAMPLE_FILE)
+    run.missing = [name for name in expected if not (path / name).is_file() and name not in (run.trimmed or [])]
     if (path / "summary.csv").is_file():
         run.summary = _load_summary(path / "summary.csv")
     if (path / "attribution.json").is_file():
@@ -170,6 +179,14 @@ def load_run(path: Path) -> RunData:
     if (path / "trace.csv").is_file():
         run.trace = _load_trace(path / "trace.csv")
     return run
+
+
+def _load_example(path: Path) -> list[str]:
+    raw = _read_json(path)
+    trimmed = raw.get("trimmed") if isinstance(raw, dict) else None
+    if not isinstance(trimmed, list) or not all(isinstance(name, str) for name in trimmed):
+        raise RunLoadError(f"{path}: expected an object with 'trimmed', a list of the file names left out")
+    return trimmed
 
 
 # --- manifest and attribution -------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Each RESULTS is a run directory or a folder of runs (every directory under it holding a
 manifest.json). A directory that cannot be read gets one message and the others are still
-plotted; the exit code is non-zero only when nothing could be plotted.
+plotted; the exit code is non-zero only when nothing could be plotted. Committed examples
+(``example.json``, results/examples/) are never redrawn: a folder's examples are left out, and
+one named by its directory joins the comparison as it is.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ffenergy.analysis.load import RunData, RunLoadError, find_runs, load_run
+from ffenergy.contract import EXAMPLE_FILE
 from ffenergy.plot import FORMATS
 from ffenergy.plot.run_figures import plot_comparison, plot_run
 
@@ -28,10 +31,12 @@ def _say(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
-def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
-    """Run directories named by ``paths`` (deduplicated, in order) and one message per unusable path."""
+def discover(paths: list[Path]) -> tuple[list[Path], list[str], list[str]]:
+    """Run directories named by ``paths`` (deduplicated, in order), one message per unusable path,
+    and one note per folder whose committed examples were left out."""
     runs: list[Path] = []
     problems: list[str] = []
+    notes: list[str] = []
     for path in map(Path, paths):
         if path.is_file() and path.name == "manifest.json":
             path = path.parent
@@ -41,6 +46,16 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
             problems.append(f"{path}: not a directory; pass a run directory (results/<run-id>) or a folder of runs")
         else:
             found = find_runs(path)
+            examples = [r for r in found if r != path and (r / EXAMPLE_FILE).is_file()]
+            if examples:
+                notes.append(
+                    f"{path}: left out {len(examples)} committed example(s) ({', '.join(r.name for r in examples)}),"
+                    " which are kept as committed; name one (e.g. ffenergy plot RUN_DIR "
+                    f"{examples[0]}) to compare with it"
+                )
+                found = [r for r in found if r not in examples]
+                if not found:
+                    continue
             if not found:
                 problems.append(
                     f"{path}: no run found (no manifest.json in it or below it); empty, or the run never "
@@ -53,9 +68,9 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
                     for child in sorted(path.iterdir())
                     if child.is_dir()
                     and child.name != COMPARISON_DIR
-                    and not any(r == child or child in r.parents for r in found)
+                    and not any(r == child or child in r.parents for r in found + examples)
                 ]
-    return runs, problems
+    return runs, problems, notes
 
 
 def comparison_dir(paths: list[Path], runs: list[RunData]) -> Path:
@@ -70,6 +85,9 @@ def _plot_one(job: tuple[Path, str]) -> tuple[RunData | None, list[str]]:
     run_dir, fmt = job
     try:
         run = load_run(run_dir)
+        if run.committed_example:
+            run.samples, run.trace = None, None
+            return run, [f"{run_dir}: a committed example; its report and figures are kept as committed"]
         result = plot_run(run, fmt)
     except RunLoadError as exc:
         return None, [f"skipped: {exc}"]
@@ -111,9 +129,9 @@ def plot_command(paths: list[Path], fmt: str, jobs: int | None = None) -> int:
     if fmt not in FORMATS:
         _say(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
         return 2
-    run_dirs, problems = discover(paths)
-    for problem in problems:
-        _say(problem)
+    run_dirs, problems, notes = discover(paths)
+    for message in problems + notes:
+        _say(message)
     jobs = max(1, min(jobs or default_jobs(), len(run_dirs))) if _can_fork() else 1
     work = [(run_dir, fmt) for run_dir in run_dirs]
     plotted: list[RunData] = []

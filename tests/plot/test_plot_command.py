@@ -168,3 +168,44 @@ def test_runs_named_one_by_one_get_a_comparison_beside_their_common_parent(
     (second / "trace.csv").unlink()
     assert plot_command([first, second], "png", jobs=1) == 0
     assert_real_figure(tmp_path / "comparison" / "energy_per_inference.png")
+
+
+def _committed_example(root: Path, name: str) -> tuple[Path, dict[Path, bytes]]:
+    """A plotted run copied as results/examples/<name> by tools/commit_example.py, samples.csv trimmed."""
+    from tools.commit_example import copy_example, mark
+
+    run = write_synthetic_run(root / "made", name, n_samples=60, mcu=False, energy=False, seed=4)
+    assert plot_command([run], "png") == 0
+    dest = root / "results" / "examples" / name
+    dest.parent.mkdir(parents=True)
+    mark(dest, copy_example(run, dest, max_bytes=(run / "samples.csv").stat().st_size - 1))
+    return dest, {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+
+
+def test_plotting_a_results_folder_leaves_its_committed_examples_as_committed(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    example, before = _committed_example(tmp_path, "example-run")
+    assert json.loads((example / "example.json").read_text())["trimmed"] == ["samples.csv"]
+    fresh = write_synthetic_run(tmp_path / "results", "fresh-run", n_samples=40, mcu=False, energy=False)
+    capsys.readouterr()
+    assert plot_command([tmp_path / "results"], "png") == 0
+    out = capsys.readouterr()
+    assert {p: p.read_bytes() for p in example.rglob("*") if p.is_file()} == before  # not one byte rewritten
+    assert "left out 1 committed example(s) (example-run)" in out.err and "partial run" not in out.err
+    assert (fresh / "report.md").is_file() and "plotted 1 of 1" in out.out
+
+
+def test_a_committed_example_named_by_its_directory_joins_a_comparison_unchanged(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from ffenergy.analysis.load import load_run
+
+    example, before = _committed_example(tmp_path, "example-run")
+    assert load_run(example).missing == []  # trimmed on purpose: not a partial run
+    fresh = write_synthetic_run(tmp_path / "results", "fresh-run", n_samples=40, mcu=False, energy=False)
+    assert plot_command([fresh, example], "png") == 0
+    assert {p: p.read_bytes() for p in example.rglob("*") if p.is_file()} == before
+    assert "kept as committed" in capsys.readouterr().err
+    comparison = (tmp_path / "results" / "comparison" / "report.md").read_text()
+    assert "example-run" in comparison and "fresh-run" in comparison
