@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ffenergy.analysis.learners import LearnerRow, equal_accuracy_table, learner_rows
 from ffenergy.analysis.load import RunData, SummaryRow
 from ffenergy.units import format_energy
 
@@ -132,6 +133,7 @@ def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> st
         lines += [""] if depth_1 else []
     else:
         lines += ["No summary.csv: nothing was summarised yet.", ""]
+    lines += _equal_accuracy_section(learner_rows(run), label_run=False)
     lines += ["## Attribution", ""]
     if run.fits:
         lines += _table(
@@ -260,7 +262,27 @@ def comparison_report(runs: list[RunData], figures: list[SavedFigure], base: Pat
         if rows
         else ["No run has both full and light rows in summary.csv."]
     )
-    lines += ["", "## Figures", ""] + _figure_lines(figures, base)
+    lines += [""] + _equal_accuracy_section([row for run in runs for row in learner_rows(run)], label_run=True)
+    lines += ["## Figures", ""] + _figure_lines(figures, base)
     if notes:
         lines += ["Not plotted:", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines)
+
+
+def _equal_accuracy_section(rows: list[LearnerRow], label_run: bool) -> list[str]:
+    """The procedures at equal accuracy (two or more of them), as analysis.learners reads it off."""
+    if len(rows) < 2:
+        return []
+    header, cells = equal_accuracy_table(rows, label_run)
+    return (
+        ["## Procedures at equal accuracy", ""]
+        + _table(header, cells)
+        + [
+            "",
+            "Full and light as in the summary (light at the α chosen on validation). Each `MACs at ≥` column is "
+            "the fewest MACs per inference with which a procedure reaches that accuracy: the least-cost point "
+            "of its full network and its α sweep (sweep.csv, the test split; picking α on the test split is an "
+            "oracle choice, so these columns are each procedure's best case). `-`: no point reaches it.",
+            "",
+        ]
+    )

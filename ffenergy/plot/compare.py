@@ -1,11 +1,14 @@
-"""Figure 6 (several runs): joules per inference per target and mode, one bar per run and meter."""
+"""Figures across several runs: joules per inference per target and mode (one bar per run and
+meter), and accuracy against MACs per inference of every run's procedures with their Pareto front."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ffenergy.analysis.learners import learner_rows
 from ffenergy.analysis.load import RunData
-from ffenergy.plot.style import Drawn, Skipped, badge, log_axis, new_figure, procedure_label, title
+from ffenergy.plot.style import Drawn, Skipped, badge, log_axis, mac_unit, new_figure, procedure_label, title
+from ffenergy.plot.tradeoff import pareto_front
 from ffenergy.units import energy_unit
 from ffenergy.vocabulary import depth_of
 
@@ -13,6 +16,61 @@ MODES = ("full", "light")
 
 
 def draw(runs: list[RunData]) -> list[Drawn | Skipped]:
+    return [*_energy_bars(runs), _accuracy_vs_macs(runs)]
+
+
+def _accuracy_vs_macs(runs: list[RunData]) -> Drawn | Skipped:
+    """Every (run, procedure)'s operating points (full, α sweep, light), one Pareto front over all."""
+    rows = [row for run in runs for row in learner_rows(run)]
+    if len(rows) < 2:
+        return Skipped("accuracy vs MACs across runs", "fewer than two procedures with full and light rows")
+    macs = np.array([p.macs_per_inference for row in rows for p in row.points], dtype=float)
+    accuracy = np.array([p.accuracy for row in rows for p in row.points], dtype=float) * 100
+    scale, unit = mac_unit(macs)
+    fig = new_figure(9.0, 4.6, right_in=3.0)
+    ax = fig.subplots()
+    front = pareto_front(macs, accuracy)
+    ax.plot(
+        macs[front] / scale, accuracy[front], color="0.8", lw=6, solid_capstyle="round", label="Pareto front", zorder=1
+    )
+    for i, row in enumerate(rows):
+        color = f"C{i % 10}"
+        sweep = sorted((p for p in row.points if p.label.startswith("α")), key=lambda p: p.macs_per_inference)
+        label = f"{row.run_id}: {procedure_label(row.procedure)}" if len(runs) > 1 else procedure_label(row.procedure)
+        ax.plot(
+            [p.macs_per_inference / scale for p in sweep],
+            [p.accuracy * 100 for p in sweep],
+            "-o",
+            ms=3,
+            color=color,
+            label=label,
+            zorder=2,
+        )
+        full, light = row.points[0], row.points[-1]
+        ax.plot(full.macs_per_inference / scale, full.accuracy * 100, "*", ms=13, mec="k", color=color, zorder=3)
+        ax.plot(light.macs_per_inference / scale, light.accuracy * 100, "D", ms=8, mec="k", color=color, zorder=3)
+    ax.plot([], [], "*", ms=11, mec="k", color="w", label="full network")
+    ax.plot([], [], "D", ms=7, mec="k", color="w", label="light (α chosen on validation)")
+    if np.nanmax(macs) / max(np.nanmin(macs[macs > 0]), 1) > 20:
+        log_axis(ax, "x")
+    ax.set_xlabel(f"MACs per inference ({unit})")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    title(
+        fig,
+        "Accuracy vs MACs per inference: every procedure's α sweep",
+        ", ".join(dict.fromkeys(r.dataset for r in runs)),
+    )
+    return Drawn(
+        "accuracy_vs_macs",
+        "Accuracy against MACs per inference of each run's procedures (curve: the α sweep; star: full; "
+        "diamond: light at the validation-chosen α), with the Pareto front over all of them.",
+        fig,
+    )
+
+
+def _energy_bars(runs: list[RunData]) -> list[Drawn | Skipped]:
     rows = [(run, r) for run in runs for r in run.summary if r.mode in MODES and r.energy_j_per_inference is not None]
     if not rows:
         return [Skipped("energy per inference across runs", "no run has energy in summary.csv (MACs only)")]
