@@ -17,7 +17,7 @@ policy's alpha range, picked on the test set itself: an oracle) whose test accur
 policy's, so ``gain`` > 1 means the policy saves more MACs than any single alpha at equal accuracy.
 
     nice python benchmarks/exit_policies.py experiments/mnist.yaml [--resplits 100] [--epsilon 0.005]
-        [--delta 0.1] [--procedures mp,op] [--csv out.csv] [--figure out.png]
+        [--delta 0.1] [--procedures mp,op] [--epochs N] [--csv out.csv] [--figure out.png]
 
 Uses the config's cached model (run the config once first) or trains it.
 """
@@ -67,18 +67,21 @@ def main() -> None:
     ap.add_argument("--budget-fraction", type=float, default=0.5, help="budget policy: MACs allowed / full MACs")
     ap.add_argument("--procedures", default="mp,op", help="comma-separated procedures (learner names)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, help="train for this many epochs instead of the config's (a smaller model)")
     ap.add_argument("--csv", help="write one row per (procedure, policy, resplit) here")
     ap.add_argument("--figure", help="draw test accuracy against MACs: each policy's mean operating point")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = load_config(args.config)
+    if args.epochs:
+        cfg.model.epochs = args.epochs
     data = load_experiment_data(cfg)
     x_pool = np.concatenate([data.x_val, data.x_test])
     y_pool = np.concatenate([data.y_val, data.y_test])
     n_cal = len(data.y_val)
     risk = PolicyConfig(kind="risk", epsilon=args.epsilon, delta=args.delta)
     print(
-        f"{args.config}: pool {len(y_pool)} (calibration {n_cal}, test {len(y_pool) - n_cal}), {args.resplits} "
+        f"{args.config} ({cfg.model.epochs} epochs): pool {len(y_pool)} (calibration {n_cal}, test {len(y_pool) - n_cal}), {args.resplits} "
         f"resplits, epsilon {args.epsilon:g}, delta {args.delta:g}; binomial error of the violation rate at "
         f"delta: +-{2 * math.sqrt(args.delta * (1 - args.delta) / args.resplits):.3f} (2 sd)"
     )
