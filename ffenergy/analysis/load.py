@@ -111,6 +111,7 @@ class RunData:
     samples: Samples | None = None
     trace: Trace | None = None
     missing: list[str] = field(default_factory=list)
+    policies: dict[str, str] = field(default_factory=dict)  # procedure -> exit policy, where not the alpha grid
 
     @property
     def run_id(self) -> str:
@@ -169,7 +170,29 @@ def load_run(path: Path) -> RunData:
         run.samples = _load_samples(path / "samples.csv")
     if (path / "trace.csv").is_file():
         run.trace = _load_trace(path / "trace.csv")
+    if (path / "calibration.json").is_file():
+        run.policies = _load_policies(path / "calibration.json")
     return run
+
+
+def _load_policies(path: Path) -> dict[str, str]:
+    """A short description of each procedure's risk or budget exit policy (calibration.json ``policy``)."""
+    try:
+        calibration = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunLoadError(f"{path} is not valid JSON ({exc})") from None
+    out = {}
+    for procedure, entry in calibration.items():
+        policy = entry.get("policy") if isinstance(entry, dict) else None
+        if not policy:
+            continue
+        if policy.get("kind") == "risk":
+            out[procedure] = f"risk {policy['loss']} ≤ {policy['epsilon']:g} w.p. ≥ {1 - policy['delta']:g}"
+        else:
+            out[procedure] = f"budget {policy['macs_per_inference']:.3g} MACs" + (
+                "" if policy.get("met") else ", not met"
+            )
+    return out
 
 
 # --- manifest and attribution -------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ffenergy.analysis.load import load_run
 from ffenergy.cli import main
 from ffenergy.contract import read_rows
 
@@ -62,6 +63,7 @@ def test_risk_and_budget_policies_are_recorded(cache):
     assert policy["chosen_index"] > 0 and policy["message"] is None
     assert all(p <= 0.1 for p in policy["p_values"][: policy["chosen_index"]])
     assert 0 <= calib["test"]["disagreement"] <= 1 and calib["test"]["mac_reduction"] >= 1
+    assert load_run(run_dir).policies["op"] == "risk disagreement ≤ 0.05 w.p. ≥ 0.9"  # the figure's light label
 
     budget = 0.5 * json.loads((run_dir / "calibration.json").read_text())["op"]["test"]["macs_per_inference"]
     run_dir = _run(cache, {"kind": "budget", "macs_per_inference": budget}, "budget")
@@ -70,4 +72,5 @@ def test_risk_and_budget_policies_are_recorded(cache):
     if calib["policy"]["met"]:
         assert calib["policy"]["validation_macs_per_inference"] <= budget
     summary = [r for r in read_rows(run_dir / "summary.csv") if (r["procedure"], r["mode"]) == ("op", "light")]
+    assert load_run(run_dir).policies["op"].startswith("budget ")
     assert float(summary[0]["macs_per_inference"]) == pytest.approx(calib["test"]["macs_per_inference"])
