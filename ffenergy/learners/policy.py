@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NO_EXIT = math.inf  # a threshold no finite confidence reaches: that layer never exits
+NO_EXIT = math.inf  # a threshold no finite confidence reaches: that layer never exits (+inf confidence still would)
 
 
 @dataclass(frozen=True)
