@@ -62,6 +62,22 @@ class ModelConfig:
 
 
 @dataclass
+class PolicyConfig:
+    """How the exit thresholds are chosen (ffenergy/learners/policy.py, DESIGN.md section 2)."""
+
+    kind: Literal["grid", "risk", "budget"] = "grid"  # grid: alpha / alpha_select / max_loss_pp below
+    epsilon: float = 0.005  # risk: the tolerated loss rate (0.005 = 0.5 pp)
+    delta: float = 0.1  # risk: P(loss rate > epsilon) <= delta over the validation sample
+    loss: Literal["disagreement", "accuracy"] = "disagreement"  # risk: light != full, or full right and light wrong
+    bound: Literal["binomial", "hoeffding-bentkus"] = "binomial"  # risk: the p-value of each test
+    family: Literal["per-layer", "alpha"] = "per-layer"  # risk: the path of thresholds that is tested
+    fit_fraction: float = 0.5  # risk: of the validation split, shapes the path; the rest certifies it
+    steps: int = 50  # quantile levels per layer (per-layer path) and alpha values (alpha path)
+    alpha_range: list[float] = field(default_factory=lambda: [-2.0, 4.0])  # the alpha path's first and last alpha
+    macs_per_inference: float | None = None  # budget: the mean MACs per inference allowed
+
+
+@dataclass
 class InferenceConfig:
     procedures: list[str] = field(default_factory=lambda: ["mp", "mp-pruned", "op"])  # LEARNERS names
     mp_statistic: Literal["gap", "max"] = "gap"
@@ -70,6 +86,7 @@ class InferenceConfig:
     alpha_select: Literal["fixed", "validation"] = "fixed"  # validation: largest alpha_sweep value whose
     max_loss_pp: float = 0.5  # ... validation accuracy stays within max_loss_pp of the full network
     alpha_sweep: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0])
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     prune_after: int = 1  # mp-pruned: keep only the best candidates after this layer
     prune_keep: int = 2
     batch_size: int = 1024
@@ -253,6 +270,7 @@ def _check_values(cfg: ExperimentConfig) -> None:
         "a non-empty list: alpha_select validation picks from it",
     )
     _require(inf.max_loss_pp >= 0, "inference.max_loss_pp", "a number of percentage points >= 0")
+    _check_policy(inf.policy)
     _require(
         1 <= inf.prune_after < len(m.hidden),
         "inference.prune_after",
@@ -337,6 +355,31 @@ def _check_carbon(c: CarbonConfig) -> None:
             resolve_intensity(country_iso_code=c.country_iso_code)
         except (ValueError, MeterUnavailable) as exc:
             raise ConfigError(f"carbon.country_iso_code: {str(exc).removeprefix('carbon: ')}") from None
+
+
+def _check_policy(p: PolicyConfig) -> None:
+    where = "inference.policy"
+    _require(0 < p.epsilon < 1, f"{where}.epsilon", "a loss rate in (0, 1), e.g. 0.005 for 0.5 pp")
+    _require(0 < p.delta < 1, f"{where}.delta", "a probability in (0, 1), e.g. 0.1")
+    _require(0 < p.fit_fraction < 1, f"{where}.fit_fraction", "a fraction in (0, 1) of the validation split, e.g. 0.5")
+    _require(p.steps >= 2, f"{where}.steps", "an integer >= 2")
+    _require(
+        len(p.alpha_range) == 2 and p.alpha_range[0] < p.alpha_range[1],
+        f"{where}.alpha_range",
+        "two numbers [first, last] with first < last, e.g. [-2.0, 4.0]",
+    )
+    if p.kind == "budget":
+        _require(
+            p.macs_per_inference is not None and p.macs_per_inference > 0,
+            f"{where}.macs_per_inference",
+            "a positive number of MACs per inference (kind budget needs it)",
+        )
+    else:
+        _require(
+            p.macs_per_inference is None,
+            f"{where}.macs_per_inference",
+            f"nothing here, or kind: budget (kind {p.kind} does not read it)",
+        )
 
 
 def _check_mcu(cfg: ExperimentConfig) -> None:

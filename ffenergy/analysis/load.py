@@ -113,6 +113,7 @@ class RunData:
     trace: Trace | None = None
     missing: list[str] = field(default_factory=list)
     trimmed: list[str] | None = None  # a committed example (example.json): the files left out of it
+    policies: dict[str, str] = field(default_factory=dict)  # procedure -> exit policy, where not the alpha grid
 
     @property
     def committed_example(self) -> bool:
@@ -178,6 +179,8 @@ def load_run(path: Path) -> RunData:
         run.samples = _load_samples(path / "samples.csv")
     if (path / "trace.csv").is_file():
         run.trace = _load_trace(path / "trace.csv")
+    if (path / "calibration.json").is_file():
+        run.policies = _load_policies(path / "calibration.json")
     return run
 
 
@@ -187,6 +190,26 @@ def _load_example(path: Path) -> list[str]:
     if not isinstance(trimmed, list) or not all(isinstance(name, str) for name in trimmed):
         raise RunLoadError(f"{path}: expected an object with 'trimmed', a list of the file names left out")
     return trimmed
+
+
+def _load_policies(path: Path) -> dict[str, str]:
+    """A short description of each procedure's risk or budget exit policy (calibration.json ``policy``)."""
+    try:
+        calibration = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunLoadError(f"{path} is not valid JSON ({exc})") from None
+    out = {}
+    for procedure, entry in calibration.items():
+        policy = entry.get("policy") if isinstance(entry, dict) else None
+        if not policy:
+            continue
+        if policy.get("kind") == "risk":
+            out[procedure] = f"risk {policy['loss']} ≤ {policy['epsilon']:g} w.p. ≥ {1 - policy['delta']:g}"
+        else:
+            out[procedure] = f"budget {policy['macs_per_inference']:.3g} MACs" + (
+                "" if policy.get("met") else ", not met"
+            )
+    return out
 
 
 # --- manifest and attribution -------------------------------------------------------------

@@ -56,7 +56,8 @@ def load_learner(run_dir: Path, procedure: str) -> RunLearner:
     # model.pt: {"networks": {network_id: state}}; runs before ffenergy 0.2 saved the FF state alone
     net.load_state_dict(blob["networks"][cls.network_id] if "networks" in blob else blob)
     net.eval()
-    thresholds = np.array(calibration[procedure]["thresholds"], np.float32)
+    # null: a layer that never exits (a threshold of +inf, which JSON cannot hold)
+    thresholds = np.array([np.inf if t is None else t for t in calibration[procedure]["thresholds"]], np.float32)
     return RunLearner(cls(procedure, net, cfg.inference), cfg, thresholds)
 
 

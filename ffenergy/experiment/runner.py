@@ -44,6 +44,7 @@ from ffenergy.learners import LEARNERS
 from ffenergy.learners.base import Learner, LearnerOptionsError
 from ffenergy.learners.calibrate import Calibration, calibrate, select_alpha
 from ffenergy.learners.exits import batched_depth_scores, exits_from_scores
+from ffenergy.learners.policy import Choice, choose
 from ffenergy.measure import MethodConfig, Workload, measure
 from ffenergy.meters.auto import auto_meter, make_meter
 from ffenergy.meters.base import Meter, MeterUnavailable
@@ -172,37 +173,58 @@ class Runner:
             name, stat = learner.name, learner.statistic
             val_scores = batched_depth_scores(learner, data.x_val, inf.batch_size)
             cal = calibrate(learner, val_scores, data.y_val)
-            alpha = (
-                inf.alpha
-                if inf.alpha_select == "fixed"
-                else select_alpha(learner, val_scores, data.y_val, cal, inf.alpha_sweep, inf.max_loss_pp)
-            )
-            thresholds = tuple(cal.thresholds(alpha).tolist())
+            choice = None
+            if inf.policy.kind == "grid":
+                alpha = (
+                    inf.alpha
+                    if inf.alpha_select == "fixed"
+                    else select_alpha(learner, val_scores, data.y_val, cal, inf.alpha_sweep, inf.max_loss_pp)
+                )
+                thresholds = tuple(cal.thresholds(alpha).tolist())
+                how = f"alpha {alpha:g}"
+            else:
+                choice = choose(learner, val_scores, data.y_val, inf.policy, self.cfg.seed)
+                thresholds = tuple(choice.thresholds.tolist())
+                how = f"policy {inf.policy.kind}"
+                if choice.message:
+                    log.warning("%s: %s", name, choice.message)
             depth_1 = learner.n_layers > 1 and thresholds[0] <= learner.confidence_floor
             if depth_1:
                 log.warning(
                     "%s: light = depth-1 by construction: T_1 = %.4g <= %.4g, the least %s; every sample "
-                    "exits at layer 1 (alpha %g), so light is not an adaptive exit here",
+                    "exits at layer 1 (%s), so light is not an adaptive exit here",
                     name,
                     thresholds[0],
                     learner.confidence_floor,
                     stat,
-                    alpha,
+                    how,
                 )
             procedures.append(Procedure(learner, cal, thresholds))
-            calib_json[name] = {
-                "statistic": stat,
-                "alpha": alpha,
-                "alpha_select": inf.alpha_select,
-                "thresholds": list(thresholds),
-                "light_is_depth_1": depth_1,
-                **learner.calibration_facts(),
-                **cal.to_json(),
-            }
+            if choice is None:
+                calib_json[name] = {
+                    "statistic": stat,
+                    "alpha": alpha,
+                    "alpha_select": inf.alpha_select,
+                    "thresholds": list(thresholds),
+                    "light_is_depth_1": depth_1,
+                    **learner.calibration_facts(),
+                    **cal.to_json(),
+                }
             test_scores = batched_depth_scores(learner, data.x_test, inf.batch_size)
             cost = learner.macs_at_exit()
             full_macs = by_name.get(learner.reference, learner).macs_at_exit()[-1]
-            for alpha in sorted(set(inf.alpha_sweep) | {inf.alpha, calib_json[name]["alpha"]}):
+            if choice is not None:
+                calib_json[name] = {
+                    "statistic": stat,
+                    "policy": {**choice.record, "message": choice.message},
+                    "thresholds": list(thresholds),
+                    "light_is_depth_1": depth_1,
+                    "test": self.policy_on_test(learner, test_scores, data.y_test, choice, full_macs),
+                    **learner.calibration_facts(),
+                    **cal.to_json(),
+                }
+            grid_alpha = {calib_json[name]["alpha"]} if choice is None else set()
+            for alpha in sorted(set(inf.alpha_sweep) | {inf.alpha} | grid_alpha):
                 pred, exits = exits_from_scores(learner, test_scores, cal.thresholds(alpha))
                 fractions = np.bincount(exits, minlength=learner.n_layers + 1)[1:] / len(exits)
                 macs = float(cost[exits - 1].mean())
@@ -223,6 +245,32 @@ class Runner:
         write_json(self.run_dir / "calibration.json", calib_json)
         _rewrite_csv(self.run_dir / "sweep.csv", SWEEP_COLUMNS, sweep_rows)
         return procedures
+
+    def policy_on_test(
+        self, learner: Learner, scores: list[torch.Tensor], labels: np.ndarray, choice: Choice, full_macs: float
+    ) -> dict[str, float]:
+        """What the chosen thresholds achieve on the test split (logged; calibration.json ``test``)."""
+        pred, exits = exits_from_scores(learner, scores, choice.thresholds)
+        full = scores[-1].argmax(dim=1).numpy()
+        macs = float(learner.macs_at_exit()[exits - 1].mean())
+        out = {
+            "accuracy": float(np.mean(pred == labels)),
+            "full_accuracy": float(np.mean(full == labels)),
+            "disagreement": float(np.mean(pred != full)),
+            "macs_per_inference": macs,
+            "mac_reduction": float(full_macs) / macs,
+        }
+        log.info(
+            "%s: policy %s on test: accuracy %.4f (full %.4f), disagreement %.4f, %.4g MACs per inference (%.2fx)",
+            learner.name,
+            choice.record.get("kind"),
+            out["accuracy"],
+            out["full_accuracy"],
+            out["disagreement"],
+            macs,
+            out["mac_reduction"],
+        )
+        return out
 
     def host_targets(self) -> list[HostTarget]:
         return [HostTarget.open(t) for t in host_targets(self.cfg.targets)]

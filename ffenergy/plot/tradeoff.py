@@ -105,6 +105,8 @@ def _draw_one(run: RunData, target: str, meter: str | None, rows: list[SweepRow]
         ax.plot([], [], "o", ms=8, mfc="none", mec="black", label=f"α = {PAPER_ALPHA:g} (paper)")
     for r, c in zip(marked, marked_cost):
         marker, size, what = MARKERS_OF_MODE[r.mode]
+        if r.mode == "light" and r.procedure in run.policies:
+            what = f"light ({run.policies[r.procedure]})"  # the exit policy's operating point
         ax.plot(
             c / scale,
             r.accuracy * 100,

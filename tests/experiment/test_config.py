@@ -37,6 +37,16 @@ def test_defaults_validate_and_hash_is_stable():
         ({"carbon": {"grid_intensity_g_per_kwh": -1}}, "carbon.grid_intensity_g_per_kwh", ">= 0"),
         ({"carbon": {"grid_intensity_g_per_kwh": float("nan")}}, "carbon.grid_intensity_g_per_kwh", ">= 0"),
         ({"carbon": {"country_iso_code": "FRA", "grid_intensity_g_per_kwh": 5}}, "carbon", "only one of"),
+        ({"inference": {"policy": {"kind": "conformal"}}}, "inference.policy.kind", "grid, risk, budget"),
+        ({"inference": {"policy": {"kind": "risk", "epsilon": 0}}}, "inference.policy.epsilon", "(0, 1)"),
+        ({"inference": {"policy": {"kind": "risk", "delta": 1.5}}}, "inference.policy.delta", "(0, 1)"),
+        ({"inference": {"policy": {"kind": "risk", "loss": "f1"}}}, "inference.policy.loss", "disagreement, accuracy"),
+        ({"inference": {"policy": {"kind": "risk", "fit_fraction": 1}}}, "inference.policy.fit_fraction", "(0, 1)"),
+        ({"inference": {"policy": {"alpha_range": [3, 1]}}}, "inference.policy.alpha_range", "first < last"),
+        ({"inference": {"policy": {"kind": "budget"}}}, "inference.policy.macs_per_inference", "kind budget needs"),
+        ({"inference": {"policy": {"kind": "budget", "macs_per_inference": -5}}}, "inference.policy.macs", "positive"),
+        ({"inference": {"policy": {"kind": "risk", "macs_per_inference": 5}}}, "inference.policy.macs", "kind: budget"),
+        ({"inference": {"policy": {"epsilon": "small"}}}, "inference.policy.epsilon", "expected float"),
     ],
 )
 def test_invalid_configs_name_the_field_and_the_fix(raw, field, hint):
