@@ -107,6 +107,7 @@ def run_mcu_job(
                 trace_path=run_dir / "trace.csv",
                 procedure=job.procedure,
                 progress=progress,
+                insn_log=session.insn_log,
             )
 
 
