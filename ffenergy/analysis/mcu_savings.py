@@ -7,7 +7,9 @@
 - the exit check's own cost: the same sample in ``light`` (exiting at k) and ``depth-k`` runs the
   same layers, but light also evaluates the exit rule after each layer it runs (k checks, k - 1
   when it reaches the last layer), so the difference per check is that check's instructions and
-  energy.
+  energy. The measured energy of a check is a small difference of two noisy windows; with the
+  simulator's net joules per instruction class, ``priced_energy_uj_per_check`` is the exact price of
+  the check's counted instructions.
 """
 
 from __future__ import annotations
@@ -54,11 +56,14 @@ def mode_figures(rows: list[dict[str, str]], baseline_rows: list[dict[str, str]]
     return out
 
 
-def exit_check_cost(rows: list[dict[str, str]]) -> dict[str, Any] | None:
-    """Instructions and joules per exit check, from pairs (light exiting at k, depth-k) of one sample."""
+def exit_check_cost(
+    rows: list[dict[str, str]], joules_per_class: dict[str, float] | None = None
+) -> dict[str, Any] | None:
+    """Instructions and joules per exit check, from pairs (light exiting at k, depth-k) of one sample;
+    ``joules_per_class`` (``insn_<class>`` column -> net J per instruction) also prices them."""
     by = {(r["mode"], r["sample"]): r for r in rows}
     n_layers = max((int(r["exit_layer"]) for r in rows if r["mode"] == "full"), default=0)
-    per_layer: dict[int, list[tuple[float, float | None]]] = defaultdict(list)
+    per_layer: dict[int, list[tuple[float, float | None, float | None]]] = defaultdict(list)
     for (mode, sample), light in by.items():
         if mode != "light":
             continue
@@ -70,20 +75,24 @@ def exit_check_cost(rows: list[dict[str, str]]) -> dict[str, Any] | None:
             continue
         i_l, i_f = _num(light, "instructions"), _num(forced, "instructions")
         d_insn = (i_l - i_f) / checks if i_l is not None and i_f is not None else None
-        per_layer[k].append(((e_l - e_f) / checks, d_insn))
+        priced = None
+        if joules_per_class and d_insn is not None:
+            priced = sum((float(light[c]) - float(forced[c])) * j for c, j in joules_per_class.items()) / checks
+        per_layer[k].append(((e_l - e_f) / checks, d_insn, priced))
     if not per_layer:
         return None
     pairs = [p for ps in per_layer.values() for p in ps]
     return {
+        **_check_figures(pairs),
+        "by_exit_layer": {str(k): _check_figures(ps) for k, ps in sorted(per_layer.items())},
+    }
+
+
+def _check_figures(pairs: list[tuple[float, float | None, float | None]]) -> dict[str, Any]:
+    priced = _mean([p[2] for p in pairs])
+    return {
         "energy_uj_per_check": float(np.mean([p[0] for p in pairs])) * 1e6,
+        "priced_energy_uj_per_check": priced * 1e6 if priced is not None else None,
         "instructions_per_check": _mean([p[1] for p in pairs]),
         "n_pairs": len(pairs),
-        "by_exit_layer": {
-            str(k): {
-                "energy_uj_per_check": float(np.mean([p[0] for p in ps])) * 1e6,
-                "instructions_per_check": _mean([p[1] for p in ps]),
-                "n_pairs": len(ps),
-            }
-            for k, ps in sorted(per_layer.items())
-        },
     }

@@ -124,11 +124,20 @@ def light_reductions(light: dict[str, Any] | None) -> dict[str, float | None]:
     }
 
 
-def early_exit_savings(samples: list[dict[str, str]], target: str, procedure: str, baseline: str) -> dict[str, Any]:
-    """Per mode figures and the exit check's cost (``analysis.mcu_savings``) of an MCU target."""
+def early_exit_savings(
+    samples: list[dict[str, str]], target: str, procedure: str, baseline: str, meter: dict[str, Any]
+) -> dict[str, Any]:
+    """Per mode figures and the exit check's cost (``analysis.mcu_savings``) of an MCU target; an
+    instruction-priced simulated meter's ground truth also prices the check."""
     rows = [r for r in samples if (r["target"], r["procedure"]) == (target, procedure)]
     base = [r for r in samples if (r["target"], r["procedure"]) == (target, baseline)] or rows
-    return {"baseline": baseline, "modes": mode_figures(rows, base), "exit_check": exit_check_cost(rows)}
+    truth = meter.get("ground_truth") or {}
+    per_class = (
+        {c: truth[f"net_joules_per_{c.removeprefix('insn_')}"] for c in INSN_CLASS_COLUMNS}
+        if meter.get("energy_model") == "instructions-qemu-plugin"
+        else None
+    )
+    return {"baseline": baseline, "modes": mode_figures(rows, base), "exit_check": exit_check_cost(rows, per_class)}
 
 
 def per_sample_attribution(

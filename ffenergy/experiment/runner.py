@@ -537,7 +537,7 @@ class Runner:
                     self.run_dir, target, procedure, learners[procedure].layer_macs(), meter_manifest
                 )
                 entry["early_exit"] = early_exit_savings(
-                    samples, target, procedure, reference.get(procedure, procedure)
+                    samples, target, procedure, reference.get(procedure, procedure), meter_manifest
                 )
             fits.append(entry)
         return fits

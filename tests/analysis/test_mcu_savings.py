@@ -18,6 +18,7 @@ def _row(mode: str, sample: int, exit_layer: int, checks: int) -> dict[str, str]
         "macs": str(exit_layer * 100),
         "energy_j": str(insn * J_PER_INSN),
         "instructions": str(insn),
+        "insn_other": str(insn),
     }
 
 
@@ -34,6 +35,9 @@ def test_exit_check_cost_divides_by_the_checks_light_ran():
     assert cost["instructions_per_check"] == pytest.approx(CHECK_INSN)
     assert cost["energy_uj_per_check"] == pytest.approx(CHECK_INSN * J_PER_INSN * 1e6)
     assert set(cost["by_exit_layer"]) == {"1", "3"}
+    assert cost["priced_energy_uj_per_check"] is None
+    priced = exit_check_cost(_rows(), {"insn_other": 2e-9})
+    assert priced is not None and priced["priced_energy_uj_per_check"] == pytest.approx(CHECK_INSN * 2e-9 * 1e6)
 
 
 def test_mode_figures_reduce_against_the_baselines_full_mode():
