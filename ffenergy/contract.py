@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+INSN_CLASS_COLUMNS = ["insn_ldst", "insn_mul", "insn_fpu", "insn_branch", "insn_other"]  # instructions by class
 SAMPLES_COLUMNS = [
     "target",
     "procedure",
@@ -27,6 +28,8 @@ SAMPLES_COLUMNS = [
     "macs",
     "correct",
     "energy_j",
+    "instructions",  # executed per inference, where the target counts them (mcu-qemu); else empty
+    *INSN_CLASS_COLUMNS,
 ]
 WINDOWS_COLUMNS = [
     "target",
@@ -160,6 +163,7 @@ class CsvAppender:
         new = not self.path.exists() or self.path.stat().st_size == 0
         if not new:
             _truncate_torn_tail(self.path)
+            _migrate_header(self.path, columns)
         self._fh = open(self.path, "a", newline="")
         self._writer = csv.DictWriter(self._fh, fieldnames=columns, extrasaction="raise")
         if new:
@@ -216,6 +220,25 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
+
+
+def _migrate_header(path: Path, columns: list[str]) -> None:
+    """A file from an older ffenergy whose header is a prefix of ``columns`` (columns were added at
+    the end, e.g. samples.csv's instruction counts) is rewritten with the new header, the new cells
+    empty; any other header is an error rather than misaligned rows."""
+    with open(path, newline="") as fh:
+        header = next(csv.reader(fh), [])
+    if header == columns:
+        return
+    if header != columns[: len(header)]:
+        raise ValueError(f"{path}: its columns {header} are not {columns}; write the results to a new run directory")
+    rows = read_rows(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
 
 
 def _truncate_torn_tail(path: Path) -> None:

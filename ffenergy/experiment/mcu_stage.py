@@ -3,7 +3,9 @@ trigger window; per-inference energy = window net energy / N. Rows are appended 
 are measured, so an interrupted run resumes where it stopped.
 
 windows.csv gets one row per window; its ``repeat`` column holds the sample index (one window per
-sample and mode). samples.csv's ``energy_j`` is the net (idle-subtracted) energy per inference.
+sample and mode). samples.csv's ``energy_j`` is the net (idle-subtracted) energy per inference;
+where the target counts executed instructions (an ``InsnLog``), ``instructions`` and the
+``insn_*`` class columns hold them per inference (window count / repeats).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ffenergy.analysis.stats import r_squared
-from ffenergy.contract import TRACE_COLUMNS, CsvAppender, read_rows
+from ffenergy.contract import INSN_CLASS_COLUMNS, TRACE_COLUMNS, CsvAppender, read_rows
 from ffenergy.firmware.dut import Dut, DutError, DutReset, DutResult
+from ffenergy.firmware.insn import InsnCounts, InsnLog
 from ffenergy.meters.base import MeterError
 from ffenergy.meters.trigger_windows import WindowEnergyDetail
 from ffenergy.meters.triggered import DOMAIN, StreamRestarted, TriggeredMeter
@@ -87,6 +90,7 @@ def run_mcu_stage(
     seed: int = 0,
     procedure: str | None = None,
     progress: bool = False,
+    insn_log: InsnLog | None = None,
 ) -> McuStageResult:
     """Measure every (mode, sample) not yet in ``samples_out``'s file; see the module doc.
 
@@ -113,7 +117,9 @@ def run_mcu_stage(
         loaded = False
         for mode in todo:
             try:
-                res, win = _measure(dut, meter, x[idx], mode, repeats, thresholds, max_retries, result, loaded)
+                res, win, counts = _measure(
+                    dut, meter, insn_log, x[idx], mode, repeats, thresholds, max_retries, result, loaded
+                )
             except MeterError as exc:
                 raise type(exc)(
                     f"{exc} [{result.measured} rows measured by this call are kept in"
@@ -121,7 +127,18 @@ def run_mcu_stage(
                 ) from exc
             loaded = True
             _write_rows(
-                samples_out, windows_out, target, meter_name, procedure, mode, idx, int(y[idx]), repeats, res, win
+                samples_out,
+                windows_out,
+                target,
+                meter_name,
+                procedure,
+                mode,
+                idx,
+                int(y[idx]),
+                repeats,
+                res,
+                win,
+                counts,
             )
             result.measured += 1
             for msg in win.warnings:  # report each kind once (the numbers differ per window)
@@ -140,6 +157,7 @@ def run_mcu_stage(
 def _measure(
     dut: Dut,
     meter: TriggeredMeter,
+    insn_log: InsnLog | None,
     xi: np.ndarray,
     mode: str,
     repeats: int,
@@ -147,7 +165,7 @@ def _measure(
     max_retries: int,
     result: McuStageResult,
     loaded: bool,
-) -> tuple[DutResult, WindowEnergyDetail]:
+) -> tuple[DutResult, WindowEnergyDetail, InsnCounts | None]:
     problems = []
     for _ in range(max_retries + 1):
         try:
@@ -156,7 +174,8 @@ def _measure(
                 loaded = True
             token = meter.start()
             res = dut.infer(mode, repeats)
-            return res, meter.next_window(token)
+            counts = insn_log.latest() if insn_log is not None else None  # logged before the DUT replied
+            return res, meter.next_window(token), counts
         except DutReset as exc:
             result.dut_resets += 1
             problems.append(str(exc))
@@ -191,7 +210,9 @@ def _write_rows(
     repeats: int,
     res: DutResult,
     win: WindowEnergyDetail,
+    counts: InsnCounts | None,
 ) -> None:
+    per_class = dict.fromkeys(INSN_CLASS_COLUMNS) if counts is None else _per_inference(counts, repeats)
     samples_out.write(
         {
             "target": target,
@@ -204,6 +225,8 @@ def _write_rows(
             "macs": res.macs,
             "correct": res.pred == label,
             "energy_j": win.net_j / repeats,
+            "instructions": None if counts is None else counts.total / repeats,
+            **per_class,
         }
     )
     windows_out.write(
@@ -221,6 +244,10 @@ def _write_rows(
             "net_energy_j": win.net_j,
         }
     )
+
+
+def _per_inference(counts: InsnCounts, repeats: int) -> dict[str, float]:
+    return {col: n / repeats for col, n in zip(INSN_CLASS_COLUMNS, counts.as_tuple(), strict=True)}
 
 
 def _write_trace(meter: TriggeredMeter, path: Path, start: int) -> None:

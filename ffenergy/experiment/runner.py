@@ -38,7 +38,13 @@ from ffenergy.contract import (
 from ffenergy.data.base import Dataset
 from ffenergy.experiment.dataset import load_experiment_data
 from ffenergy.experiment.manifest import Manifest, now_iso
-from ffenergy.experiment.mcu_run import McuJob, per_sample_attribution, run_mcu_job
+from ffenergy.experiment.mcu_run import (
+    McuJob,
+    early_exit_savings,
+    light_reductions,
+    per_sample_attribution,
+    run_mcu_job,
+)
 from ffenergy.experiment.model_cache import load_or_train
 from ffenergy.learners import LEARNERS
 from ffenergy.learners.base import Learner, LearnerOptionsError
@@ -493,7 +499,7 @@ class Runner:
         _rewrite_csv(self.run_dir / "summary.csv", SUMMARY_COLUMNS, rows)
         _rewrite_csv(self.run_dir / "per_class.csv", PER_CLASS_COLUMNS, per_class_rows(samples, self.class_names()))
         learners = {p.name: p.learner for p in procedures}
-        fits = self.attribution(learners, samples, windows, domains, stats)
+        fits = self.attribution(learners, samples, windows, domains, stats, rows, reference)
         write_json(self.run_dir / "attribution.json", {"fits": fits})
         return rows
 
@@ -542,8 +548,11 @@ class Runner:
         windows: list[dict],
         domains: dict[tuple[str, str], str],
         stats: dict,
+        summary: list[dict],
+        reference: dict[str, str],
     ) -> list[dict]:
         fits = []
+        light = {(r["target"], r["meter"], r["procedure"]): r for r in summary if r["mode"] == "light"}
         keys = sorted({(w["target"], w["meter"], w["procedure"]) for w in windows if w["procedure"] != "idle"})
         for target, meter, procedure in keys:
             mode_windows = windows_from_rows(
@@ -568,13 +577,15 @@ class Runner:
                 log.info("attribution %s/%s/%s skipped: %s", target, meter, procedure, exc)
                 continue
             entry = fit.to_json()
+            entry.update(light_reductions(light.get((target, meter, procedure))))
             if TARGETS.entry(target).fact("mcu") and procedure in learners:
+                meter_manifest = self.manifest.data["targets"].get(target, {}).get("meter", {})
+                entry["energy_model"] = meter_manifest.get("energy_model")
                 entry["per_sample"] = per_sample_attribution(
-                    self.run_dir,
-                    target,
-                    procedure,
-                    learners[procedure].layer_macs(),
-                    self.manifest.data["targets"].get(target, {}).get("meter", {}).get("ground_truth"),
+                    self.run_dir, target, procedure, learners[procedure].layer_macs(), meter_manifest
+                )
+                entry["early_exit"] = early_exit_savings(
+                    samples, target, procedure, reference.get(procedure, procedure), meter_manifest
                 )
             fits.append(entry)
         return fits

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 import tty
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -199,10 +200,16 @@ def _free_port() -> int:
 class QemuDut:
     """``qemu-system-arm -M mps2-an386`` running the ELF; UART0 = protocol on a TCP server that waits
     for the client (``port`` = ``socket://127.0.0.1:N``), UART1 = trigger events to ``trigger`` (a file or FIFO path)
-    or discarded. ``icount`` makes SysTick ticks deterministic (1 instruction = 1 ns)."""
+    or discarded. ``icount`` makes SysTick ticks deterministic (1 instruction = 1 ns). ``extra``: more
+    qemu-system-arm arguments (the instruction-count plugin, ``ffenergy.firmware.insn.plugin_args``)."""
 
     def __init__(
-        self, elf: str | Path, trigger: str | Path | None = None, icount: bool = False, machine: str = "mps2-an386"
+        self,
+        elf: str | Path,
+        trigger: str | Path | None = None,
+        icount: bool = False,
+        machine: str = "mps2-an386",
+        extra: Sequence[str] = (),
     ):
         require_tools("qemu-mps2-an386")
         if not Path(elf).is_file():
@@ -210,6 +217,7 @@ class QemuDut:
                 f"firmware {elf} not found: build it with build_firmware(model_dir, 'qemu-mps2-an386')"
             )
         self.elf, self.trigger, self.icount, self.machine = str(elf), trigger, icount, machine
+        self.extra = list(extra)
         self.proc: subprocess.Popen | None = None
         self._log: IO[bytes] | None = None
         self.tcp_port = _free_port()
@@ -230,7 +238,7 @@ class QemuDut:
             "-serial",
             f"file:{self.trigger}" if self.trigger else "null",
         ]
-        return cmd + (["-icount", "shift=0,align=off,sleep=off"] if self.icount else [])
+        return cmd + (["-icount", "shift=0,align=off,sleep=off"] if self.icount else []) + self.extra
 
     def start(self, wait_s: float = 10.0) -> QemuDut:
         """Start QEMU and wait until its UART0 server listens (read from /proc, never probed: with

@@ -266,22 +266,39 @@ def pack_thresholds(thresholds: np.ndarray) -> bytes:
     return np.asarray(thresholds, "<f4").tobytes()
 
 
+INSN_CLASSES = ("ldst", "mul", "fpu", "branch", "other")  # order of the counts in a counted falling edge
+COUNTED_EVENT = 0x58  # 'X': a falling edge with executed-instruction counts (the QEMU plugin)
+COUNTED_EVENT_LEN = TRIGGER_EVENT_LEN + 8 * len(INSN_CLASSES)
+
+
 @dataclass(frozen=True)
 class TriggerEvent:
-    """One trigger edge: level 1 = rising, 0 = falling; work = MACs since the rising edge."""
+    """One trigger edge: level 1 = rising, 0 = falling; work = MACs since the rising edge (as the
+    firmware reports them). ``classes``: on a counted falling edge, the instructions the CPU
+    executed since the rising edge, per ``INSN_CLASSES``; empty otherwise."""
 
     level: int
     work: int
+    classes: tuple[int, ...] = ()
 
 
 def parse_trigger_events(data: bytes) -> tuple[list[TriggerEvent], bytes]:
-    """Decode 8-byte trigger events; returns the events and the unconsumed tail.
+    """Decode trigger events (8-byte 'T' edges and 48-byte 'X' counted falling edges); returns the
+    events and the unconsumed tail.
 
-    Bytes that do not start an event ('T') are skipped, so a stream joined mid-event resyncs.
+    Bytes that do not start an event are skipped, so a stream joined mid-event resyncs.
     """
     events: list[TriggerEvent] = []
+    n_classes = len(INSN_CLASSES)
     i = 0
     while len(data) - i >= TRIGGER_EVENT_LEN:
+        if data[i] == COUNTED_EVENT and data[i + 1] == n_classes:
+            if len(data) - i < COUNTED_EVENT_LEN:
+                break
+            classes = struct.unpack_from(f"<{n_classes}Q", data, i + TRIGGER_EVENT_LEN)
+            events.append(TriggerEvent(0, 0, tuple(classes)))
+            i += COUNTED_EVENT_LEN
+            continue
         if data[i] != 0x54 or data[i + 1] > 1:
             i += 1
             continue
@@ -292,4 +309,7 @@ def parse_trigger_events(data: bytes) -> tuple[list[TriggerEvent], bytes]:
 
 
 def pack_trigger_event(event: TriggerEvent) -> bytes:
+    if event.classes:
+        head = struct.pack("<BBH", COUNTED_EVENT, len(event.classes), 0) + b"\0" * 4
+        return head + struct.pack(f"<{len(event.classes)}Q", *event.classes)
     return struct.pack("<BBHI", 0x54, event.level, 0, event.work)

@@ -160,7 +160,7 @@ class SimLogger:
             if event.level == 1:
                 rising = True  # a second rising edge (DUT reset mid-window) restarts the window
             elif rising:
-                self.write(self.synth.window(event.work))
+                self.write(self.synth.window(event))
                 rising, last = False, time.monotonic()
 
 

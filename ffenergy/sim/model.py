@@ -1,9 +1,16 @@
 """The simulated DUT's energy model and the INA226 sample trace it produces. Pure (seeded RNG).
 
-Inside a trigger window that did ``work`` MACs: active time = work * cycles_per_mac / f_clk_hz,
-window energy = work * joules_per_mac + static_power_w * active time (all the DUT draws while
-active); outside windows it draws ``idle_current_a``. The net energy the pipeline must recover is
-window energy - idle power * active time.
+A trigger window is priced from what the DUT did inside it, in one of two ways:
+
+- **instructions** (``mcu-qemu``: a counted falling edge from the QEMU plugin, executed
+  instructions per class c): active time = sum_c n_c * cpi_c / f_clk_hz, window energy =
+  sum_c n_c * joules_per_c + static_power_w * active time;
+- **MACs** (``mcu-sim``, the host build, which reports only its MAC count ``work``): active time =
+  work * cycles_per_mac / f_clk_hz, window energy = work * joules_per_mac + static_power_w * active time.
+
+Outside windows the DUT draws ``idle_current_a``. The net energy the pipeline must recover is
+window energy - idle power * active time. Defaults: an STM32L476 (Cortex-M4F) at 80 MHz and 3.3 V,
+anchored to its datasheet's run-mode current and the Cortex-M4 cycle timings (docs/hil.md).
 """
 
 from __future__ import annotations
@@ -14,22 +21,46 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ffenergy.firmware.protocol import INSN_CLASSES, TriggerEvent
 from ffenergy.meters.ina226_wire import FLAG_TRIGGER, encode_frames
 
 SHUNT_LSB_V = 2.5e-6  # INA226 shunt-voltage register LSB
 BUS_LSB_V = 1.25e-3  # INA226 bus-voltage register LSB
+INFO_TRUTH = (
+    "supply_v",
+    "f_clk_hz",
+    "seed",
+    "idle_power_w",
+    "net_joules_per_mac",
+    *(f"net_joules_per_{c}" for c in INSN_CLASSES),
+)  # the ground truth on the info line
+ENERGY_MODELS = ("instructions-qemu-plugin", "macs")  # how a window was priced (manifest: energy_model)
 
 
 @dataclass(frozen=True)
 class EnergyModel:
-    """Ground truth of the simulated DUT and meter (defaults: a Cortex-M4F at 64 MHz, 3.3 V)."""
+    """Ground truth of the simulated DUT and meter (defaults: STM32L476 Cortex-M4F, 80 MHz, 3.3 V)."""
 
     supply_v: float = 3.3
-    idle_current_a: float = 2.0e-3
+    idle_current_a: float = 2.0e-3  # sleep (WFI) with the clock running
+    static_power_w: float = 10e-3  # clock tree, flash + ART, regulator, leakage while running
+    f_clk_hz: float = 80e6
+    # instruction model: energy per executed instruction of each class (beyond static power) ...
+    joules_per_ldst: float = 420e-12
+    joules_per_mul: float = 220e-12
+    joules_per_fpu: float = 240e-12
+    joules_per_branch: float = 300e-12
+    joules_per_other: float = 180e-12
+    # ... and cycles per instruction (Cortex-M4 TRM timings; branch: 1 + pipeline refill)
+    cpi_ldst: float = 2.0
+    cpi_mul: float = 1.0
+    cpi_fpu: float = 1.0
+    cpi_branch: float = 2.0
+    cpi_other: float = 1.0
+    # MAC model (the host build, which can count nothing but its MACs)
     joules_per_mac: float = 1.5e-9
-    static_power_w: float = 10e-3
     cycles_per_mac: float = 6.0
-    f_clk_hz: float = 64e6
+    # the meter
     noise_rel: float = 0.02  # Gaussian current noise, relative (standard deviation)
     sample_rate_hz: float = 20_000.0
     shunt_ohm: float = 0.1
@@ -40,13 +71,20 @@ class EnergyModel:
             value = getattr(self, f.name)
             if f.name != "seed" and (not math.isfinite(value) or value < 0):
                 raise ValueError(f"sim meter {f.name}={value}: must be a finite number >= 0")
-        for name in ("supply_v", "cycles_per_mac", "f_clk_hz", "sample_rate_hz", "shunt_ohm"):
+        positive = ("supply_v", "cycles_per_mac", "f_clk_hz", "sample_rate_hz", "shunt_ohm")
+        for name in positive + tuple(f"cpi_{c}" for c in INSN_CLASSES):
             if getattr(self, name) <= 0:
                 raise ValueError(f"sim meter {name}={getattr(self, name)}: must be > 0")
 
     @property
     def idle_power_w(self) -> float:
         return self.supply_v * self.idle_current_a
+
+    def cpi(self, cls: str) -> float:
+        return float(getattr(self, f"cpi_{cls}"))
+
+    def joules_per(self, cls: str) -> float:
+        return float(getattr(self, f"joules_per_{cls}"))
 
     def active_time_s(self, work: int) -> float:
         return work * self.cycles_per_mac / self.f_clk_hz
@@ -57,10 +95,32 @@ class EnergyModel:
     def net_energy_j(self, work: int) -> float:
         return self.window_energy_j(work) - self.idle_power_w * self.active_time_s(work)
 
+    def insn_active_time_s(self, classes: tuple[int, ...]) -> float:
+        return sum(n * self.cpi(c) for c, n in zip(INSN_CLASSES, classes, strict=True)) / self.f_clk_hz
+
+    def insn_window_energy_j(self, classes: tuple[int, ...]) -> float:
+        dynamic = sum(n * self.joules_per(c) for c, n in zip(INSN_CLASSES, classes, strict=True))
+        return dynamic + self.static_power_w * self.insn_active_time_s(classes)
+
+    def insn_net_energy_j(self, classes: tuple[int, ...]) -> float:
+        return self.insn_window_energy_j(classes) - self.idle_power_w * self.insn_active_time_s(classes)
+
+    def event_cost(self, event: TriggerEvent) -> tuple[float, float]:
+        """(active time s, window energy J) of the window a falling edge closes: priced by its
+        executed instructions when it carries them, else by the MACs the firmware reported."""
+        if event.classes:
+            return self.insn_active_time_s(event.classes), self.insn_window_energy_j(event.classes)
+        return self.active_time_s(event.work), self.window_energy_j(event.work)
+
     @property
     def net_joules_per_mac(self) -> float:
-        """Net (idle-subtracted) joules per MAC: what attribution should recover."""
+        """Net (idle-subtracted) joules per MAC of the MAC model: what attribution should recover."""
         return self.net_energy_j(1)
+
+    def net_joules_per_instruction(self) -> dict[str, float]:
+        """Net joules per executed instruction of each class (instruction model)."""
+        unit = [tuple(int(c == k) for c in INSN_CLASSES) for k in INSN_CLASSES]
+        return {k: self.insn_net_energy_j(u) for k, u in zip(INSN_CLASSES, unit, strict=True)}
 
     def ground_truth(self) -> dict[str, float]:
         """Every parameter plus the derived figures, for the manifest and the info line."""
@@ -68,6 +128,7 @@ class EnergyModel:
             **dataclasses.asdict(self),
             "idle_power_w": self.idle_power_w,
             "net_joules_per_mac": self.net_joules_per_mac,
+            **{f"net_joules_per_{k}": v for k, v in self.net_joules_per_instruction().items()},
         }
 
 
@@ -87,19 +148,19 @@ class TraceSynth:
     def idle(self, n: int) -> bytes:
         return self._frames(np.full(n, self.model.idle_current_a), np.zeros(n, np.uint8))
 
-    def window(self, work: int) -> bytes:
-        """Frames of one trigger window that did ``work`` MACs.
+    def window(self, event: TriggerEvent) -> bytes:
+        """Frames of the trigger window that the falling edge ``event`` closes (``EnergyModel.event_cost``).
 
         The rising edge falls at a uniformly random point in the sample period before the next
         sample, so counting high samples estimates the active time without bias.
         """
         m = self.model
-        active = m.active_time_s(work)
+        active, energy = m.event_cost(event)
         lead = self.rng.uniform(0.0, 1.0)
         n_high = max(0, math.ceil((active / self.period_s) - lead))
         if n_high == 0:
             return b""
-        current = m.window_energy_j(work) / (active * m.supply_v)
+        current = energy / (active * m.supply_v)
         return self._frames(np.full(n_high, current), np.full(n_high, FLAG_TRIGGER, np.uint8))
 
     def _frames(self, current_a: np.ndarray, flags: np.ndarray) -> bytes:
@@ -128,5 +189,6 @@ class TraceSynth:
             "period_us": round(self.period_s * 1e6, 3),
             "trigger_pin": "sim",
         }
-        fields.update({f"gt_{k}": f"{v:.9g}" for k, v in m.ground_truth().items()})
+        truth = m.ground_truth()  # the line holds 512 bytes: the figures a reader checks (the manifest has all)
+        fields.update({f"gt_{k}": f"{truth[k]:.9g}" for k in INFO_TRUTH})
         return fields

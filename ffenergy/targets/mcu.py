@@ -4,8 +4,10 @@
 - ``mcu-sim``: the firmware's host build on a pty and the simulated INA226 logger; ``simulated``.
 - ``mcu-qemu``: the Cortex-M build in QEMU and the simulated INA226 logger; ``simulated``.
 
-The simulated targets wire the DUT's trigger events into the simulator through a FIFO, so the
-same meter driver, windowing and stage code run as with hardware.
+The simulated targets wire trigger events into the simulator through a FIFO, so the same meter
+driver, windowing and stage code run as with hardware. On ``mcu-sim`` they come from the firmware
+(priced by the MACs it reports); on ``mcu-qemu`` from the instruction-count plugin inside QEMU
+(priced by the instructions the CPU executed), whose log also gives samples.csv its counts.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ffenergy.firmware.dut import Dut
+from ffenergy.firmware.insn import InsnLog, plugin_args
 from ffenergy.firmware.launch import HostDut, QemuDut
 from ffenergy.meters.auto import make_meter
 from ffenergy.meters.triggered import TriggeredMeter
@@ -27,13 +30,22 @@ from ffenergy.targets.mcu_config import McuConfig
 
 @dataclass
 class McuSession:
-    """An open DUT and meter; ``launcher`` (simulated targets) can ``restart()`` the DUT, i.e. reset it."""
+    """An open DUT and meter; ``launcher`` (simulated targets) can ``restart()`` the DUT, i.e. reset it.
+    ``insn_log``: the executed-instruction counts of each window, where the target can count them."""
 
     config: McuConfig
     dut: Dut
     meter: TriggeredMeter
     launcher: HostDut | QemuDut | None = None
     sim_meter: SimMeterProcess | None = None
+    insn_log: InsnLog | None = None
+
+    @property
+    def energy_model(self) -> str | None:
+        """How the simulated meter prices a window (``sim.model.ENERGY_MODELS``); None: a real meter."""
+        if self.sim_meter is None:
+            return None
+        return "instructions-qemu-plugin" if self.insn_log is not None else "macs"
 
     @property
     def provenance(self) -> str:
@@ -50,6 +62,7 @@ class McuSession:
         }
         if self.sim_meter is not None:
             meter["ground_truth"] = self.sim_meter.ground_truth
+            meter["energy_model"] = self.energy_model
         return {"target": self.config.target, "dut": dataclasses.asdict(self.dut.info_), "meter": meter}
 
 
@@ -69,17 +82,20 @@ def open_mcu(config: McuConfig, workdir: str | Path | None = None):
         work.mkdir(parents=True, exist_ok=True)
         sim = stack.enter_context(spawn_sim_meter(work / "meter.tty", work / "trigger.fifo", config.sim))
         assert config.firmware is not None  # validate() insists on it
-        launcher = (
-            HostDut(config.firmware, trigger=sim.trigger)
-            if config.target == "mcu-sim"
-            else QemuDut(config.firmware, trigger=sim.trigger)
-        )
+        launcher: HostDut | QemuDut
+        insn_log = None
+        if config.target == "mcu-sim":
+            launcher = HostDut(config.firmware, trigger=sim.trigger)
+        else:  # the plugin is the trigger probe; the firmware's own trigger UART is discarded
+            log_path = work / "insn.log"
+            launcher = QemuDut(config.firmware, extra=plugin_args(config.firmware, sim.trigger, log_path))
+            insn_log = InsnLog(log_path)
         stack.enter_context(launcher)
         dut = stack.enter_context(Dut(launcher.port, timeout_s=config.dut_timeout_s))
         options = {**config.meter_options("ina226"), "port": str(sim.port)}
         meter = _triggered_meter("ina226", options)
         stack.enter_context(meter)
-        yield McuSession(config, dut, meter, launcher, sim)
+        yield McuSession(config, dut, meter, launcher, sim, insn_log)
 
 
 def _triggered_meter(name: str, options: dict[str, Any]) -> TriggeredMeter:

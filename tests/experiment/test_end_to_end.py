@@ -15,6 +15,7 @@ import ffenergy.experiment.runner as runner_mod
 from ffenergy.cli import main
 from ffenergy.contract import SAMPLES_COLUMNS, SUMMARY_COLUMNS, WINDOWS_COLUMNS, read_rows
 from ffenergy.learners.ff.learner import FFMultiPass
+from tests.firmware.fw_helpers import require_qemu
 
 pytestmark = pytest.mark.slow  # whole runs of ffenergy: seconds each
 
@@ -237,3 +238,42 @@ def test_mcu_sim_run_resumes_without_measuring_twice(first_run, tmp_path):
         assert read_rows(run_dir / "windows.csv") == windows
     finally:
         mp.undo()
+
+
+@pytest.mark.qemu
+def test_mcu_qemu_run_prices_instructions_and_reports_what_early_exit_saves(first_run, tmp_path):
+    """The Cortex-M build in QEMU: samples.csv counts instructions, the manifest names the energy
+    model, attribution.json gives light's energy vs MAC reduction, the exit check's cost, and
+    per-sample energies that match the simulator's price of the counted instructions."""
+    require_qemu()
+    root, _, _ = first_run
+    config = tmp_path / "qemu.yaml"
+    config.write_text(
+        TINY.read_text().replace("targets: [cpu]", "targets: [mcu-qemu]")
+        + "mcu: {dtype: int8, max_samples: 3, repeats: 2, modes: [full, light, depth-1, depth-2, depth-3]}\n"
+    )
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FFENERGY_CACHE", str(root / "cache"))
+    try:
+        out = tmp_path / "runs"
+        assert main(["run", str(config), "--out", str(out), "--no-progress"]) == 0
+    finally:
+        mp.undo()
+    (run_dir,) = out.iterdir()
+    samples = read_rows(run_dir / "samples.csv")
+    assert samples and all(float(r["instructions"]) > float(r["macs"]) for r in samples)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["targets"]["mcu-qemu"]["meter"]["energy_model"] == "instructions-qemu-plugin"
+    fits = {f["procedure"]: f for f in json.loads((run_dir / "attribution.json").read_text())["fits"]}
+    assert set(fits) == {"mp", "mp-pruned", "op"}
+    for fit in fits.values():
+        assert fit["light_mac_reduction"] >= 1.0 and fit["light_energy_reduction"] > 0
+        assert fit["light_energy_vs_mac_reduction"] == pytest.approx(
+            fit["light_energy_reduction"] / fit["light_mac_reduction"]
+        )
+        assert fit["energy_model"] == "instructions-qemu-plugin"
+        assert fit["per_sample"]["sample_energy_error"]["max_abs"] < 0.05
+        modes = fit["early_exit"]["modes"]
+        assert modes["full"]["instructions_per_mac"] > 1 and modes["full"]["pj_per_mac"] > 0
+        check = fit["early_exit"]["exit_check"]
+        assert check is None or check["instructions_per_check"] > 0

@@ -71,3 +71,14 @@ def test_modes_and_trigger_events():
     assert events == [P.TriggerEvent(1, 0)] and len(tail) == 5
     events, tail = P.parse_trigger_events(stream)
     assert events == [P.TriggerEvent(1, 0), P.TriggerEvent(0, 77)] and tail == b""
+
+
+def test_counted_falling_edges_round_trip_and_wait_for_their_counts():
+    counted = P.TriggerEvent(0, 0, (5, 4, 3, 2, 2**40))
+    wire = P.pack_trigger_event(counted)
+    assert len(wire) == P.COUNTED_EVENT_LEN == 48 and wire[:2] == b"X\x05"
+    stream = P.pack_trigger_event(P.TriggerEvent(1, 0)) + wire
+    events, tail = P.parse_trigger_events(stream[:-1])  # a counted edge is never cut short
+    assert events == [P.TriggerEvent(1, 0)] and tail == wire[:-1]
+    events, tail = P.parse_trigger_events(b"\x00" + stream)
+    assert events == [P.TriggerEvent(1, 0), counted] and tail == b""

@@ -36,6 +36,15 @@ def test_qemu_build_is_bit_exact(proc, stat, prune, dtype):
     assert check_against_reference(net, pol, x, "qemu", dtype, calib_x=make_inputs(30, seed=23)) == []
 
 
+def test_dsp_kernel_tails_are_bit_exact():
+    """Input widths that leave 4- and 1..3-weight tails after the 8-weight steps, and odd row counts
+    (the last row runs alone), for the SMLAD kernel of the Cortex-M build."""
+    net = make_net("mp", dims=[23, 7, 13, 5], seed=26)
+    x = make_inputs(6, d=23, seed=27)
+    pol = make_policy(net, x, "gap", prune=True)
+    assert check_against_reference(net, pol, x, "qemu", "int8", calib_x=make_inputs(30, d=23, seed=28)) == []
+
+
 def test_qemu_trigger_uart_and_info(tmp_path, firmware_factory):
     net = make_net("op", seed=24)
     x = make_inputs(4, seed=25)

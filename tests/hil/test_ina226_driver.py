@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from ffenergy.firmware.protocol import TriggerEvent, pack_trigger_event
+from ffenergy.firmware.protocol import INSN_CLASSES, TriggerEvent, pack_trigger_event
 from ffenergy.meters.base import MeterUnavailable
 from ffenergy.meters.ina226 import Ina226Meter
 from ffenergy.meters.ina226_wire import FRAME_LEN, encode_frames, encode_info
@@ -23,6 +23,9 @@ def sim(tmp_path):
         fd = os.open(s.trigger, os.O_WRONLY)
         s.pulse = lambda work: os.write(
             fd, pack_trigger_event(TriggerEvent(1, 0)) + pack_trigger_event(TriggerEvent(0, work))
+        )  # type: ignore[attr-defined]
+        s.counted = lambda classes: os.write(
+            fd, pack_trigger_event(TriggerEvent(1, 0)) + pack_trigger_event(TriggerEvent(0, 0, classes))
         )  # type: ignore[attr-defined]
         yield s
         os.close(fd)
@@ -129,3 +132,23 @@ def test_missing_header_fields_and_silent_port_are_clear_errors(fake_logger):
         Ina226Meter(silent.port, info_timeout_s=0.5)
     with pytest.raises(MeterUnavailable, match="cannot open the INA226 logger port /nonexistent/tty"):
         Ina226Meter("/nonexistent/tty")
+
+
+def test_counted_windows_recover_the_per_class_ground_truth(sim):
+    """Counted falling edges (the QEMU plugin's) with five different instruction mixes: solving the
+    measured net energies for joules per instruction class recovers the simulator's within 5%."""
+    mixes = np.full((5, 5), 20_000) + np.diag(np.full(5, 300_000))
+    with Ina226Meter(str(sim.port), reopen_interval_s=0.1) as meter:
+        energies = []
+        for mix in mixes:
+            token = meter.start()
+            sim.counted(tuple(int(n) for n in mix))
+            w = meter.next_window(token)
+            assert w.duration_s == pytest.approx(
+                sim.model.insn_active_time_s(tuple(mix)), abs=2 / sim.model.sample_rate_hz
+            )
+            energies.append(w.net_j)
+    recovered = np.linalg.solve(mixes.astype(float), np.array(energies))
+    truth = sim.model.net_joules_per_instruction()
+    for cls, joules in zip(INSN_CLASSES, recovered):
+        assert joules == pytest.approx(truth[cls], rel=0.05), cls

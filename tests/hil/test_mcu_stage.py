@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ffenergy.contract import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows
+from ffenergy.contract import INSN_CLASS_COLUMNS, SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows
 from ffenergy.experiment.mcu_stage import fit_energy_vs_exit, run_mcu_stage
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.firmware.dut import Dut
@@ -95,6 +95,8 @@ def test_energy_per_layer_matches_the_simulator(firmware, data, tmp_path):
     assert fit.slope_j_per_layer == pytest.approx(SIM.net_joules_per_mac * layer_macs, rel=0.05)
     assert np.allclose(energy, [SIM.net_energy_j(m) for m in macs], rtol=0.05)
     assert set(np.unique(layers)) == {1, 2, 3}
+    assert {r["instructions"] for r in rows} == {""}  # the host build counts no instructions
+    assert manifest["meter"]["energy_model"] == "macs"
 
     wins = read_rows(tmp_path / "windows.csv")
     assert len(wins) == len(rows) and {w["n_inferences"] for w in wins} == {str(REPEATS)}
@@ -208,12 +210,22 @@ def test_mcu_qemu_runs_the_cortex_m_build_through_the_same_pipeline(data, tmp_pa
         windows,
     ):
         assert session.provenance == "simulated"
-        result = run_mcu_stage(session.dut, session.meter, x[:2], y[:2], MODES, REPEATS, samples, windows, "mcu-qemu")
+        result = run_mcu_stage(
+            session.dut,
+            session.meter,
+            x[:2],
+            y[:2],
+            MODES,
+            REPEATS,
+            samples,
+            windows,
+            "mcu-qemu",
+            insn_log=session.insn_log,
+        )
     assert result.measured == 2 * len(MODES)
     rows = read_rows(tmp_path / "samples.csv")
-    assert np.allclose(
-        [float(r["energy_j"]) for r in rows], [SIM.net_energy_j(int(r["macs"])) for r in rows], rtol=0.05
-    )
+    priced = [SIM.insn_net_energy_j(tuple(float(r[c]) for c in INSN_CLASS_COLUMNS)) for r in rows]
+    assert np.allclose([float(r["energy_j"]) for r in rows], priced, rtol=0.05)
 
 
 def test_short_windows_are_reported_once_with_the_fix(firmware, data, tmp_path):

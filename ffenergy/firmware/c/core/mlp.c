@@ -9,6 +9,90 @@
 static float h_buf[FF_MAX_IN_DIM];
 #if FF_DTYPE_INT8
 static int8_t q_buf[FF_MAX_IN_DIM];
+static int32_t acc_buf[FF_MAX_HID_DIM];
+#endif
+
+#if FF_DTYPE_INT8 && defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
+/* Cortex-M4/M7 DSP kernel: dual 16-bit MACs (SMLAD). The layer's quantised input is widened once
+ * into int16 pairs in the lane order SXTB16 gives a word of four weights, (q0,q2) then (q1,q3);
+ * rows go two at a time, so each pair loaded feeds two rows: per 4 weights of a row one word
+ * load, two SXTB16, two SMLAD and half the pair loads.
+ * Integer sums are exact, so the order change keeps the result bit-identical with the portable loop. */
+#include <arm_acle.h>
+static int16x2_t q_pairs[FF_MAX_IN_DIM / 2 + 1];
+
+static void widen_input(int n) {
+    for (int g = 0; g + 4 <= n; g += 4) {
+        q_pairs[g / 2] = (int16x2_t)((uint16_t)q_buf[g] | (uint32_t)(uint16_t)q_buf[g + 2] << 16);
+        q_pairs[g / 2 + 1] = (int16x2_t)((uint16_t)q_buf[g + 1] | (uint32_t)(uint16_t)q_buf[g + 3] << 16);
+    }
+}
+
+/* SXTB16 of a word rotated by 8 (bytes 1 and 3): GCC does not fold the rotation into the intrinsic. */
+static inline int16x2_t sxtb16_ror8(uint32_t w) {
+    int16x2_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(w));
+    return r;
+}
+
+/* Four MACs: weights w (one word, row[0..3]) against the pairs p (the input's (q0,q2) and (q1,q3)). */
+static inline int32_t mac4(uint32_t w, int16x2_t p02, int16x2_t p13, int32_t acc) {
+    acc = __smlad(__sxtb16((int8x4_t)w), p02, acc);
+    return __smlad(sxtb16_ror8(w), p13, acc);
+}
+
+static inline uint32_t word(const int8_t *p) {
+    uint32_t w;
+    __builtin_memcpy(&w, p, 4); /* unaligned word loads are fine on v7-M */
+    return w;
+}
+
+/* Rows r0 and r1 (n weights each) against the widened input: each input pair loaded feeds both. */
+static void dot2_i8(const int8_t *r0, const int8_t *r1, int n, int32_t *out0, int32_t *out1) {
+    int32_t a0 = 0, a1 = 0;
+    const int16x2_t *q = q_pairs;
+    int i = 0;
+    for (; i + 8 <= n; i += 8, q += 4) {
+        const int16x2_t q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3];
+        a0 = mac4(word(r0 + i), q0, q1, a0);
+        a1 = mac4(word(r1 + i), q0, q1, a1);
+        a0 = mac4(word(r0 + i + 4), q2, q3, a0);
+        a1 = mac4(word(r1 + i + 4), q2, q3, a1);
+    }
+    if (i + 4 <= n) {
+        a0 = mac4(word(r0 + i), q[0], q[1], a0);
+        a1 = mac4(word(r1 + i), q[0], q[1], a1);
+        i += 4;
+    }
+    for (; i < n; i++) {
+        a0 += (int32_t)r0[i] * (int32_t)q_buf[i];
+        a1 += (int32_t)r1[i] * (int32_t)q_buf[i];
+    }
+    *out0 = a0;
+    *out1 = a1;
+}
+
+/* acc[j] = row j of w (d_out rows of n weights) . q_buf, two rows at a time. */
+static void matvec_i8(const int8_t *w, int n, int d_out, int32_t *acc) {
+    int j = 0;
+    for (; j + 2 <= d_out; j += 2) dot2_i8(w + (int32_t)j * n, w + (int32_t)(j + 1) * n, n, &acc[j], &acc[j + 1]);
+    if (j < d_out) {
+        int32_t unused;
+        dot2_i8(w + (int32_t)j * n, w + (int32_t)j * n, n, &acc[j], &unused);
+    }
+}
+#elif FF_DTYPE_INT8
+static void widen_input(int n) { (void)n; }
+
+/* The portable loop (host build, cores without the DSP extension). */
+static void matvec_i8(const int8_t *w, int n, int d_out, int32_t *acc) {
+    for (int j = 0; j < d_out; j++) {
+        const int8_t *row = w + (int32_t)j * n;
+        int32_t a = 0;
+        for (int i = 0; i < n; i++) a += (int32_t)row[i] * (int32_t)q_buf[i];
+        acc[j] = a;
+    }
+}
 #endif
 #if FF_PROC_OP
 static float z_cat[FF_SUM_HID];
@@ -84,11 +168,10 @@ static void layer(const float *x, int l, int p, int in_slot, float *out) {
         q_buf[i] = (int8_t)(int32_t)(t + (t >= 0.0f ? 0.5f : -0.5f));
     }
     const float *ws = ff_WS[l];
+    widen_input(d_in);
+    matvec_i8(w, d_in, d_out, acc_buf);
     for (int j = 0; j < d_out; j++) {
-        const ff_w_t *row = w + (int32_t)j * d_in;
-        int32_t acc = 0;
-        for (int i = 0; i < d_in; i++) acc += (int32_t)row[i] * (int32_t)q_buf[i];
-        float z = (float)acc * ws[j] + b[j];
+        float z = (float)acc_buf[j] * ws[j] + b[j];
         out[j] = z > 0.0f ? z : 0.0f;
     }
 #else
