@@ -7,9 +7,6 @@
 #define NEG_INF (-__builtin_inff())
 
 static float h_buf[FF_MAX_IN_DIM];
-#if FF_DTYPE_INT8
-static int8_t q_buf[FF_MAX_IN_DIM];
-#endif
 #if FF_PROC_OP
 static float z_cat[FF_SUM_HID];
 #define N_PASS 1
@@ -42,26 +39,60 @@ float ff_expf(float x) {
     return y * s.f;
 }
 
-/* Input of pass p to layer l (layer 0 reads x with the label overlay applied on the fly). */
+/* Input of pass p to layer l: OP layer 0 reads x with the neutral label applied on the fly;
+ * MP layer 0 runs in first_layer. */
 static float layer_in(const float *x, int l, int p, int i, int in_slot) {
-    if (l == 0) {
-        if (i >= FF_N_CLASSES) return x[i];
-#if FF_PROC_OP
-        (void)p;
-        return ff_neutral;
-#else
-        return i == p ? ff_label_on : 0.0f;
-#endif
-    }
 #if FF_PROC_OP
     (void)p; (void)in_slot;
+    if (l == 0) return i < FF_N_CLASSES ? ff_neutral : x[i];
     int off = 0;
     for (int k = 0; k < l - 1; k++) off += ff_dims[k + 1];
     return z_cat[off + i];
 #else
+    (void)x; (void)l;
     return act[in_slot][p][i];
 #endif
 }
+
+/* The normalised layer input as the dot products read it (in_buf[i] from h, i in [from, to)):
+ * int8 codes (round half away from zero) or the float32 values themselves. */
+#if FF_DTYPE_INT8
+typedef int32_t acc_t;
+static int8_t in_buf[FF_MAX_IN_DIM];
+static int8_t operand(float h, int l) {
+    float t = h * ff_in_inv_scale[l];
+    if (t > 127.0f) t = 127.0f;
+    if (t < -127.0f) t = -127.0f;
+    return (int8_t)(int32_t)(t + (t >= 0.0f ? 0.5f : -0.5f));
+}
+static acc_t dot(const ff_w_t *row, int from, int to) {
+    acc_t acc = 0;
+    for (int i = from; i < to; i++) acc += (int32_t)row[i] * (int32_t)in_buf[i];
+    return acc;
+}
+static float activate(acc_t acc, int l, int j) {
+    float z = (float)acc * ff_WS[l][j] + ff_B[l][j];
+    return z > 0.0f ? z : 0.0f;
+}
+#else
+typedef float acc_t;
+static float in_buf[FF_MAX_IN_DIM];
+static float operand(float h, int l) {
+    (void)l;
+    return h;
+}
+static acc_t dot(const ff_w_t *row, int from, int to) {
+    acc_t acc = 0.0f;
+    for (int i = from; i < to; i++) acc = acc + row[i] * in_buf[i];
+    return acc;
+}
+static float activate(acc_t acc, int l, int j) {
+    float z = acc + ff_B[l][j];
+    return z > 0.0f ? z : 0.0f;
+}
+#endif
+
+static float norm_denom(float ss, int d_in) { return __builtin_sqrtf(ss / (float)d_in) + ff_norm_eps; }
 
 /* z = ReLU(W_l n(in) + b_l) for pass p; writes d_l floats to out. */
 static void layer(const float *x, int l, int p, int in_slot, float *out) {
@@ -72,36 +103,34 @@ static void layer(const float *x, int l, int p, int in_slot, float *out) {
         h_buf[i] = v;
         ss = ss + v * v;
     }
-    float denom = __builtin_sqrtf(ss / (float)d_in) + ff_norm_eps;
-    const ff_w_t *w = ff_W[l];
-    const float *b = ff_B[l];
-#if FF_DTYPE_INT8
-    const float inv = ff_in_inv_scale[l];
-    for (int i = 0; i < d_in; i++) {
-        float t = (h_buf[i] / denom) * inv;
-        if (t > 127.0f) t = 127.0f;
-        if (t < -127.0f) t = -127.0f;
-        q_buf[i] = (int8_t)(int32_t)(t + (t >= 0.0f ? 0.5f : -0.5f));
-    }
-    const float *ws = ff_WS[l];
-    for (int j = 0; j < d_out; j++) {
-        const ff_w_t *row = w + (int32_t)j * d_in;
-        int32_t acc = 0;
-        for (int i = 0; i < d_in; i++) acc += (int32_t)row[i] * (int32_t)q_buf[i];
-        float z = (float)acc * ws[j] + b[j];
-        out[j] = z > 0.0f ? z : 0.0f;
-    }
-#else
-    for (int i = 0; i < d_in; i++) h_buf[i] = h_buf[i] / denom;
-    for (int j = 0; j < d_out; j++) {
-        const ff_w_t *row = w + (int32_t)j * d_in;
-        float acc = 0.0f;
-        for (int i = 0; i < d_in; i++) acc = acc + row[i] * h_buf[i];
-        float z = acc + b[j];
-        out[j] = z > 0.0f ? z : 0.0f;
-    }
-#endif
+    const float denom = norm_denom(ss, d_in);
+    for (int i = 0; i < d_in; i++) in_buf[i] = operand(h_buf[i] / denom, l);
+    for (int j = 0; j < d_out; j++) out[j] = activate(dot(ff_W[l] + (int32_t)j * d_in, 0, d_in), l, j);
 }
+
+#if !FF_PROC_OP
+/* Layer 1 of every active MP pass at once (DESIGN.md section 2): the label overlays differ only
+ * in the first FF_N_CLASSES inputs and share one norm (the image part's sum of squares after
+ * label_on^2, the order the per-pass loop adds them in), so each row's image product is computed
+ * once and pass p adds W[j][p] times its label input. Returns the MACs it ran. */
+static uint32_t first_layer(const float *x, float out[][FF_MAX_HID_DIM]) {
+    const int d_in = ff_dims[0], d_out = ff_dims[1];
+    float ss = ff_label_on * ff_label_on;
+    for (int i = FF_N_CLASSES; i < d_in; i++) ss = ss + x[i] * x[i];
+    const float denom = norm_denom(ss, d_in);
+    for (int i = FF_N_CLASSES; i < d_in; i++) in_buf[i] = operand(x[i] / denom, 0);
+    const acc_t label = operand(ff_label_on / denom, 0);
+    int n_active = 0;
+    for (int p = 0; p < FF_N_CLASSES; p++) n_active += active[p];
+    for (int j = 0; j < d_out; j++) {
+        const ff_w_t *row = ff_W[0] + (int32_t)j * d_in;
+        const acc_t base = dot(row, FF_N_CLASSES, d_in);
+        for (int p = 0; p < FF_N_CLASSES; p++)
+            if (active[p]) out[p][j] = activate(base + (acc_t)row[p] * label, 0, j);
+    }
+    return (uint32_t)(d_in - FF_N_CLASSES) * d_out + (uint32_t)n_active * d_out;
+}
+#endif
 
 static float sumsq(const float *v, int n) {
     float g = 0.0f;
@@ -180,11 +209,14 @@ void ff_infer(const float *x, int mode, int depth, const float *thr, ff_result_t
         macs += layer_macs + (uint32_t)FF_N_CLASSES * width;
 #else
         const int in_slot = l & 1, out_slot = in_slot ^ 1;
+        if (l == 0) macs += first_layer(x, act[out_slot]);
         for (int p = 0; p < N_PASS; p++) {
             if (!active[p]) continue;
-            layer(x, l, p, in_slot, act[out_slot][p]);
+            if (l > 0) {
+                layer(x, l, p, in_slot, act[out_slot][p]);
+                macs += layer_macs;
+            }
             acc_score[p] = acc_score[p] + sumsq(act[out_slot][p], ff_dims[l + 1]);
-            macs += layer_macs;
         }
 #endif
         if (l + 1 == last) break;
