@@ -66,9 +66,10 @@ def test_batch_size_does_not_change_results(net_and_data):
     net, x, y = net_and_data
     learner = make(net, "mp")
     thresholds, _ = _thresholds(learner, x, y)
-    a = predict(learner, x, thresholds, None, batch_size=7)
     b = predict(learner, x, thresholds, None, batch_size=1024)
-    assert np.array_equal(a.exit_layer, b.exit_layer) and np.array_equal(a.pred, b.pred)
+    for size in (1, 7):  # batch 1: every batch exits whole (no compaction)
+        a = predict(learner, x, thresholds, None, batch_size=size)
+        assert np.array_equal(a.exit_layer, b.exit_layer) and np.array_equal(a.pred, b.pred)
 
 
 def test_forced_depth_exits_every_sample_there_with_its_macs(net_and_data):
