@@ -54,8 +54,9 @@ static float layer_in(const float *x, int l, int p, int i, int in_slot) {
 #endif
 }
 
-/* The normalised layer input as the dot products read it (in_buf[i] from h, i in [from, to)):
- * int8 codes (round half away from zero) or the float32 values themselves. */
+/* in_buf holds the normalised layer input as the dot products read it: operand() makes int8
+ * codes (round half away from zero) or keeps the float32 value; dot() sums row[i] * in_buf[i]
+ * for i in [from, to) in index order; activate() applies the int8 scale, the bias and ReLU. */
 #if FF_DTYPE_INT8
 typedef int32_t acc_t;
 static int8_t in_buf[FF_MAX_IN_DIM];
