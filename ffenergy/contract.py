@@ -55,6 +55,7 @@ SUMMARY_COLUMNS = [
     "macro_f1",
     "mean_layers",
     "macs_per_inference",
+    "macs_per_inference_naive",
     "mac_reduction",
     "energy_j_per_inference",
     "energy_ci95_j",
@@ -75,6 +76,7 @@ SWEEP_COLUMNS = [
     "macro_f1",
     "mean_layers",
     "macs_per_inference",
+    "macs_per_inference_naive",
     "mac_reduction",
     "exit_fractions",
     "energy_j_per_inference",
@@ -119,6 +121,7 @@ class SummaryRow:
     n_samples: int | None
     n_repeats: int | None
     idle_drift_max: float | None = None  # absent from runs before ffenergy 0.2
+    macs_per_inference_naive: float = math.nan  # the paper's count; NaN in runs before ffenergy 0.2
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ class SweepRow:
     exit_fractions: tuple[float, ...]
     energy_j_per_inference: float | None
     meter: str | None
+    macs_per_inference_naive: float = math.nan  # the paper's count; NaN in runs before ffenergy 0.2
 
 
 class CsvAppender:

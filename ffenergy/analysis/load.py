@@ -5,8 +5,9 @@ the files of DESIGN.md section 5 two optional files are understood:
 
 ``sweep.csv`` -- the alpha sweep of the early-exit threshold, one row per
     (target, procedure, statistic, alpha): ``target, procedure, statistic, alpha, accuracy,
-    macro_f1, mean_layers, macs_per_inference, mac_reduction, exit_fractions,
-    energy_j_per_inference`` where ``exit_fractions`` is ``"p1;p2;...;pL"`` (the fraction of
+    macro_f1, mean_layers, macs_per_inference, macs_per_inference_naive, mac_reduction,
+    exit_fractions, energy_j_per_inference`` (``macs_per_inference_naive`` is absent before
+    ffenergy 0.2 and then read as NaN) where ``exit_fractions`` is ``"p1;p2;...;pL"`` (the fraction of
     samples exiting at each layer) and ``energy_j_per_inference`` may be empty (no measurement
     per alpha; the plots then predict it from depth-k energies). A ``target`` that names no
     target of summary.csv (the runner writes ``host``: the sweep is a property of the model,
@@ -428,13 +429,15 @@ def _load_summary(path: Path) -> list[SummaryRow]:
             n_samples=None if math.isnan(col("n_samples")[i]) else int(col("n_samples")[i]),
             n_repeats=None if math.isnan(col("n_repeats")[i]) else int(col("n_repeats")[i]),
             idle_drift_max=_opt(col("idle_drift_max")[i]),
+            macs_per_inference_naive=float(col("macs_per_inference_naive")[i]),
         )
         for i in range(t.n)
     ]
 
 
 def _load_sweep(path: Path) -> list[SweepRow]:
-    required = [c for c in SWEEP_COLUMNS if c not in ("macro_f1", "mac_reduction", "energy_j_per_inference")]
+    optional = ("macro_f1", "macs_per_inference_naive", "mac_reduction", "energy_j_per_inference")
+    required = [c for c in SWEEP_COLUMNS if c not in optional]
     t = _Table(path, required)
     num = {
         c: t.floats(c, optional=c not in required)
@@ -444,6 +447,7 @@ def _load_sweep(path: Path) -> list[SweepRow]:
             "macro_f1",
             "mean_layers",
             "macs_per_inference",
+            "macs_per_inference_naive",
             "mac_reduction",
             "energy_j_per_inference",
         )
@@ -464,6 +468,7 @@ def _load_sweep(path: Path) -> list[SweepRow]:
                 exit_fractions=_fractions(t.text("exit_fractions")[i], path, i + 2),
                 energy_j_per_inference=_opt(num["energy_j_per_inference"][i]),
                 meter=(t.text("meter")[i] or None) if t.has("meter") else None,
+                macs_per_inference_naive=float(num["macs_per_inference_naive"][i]),
             )
         )
     return rows

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,10 +57,15 @@ class ModeStats:
     mean_layers: float
     macs_per_inference: float
     n_samples: int
+    macs_per_inference_naive: float = math.nan  # NaN when no published count is given for the procedure
 
 
-def mode_stats(rows: list[dict[str, str]]) -> list[ModeStats]:
-    """Group samples.csv rows by (target, procedure, mode) and compute their statistics."""
+def mode_stats(rows: list[dict[str, str]], naive_cost: Mapping[str, np.ndarray] | None = None) -> list[ModeStats]:
+    """Group samples.csv rows by (target, procedure, mode) and compute their statistics.
+
+    ``naive_cost``: per procedure, the published MAC count of an inference exiting at layer k
+    (index k-1), which prices each sample's exit layer for ``macs_per_inference_naive``.
+    """
     groups: dict[tuple[str, str, str], list[dict[str, str]]] = defaultdict(list)
     for row in rows:
         groups[(row["target"], row["procedure"], row["mode"])].append(row)
@@ -66,6 +73,8 @@ def mode_stats(rows: list[dict[str, str]]) -> list[ModeStats]:
     for (target, procedure, mode), grp in groups.items():
         labels = np.array([int(r["label"]) for r in grp])
         preds = np.array([int(r["pred"]) for r in grp])
+        exits = np.array([int(r["exit_layer"]) for r in grp])
+        naive = (naive_cost or {}).get(procedure)
         out.append(
             ModeStats(
                 target=target,
@@ -73,9 +82,10 @@ def mode_stats(rows: list[dict[str, str]]) -> list[ModeStats]:
                 mode=mode,
                 accuracy=float(np.mean(labels == preds)),
                 macro_f1=macro_f1(labels, preds),
-                mean_layers=float(np.mean([int(r["exit_layer"]) for r in grp])),
+                mean_layers=float(exits.mean()),
                 macs_per_inference=float(np.mean([int(r["macs"]) for r in grp])),
                 n_samples=len(grp),
+                macs_per_inference_naive=math.nan if naive is None else float(naive[exits - 1].mean()),
             )
         )
     return out

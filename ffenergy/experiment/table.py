@@ -37,8 +37,8 @@ def format_summary(rows: list[dict]) -> str:
         "acc %",
         "F1",
         "layers",
-        "MMAC/inf",
-        "MAC red.",
+        "MMAC/inf (run)",
+        "MAC red. (paper)",
         "energy/inf (net, 95% CI)",
         "energy red.",
     ]

@@ -44,8 +44,9 @@ def seq_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return acc
 
 
-def seq_sumsq(v: np.ndarray) -> np.ndarray:
-    acc = np.zeros(v.shape[0], F32)
+def seq_sumsq(v: np.ndarray, start: np.float32 | None = None) -> np.ndarray:
+    """Sum of squares of each row, sequential from ``start`` (default 0.0f)."""
+    acc = np.full(v.shape[0], F32(0.0) if start is None else start, F32)
     for i in range(v.shape[1]):
         acc = acc + v[:, i] * v[:, i]
     return acc
@@ -68,21 +69,49 @@ def ff_expf(x: np.ndarray) -> np.ndarray:
     return np.where(x < F32(-87.0), F32(0.0), y * scale).astype(F32)
 
 
+def _operand(model: DeployedModel, l: int, h: np.ndarray) -> np.ndarray:
+    """The normalised layer input as the dot products read it: float32 h, or int8 codes as int64."""
+    if model.dtype == "f32":
+        return h
+    assert model.in_inv_scale is not None, "an int8 model carries its input scales"
+    t = h * model.in_inv_scale[l]
+    t = np.minimum(np.maximum(t, F32(-127.0)), F32(127.0))
+    return np.trunc(t + np.where(t >= 0, F32(0.5), F32(-0.5))).astype(np.int64)
+
+
+def _products(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(M, K) operands x (P, K) weights: float32 sequential sums, or exact int64 sums for int8."""
+    if a.dtype == F32:
+        return seq_dot(a, w)
+    return (a.astype(np.float64) @ w.astype(np.float64).T).astype(np.int64)  # exact integers
+
+
+def _activate(model: DeployedModel, l: int, acc: np.ndarray) -> np.ndarray:
+    """ReLU(acc (* the int8 scales) + b), float32."""
+    z = (acc.astype(F32) * model.w_scale[l] if model.dtype == "int8" else acc) + model.biases[l]
+    return np.where(z > 0, z, F32(0.0)).astype(F32)
+
+
 def _layer(model: DeployedModel, l: int, v: np.ndarray) -> np.ndarray:
     """One FF layer on (M, d_in) float32 inputs -> (M, d_out) float32 activations."""
-    ms = seq_sumsq(v) / F32(v.shape[1])
-    denom = np.sqrt(ms) + model.norm_eps
-    if model.dtype == "f32":
-        acc = seq_dot(v / denom[:, None], model.weights[l])
-    else:
-        assert model.in_inv_scale is not None, "an int8 model carries its input scales"
-        t = (v / denom[:, None]) * model.in_inv_scale[l]
-        t = np.minimum(np.maximum(t, F32(-127.0)), F32(127.0))
-        q = np.trunc(t + np.where(t >= 0, F32(0.5), F32(-0.5)))
-        iacc = q.astype(np.float64) @ model.weights[l].astype(np.float64).T  # exact integers
-        acc = iacc.astype(np.int64).astype(F32) * model.w_scale[l]
-    z = acc + model.biases[l]
-    return np.where(z > 0, z, F32(0.0)).astype(F32)
+    denom = np.sqrt(seq_sumsq(v) / F32(v.shape[1])) + model.norm_eps
+    return _activate(model, l, _products(_operand(model, l, v / denom[:, None]), model.weights[l]))
+
+
+def _mp_first_layer(model: DeployedModel, x: np.ndarray) -> np.ndarray:
+    """Layer 1 of every MP candidate pass at once: (N, d0) inputs -> (N * C, d1) activations.
+
+    Factorised as in the firmware: the overlays differ only in the label slots and share one norm
+    (the image part's sum of squares after label_on^2: the order the direct loop adds them in), so
+    one product over the image columns serves all C candidates, each adding its label column.
+    """
+    c = model.n_classes
+    img = x[:, c:]
+    denom = np.sqrt(seq_sumsq(img, model.label_on * model.label_on) / F32(x.shape[1])) + model.norm_eps
+    base = _products(_operand(model, 0, img / denom[:, None]), model.weights[0][:, c:])  # (N, d1)
+    label = _operand(model, 0, (model.label_on / denom)[:, None])  # (N, 1)
+    acc = base[:, None, :] + model.weights[0][:, :c].T[None].astype(base.dtype) * label[:, :, None]
+    return _activate(model, 0, acc.reshape(len(x) * c, -1))
 
 
 def _top2(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,15 +134,15 @@ def confidence(model: DeployedModel, s: np.ndarray) -> np.ndarray:
 
 def layer_scores(model: DeployedModel, x: np.ndarray) -> np.ndarray:
     """Scores (L, N, C) at every depth, with MP pruning applied after ``prune_after``."""
+    x = np.asarray(x, F32)
     n, c, L = len(x), model.n_classes, model.n_layers
-    v = overlay_inputs(x, model.scheme, c, model.label_on, model.neutral)
-    v = v.reshape(-1, v.shape[-1])
     out = np.empty((L, n, c), F32)
     if model.scheme == "mp":
         acc = np.zeros((n, c), F32)
         pruned = np.zeros((n, c), bool)
+        v = _mp_first_layer(model, x)
         for l in range(L):
-            v = _layer(model, l, v)
+            v = _layer(model, l, v) if l else v
             acc = acc + seq_sumsq(v).reshape(n, c)
             out[l] = np.where(pruned, F32(-np.inf), acc)
             if model.prune_keep and l + 1 == model.prune_after:
@@ -121,6 +150,7 @@ def layer_scores(model: DeployedModel, x: np.ndarray) -> np.ndarray:
                 pruned = np.ones((n, c), bool)
                 np.put_along_axis(pruned, order[:, : model.prune_keep], False, axis=1)
         return out
+    v = overlay_inputs(x, model.scheme, c, model.label_on, model.neutral)[:, 0]
     zs = []
     for l in range(L):
         v = _layer(model, l, v)
@@ -135,7 +165,9 @@ def layer_macs(model: DeployedModel) -> np.ndarray:
     d, c = model.dims, model.n_classes
     per = []
     for l in range(1, len(d)):
-        if model.scheme == "mp":
+        if model.scheme == "mp" and l == 1:
+            per.append((d[0] - c) * d[1] + c * d[1])  # one image product + one label column per candidate
+        elif model.scheme == "mp":
             active = model.prune_keep if model.prune_keep and l > model.prune_after else c
             per.append(active * d[l - 1] * d[l])
         else:

@@ -6,7 +6,8 @@ trained network, how it infers layer by layer: ``start`` opens a pass over a bat
 ``step(k)`` runs layer k on the rows still active and returns their scores, and whose
 ``keep(idx)`` drops the rows that exited (compaction), so later layers run on fewer rows.
 ``confidence`` is the label-free exit statistic of a row of scores, ``layer_macs`` the
-multiply-accumulates each layer adds, and ``firmware`` the numpy hand-off for export, the
+multiply-accumulates each layer adds as implemented (``naive_layer_macs``: as the paper counts
+them, where the implementation shortcuts that count), and ``firmware`` the numpy hand-off for export, the
 reference and the C firmware (learners the firmware cannot run say so).
 
 Registered by name in ``ffenergy.learners.LEARNERS``; that name is the result files'
@@ -147,9 +148,17 @@ class Learner(ABC):
     def layer_macs(self) -> np.ndarray:
         """MACs each layer adds to one inference that reaches it (int64, shape (L,))."""
 
+    def naive_layer_macs(self) -> np.ndarray:
+        """The published count of ``layer_macs`` where the implementation shortcuts it (default: the same)."""
+        return self.layer_macs()
+
     def macs_at_exit(self) -> np.ndarray:
         """Total MACs of one inference that exits at layer k (index k-1)."""
         return np.cumsum(self.layer_macs())
+
+    def naive_macs_at_exit(self) -> np.ndarray:
+        """``macs_at_exit`` in the published count (``naive_layer_macs``)."""
+        return np.cumsum(self.naive_layer_macs())
 
     def calibration_facts(self) -> dict[str, Any]:
         """Learner settings that calibration.json records beside the thresholds."""

@@ -31,19 +31,22 @@ def infer(
     for k in range(last):
         scores = state.step(k)
         if k + 1 == last:
-            done = torch.ones(len(state.rows), dtype=torch.bool, device=x.device)
+            n_exit = len(scores)
         elif thresholds is not None and forced_depth is None:
             done = learner.confidence(scores) >= thresholds[k]
+            n_exit = int(done.sum())
         else:
             continue
-        exited = done.nonzero().squeeze(1)
-        if len(exited) == 0:
+        if n_exit == len(scores):  # every row left: no compaction (batch 1, the last layer)
+            pred[state.rows] = scores.argmax(dim=1)
+            exit_layer[state.rows] = k + 1
+            break
+        if n_exit == 0:
             continue
+        exited = done.nonzero().squeeze(1)
         rows = state.rows.index_select(0, exited)
         pred[rows] = scores.index_select(0, exited).argmax(dim=1)
         exit_layer[rows] = k + 1
-        if len(exited) == len(done):
-            break
         state.keep((~done).nonzero().squeeze(1))
     return pred, exit_layer
 

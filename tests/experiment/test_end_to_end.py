@@ -67,6 +67,13 @@ def test_result_files_follow_the_contract(first_run):
     summary = {(r["procedure"], r["mode"]): r for r in read_rows(run_dir / "summary.csv")}
     assert float(summary[("mp", "full")]["mac_reduction"]) == 1.0
     assert float(summary[("mp-pruned", "full")]["mac_reduction"]) > 1.0  # relative to unpruned MP
+    for proc in ("mp", "mp-pruned", "op"):  # mac_reduction: the paper's (naive) count on both sides
+        for mode in ("light", "depth-1", "full"):
+            row, full = summary[(proc, mode)], summary[("mp" if proc != "op" else "op", "full")]
+            naive = float(row["macs_per_inference_naive"])
+            assert float(row["mac_reduction"]) == pytest.approx(float(full["macs_per_inference_naive"]) / naive)
+            # factorised MP layer 1 runs fewer MACs than the paper counts; OP runs what it counts
+            assert (float(row["macs_per_inference"]) < naive) == (proc != "op")
     for row in summary.values():
         assert row["provenance"] == "simulated" and int(row["n_repeats"]) == 5
         assert float(row["energy_j_per_inference"]) > 0

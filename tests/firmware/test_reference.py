@@ -5,7 +5,16 @@ import pytest
 
 from ffenergy.firmware.arrays import ExitPolicy
 from ffenergy.firmware.export import deploy
-from ffenergy.firmware.reference import confidence, ff_expf, layer_macs, layer_scores, reference_predict
+from ffenergy.firmware.reference import (
+    _layer,
+    _mp_first_layer,
+    confidence,
+    ff_expf,
+    layer_macs,
+    layer_scores,
+    overlay_inputs,
+    reference_predict,
+)
 from tests.firmware.fw_helpers import DIMS, N_CLASSES, make_inputs, make_net
 
 
@@ -63,14 +72,33 @@ def test_light_mode_exit_rule_and_macs():
         assert r.exit_layer[i] == (passing[0] if passing else 3)
     assert set(r.exit_layer) == {1, 2, 3}
     d = DIMS
+    first = (d[0] - N_CLASSES) * d[1] + N_CLASSES * d[1]  # factorised: one image product + C label columns
     assert list(layer_macs(m)) == [
-        N_CLASSES * d[0] * d[1],
-        N_CLASSES * (d[0] * d[1] + d[1] * d[2]),
-        N_CLASSES * (d[0] * d[1] + d[1] * d[2] + d[2] * d[3]),
+        first,
+        first + N_CLASSES * d[1] * d[2],
+        first + N_CLASSES * (d[1] * d[2] + d[2] * d[3]),
     ]
     assert np.array_equal(r.macs, layer_macs(m)[r.exit_layer - 1])
     full = reference_predict(m, x, "full")
     assert np.all(full.exit_layer == 3) and np.array_equal(full.pred, np.argmax(full.scores, axis=1))
+
+
+@pytest.mark.parametrize("dtype", ["f32", "int8"])
+def test_factorised_first_layer_equals_the_direct_layer_on_every_label_overlay(dtype):
+    """Layer 1 of MP run once for all candidates == layer 1 of each overlay: close in f32 (the
+    sum runs in another order), exact in int8 (the same codes, integer sums)."""
+    net = make_net("mp")
+    x = make_inputs(30)
+    x[0] = 0.0  # only the label left in the norm
+    x[1, :N_CLASSES] = 3.0  # the input's own label slots are overwritten, never read
+    m = deploy(net, ExitPolicy("gap", np.zeros(3, np.float32)), dtype, calib_x=make_inputs(20))
+    direct = _layer(m, 0, overlay_inputs(x, "mp", N_CLASSES, m.label_on, m.neutral).reshape(-1, DIMS[0]))
+    fact = _mp_first_layer(m, x)
+    assert fact.shape == direct.shape == (len(x) * N_CLASSES, DIMS[1])
+    if dtype == "int8":
+        assert np.array_equal(fact, direct)
+    else:
+        np.testing.assert_allclose(fact, direct, rtol=1e-5, atol=1e-6 * np.abs(direct).max())
 
 
 def test_op_macs_count_heads():

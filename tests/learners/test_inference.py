@@ -66,9 +66,10 @@ def test_batch_size_does_not_change_results(net_and_data):
     net, x, y = net_and_data
     learner = make(net, "mp")
     thresholds, _ = _thresholds(learner, x, y)
-    a = predict(learner, x, thresholds, None, batch_size=7)
     b = predict(learner, x, thresholds, None, batch_size=1024)
-    assert np.array_equal(a.exit_layer, b.exit_layer) and np.array_equal(a.pred, b.pred)
+    for size in (1, 7):  # batch 1: every batch exits whole (no compaction)
+        a = predict(learner, x, thresholds, None, batch_size=size)
+        assert np.array_equal(a.exit_layer, b.exit_layer) and np.array_equal(a.pred, b.pred)
 
 
 def test_forced_depth_exits_every_sample_there_with_its_macs(net_and_data):
@@ -117,6 +118,21 @@ def test_inference_form_of_a_layer_equals_the_training_form(net_and_data):
             assert torch.allclose(fast, slow, rtol=1e-5, atol=1e-6)
             h = slow
     assert torch.equal(net.layer(0, torch.zeros(1, 20)), torch.relu(net.layers[0].bias)[None])
+
+
+def test_factorised_first_layer_equals_the_direct_layer_on_every_label_overlay(net_and_data):
+    """label_layer: one image product plus a label column per candidate == layer 1 of each overlay."""
+    net, x, _ = net_and_data
+    xt = torch.from_numpy(x) * torch.logspace(-3, 3, len(x))[:, None]  # inputs of every scale
+    xt[0] = 0.0  # only the label value left: the norm is label_value alone
+    xt[1, :4] = 5.0  # the input's own label slots are overwritten, never read
+    labels = torch.tensor([3, 0, 2])  # any subset, in any order
+    with torch.no_grad():
+        fact = net.label_layer(xt, labels)
+        assert fact.shape == (len(x), 3, 16)
+        for i, c in enumerate(labels.tolist()):
+            direct = net.layer(0, net.overlay(xt, torch.full((len(x),), c)))
+            torch.testing.assert_close(fact[:, i], direct, rtol=1e-5, atol=1e-5)
 
 
 def test_confidence_statistics(net_and_data):

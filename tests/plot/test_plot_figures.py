@@ -120,3 +120,16 @@ def test_net_energies_at_or_below_zero_are_flagged_not_plotted_as_savings(run) -
     assert run_report(drifting, [], []).count("**Idle drift:**") == 1 and "up to 8.0%" in run_report(drifting, [], [])
     assert "Idle drift" not in run_report(run, [], [])
     assert format_energy(2.5e-4, 1.52e-4) == "250 ± 150 µJ"
+
+
+def test_the_naive_mac_column_is_read_where_written_and_nan_in_older_runs(tmp_path: Path) -> None:
+    path = write_synthetic_run(tmp_path, "run", n_samples=10, mcu=False)  # written without the column
+    old = load_run(path)
+    assert all(np.isnan(r.macs_per_inference_naive) for r in [*old.summary, *old.sweep])
+    for name in ("summary.csv", "sweep.csv"):
+        lines = (path / name).read_text().splitlines()
+        naive = [lines[0] + ",macs_per_inference_naive"] + [f"{ln},{1e6 + i}" for i, ln in enumerate(lines[1:])]
+        (path / name).write_text("\n".join(naive) + "\n")
+    new = load_run(path)
+    assert [r.macs_per_inference_naive for r in new.summary] == [1e6 + i for i in range(len(new.summary))]
+    assert [r.macs_per_inference_naive for r in new.sweep] == [1e6 + i for i in range(len(new.sweep))]

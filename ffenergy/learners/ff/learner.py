@@ -19,7 +19,7 @@ from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.learners.base import Learner, LearnerOptionsError
 from ffenergy.learners.checkpoint import EpochCheckpoint
 from ffenergy.learners.confidence import HeadExits, top_gap
-from ffenergy.learners.ff.macs import mp_layer_macs, op_layer_macs
+from ffenergy.learners.ff.macs import mp_layer_macs, mp_layer_macs_naive, op_layer_macs
 from ffenergy.learners.ff.model import FFNetwork
 from ffenergy.learners.ff.train import train
 
@@ -100,6 +100,9 @@ class FFMultiPass(_FFLearner):
     def layer_macs(self) -> np.ndarray:
         return mp_layer_macs(self.dims, self.n_classes, self.prune_after, self.prune_keep)
 
+    def naive_layer_macs(self) -> np.ndarray:
+        return mp_layer_macs_naive(self.dims, self.n_classes, self.prune_after, self.prune_keep)
+
     def firmware(self, thresholds: np.ndarray) -> tuple[NetworkArrays, ExitPolicy]:
         policy = ExitPolicy(
             self._statistic,
@@ -143,25 +146,29 @@ class FFOnePass(HeadExits, _FFLearner):
 
 
 class _MultiPass:
-    """A batch in MP: one copy of each row per live candidate label, with running goodness."""
+    """A batch in MP: one copy of each row per live candidate label, with running goodness.
+
+    Layer 1 runs factorised (``FFNetwork.label_layer``): every row starts with every label.
+    """
 
     def __init__(self, learner: FFMultiPass, x: torch.Tensor):
         net, c = learner.net, learner.n_classes
         self.net, self.prune_after, self.prune_keep = net, learner.prune_after, learner.prune_keep
         n = len(x)
         self.rows = torch.arange(n, device=x.device)
-        h = x[:, None, :].repeat(1, c, 1)
-        h[:, :, :c] = torch.eye(c, device=x.device) * net.label_value
-        self.h = h  # (n, m, d): one copy per candidate label
+        self.h = x  # (n, d0) before layer 1, then (n, m, d): one copy per candidate label
         self.cand = torch.arange(c, device=x.device).repeat(n, 1)  # (n, m) label of each copy
         self.goodness = torch.zeros(n, c, device=x.device)
 
     def step(self, k: int) -> torch.Tensor:
-        n, m, d = self.h.shape
-        z = self.net.layer(k, self.h.reshape(n * m, d)).reshape(n, m, -1)
+        if k == 0:
+            z = self.net.label_layer(self.h, self.cand[0])
+        else:
+            n, m, d = self.h.shape
+            z = self.net.layer(k, self.h.reshape(n * m, d)).reshape(n, m, -1)
         self.goodness = self.goodness + (z * z).sum(dim=2)
         self.h = z
-        if self.prune_after == k + 1 and 0 < self.prune_keep < m:
+        if self.prune_after == k + 1 and 0 < self.prune_keep < z.shape[1]:
             self._prune(self.prune_keep)
         scores = torch.full((len(self.rows), self.net.n_classes), float("-inf"), device=z.device)
         return scores.scatter(1, self.cand, self.goodness)

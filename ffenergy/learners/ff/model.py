@@ -68,6 +68,24 @@ class FFNetwork(nn.Module):
         rms = torch.linalg.vector_norm(x, dim=-1, keepdim=True) / math.sqrt(x.shape[-1])
         return torch.addcmul(lin.bias, x @ lin.weight.T, (rms + NORM_EPS).reciprocal_()).relu_()
 
+    def label_layer(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Layer 1 of every row of ``x`` (N, d0) under each label overlay in ``labels`` (m,): (N, m, d1).
+
+        The inference form of ``layer(0, overlay(x, c))`` for all c at once (DESIGN.md section 2):
+        the overlays differ only in the C label slots and all have the norm of the image part
+        x_img = x[:, C:] plus one label_value, so W n(x_c) = (W_img x_img + label_value W[:, c])
+        / (rms + eps) with rms = sqrt((|x_img|^2 + label_value^2) / d0): one product of the image
+        columns and m label columns instead of m full products. x's own label slots are ignored.
+        """
+        lin = cast(nn.Linear, self.layers[0])
+        c, lv = self.n_classes, self.label_value
+        img = x[:, c:]
+        norm = torch.linalg.vector_norm(img, dim=-1, keepdim=True).square_().add_(lv * lv).sqrt_()
+        scale = (norm / math.sqrt(x.shape[-1]) + NORM_EPS).reciprocal_()  # (N, 1)
+        base = img @ lin.weight[:, c:].T  # (N, d1): the product every overlay shares
+        pre = base[:, None, :] + lin.weight[:, labels].T * lv  # (N, m, d1)
+        return torch.addcmul(lin.bias, pre, scale[:, :, None]).relu_()
+
     def overlay(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """x with the one-hot label (times label_value) written over its first C values."""
         out = x.clone()

@@ -1,5 +1,5 @@
-/* Early-exit Forward-Forward inference (see ffenergy/ff/arrays.py for the semantics and
- * ffenergy/targets/reference.py for the bit-exact numpy twin). Every sum runs sequentially
+/* Early-exit Forward-Forward inference (see ffenergy/firmware/arrays.py for the semantics and
+ * ffenergy/firmware/reference.py for the bit-exact numpy twin). Every sum runs sequentially
  * in float32; build with -ffp-contract=off -fno-math-errno so no FMA is fused and sqrtf is
  * the FPU instruction. */
 #include "mlp.h"
@@ -7,8 +7,93 @@
 #define NEG_INF (-__builtin_inff())
 
 static float h_buf[FF_MAX_IN_DIM];
+#if FF_PROC_OP
+static float z_cat[FF_SUM_HID];
+#define N_PASS 1
+#else
+static float act[2][FF_N_CLASSES][FF_MAX_HID_DIM];
+#define N_PASS FF_N_CLASSES
+#endif
+static float acc_score[FF_N_CLASSES];
+static uint8_t active[FF_N_CLASSES];
+
+float ff_expf(float x) {
+    if (x < -87.0f) return 0.0f;
+    float t = x * 1.44269504088896341f + 0.5f;
+    int32_t n = (int32_t)t;
+    if ((float)n > t) n -= 1;            /* floor */
+    float fx = (float)n;
+    float r = x - fx * 0.693359375f;
+    r = r - fx * -2.12194440e-4f;
+    float z = r * r;
+    float y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * z + r;
+    y = y + 1.0f;
+    union { uint32_t u; float f; } s;
+    s.u = (uint32_t)(n + 127) << 23;
+    return y * s.f;
+}
+
+/* Input of pass p to layer l: OP layer 0 reads x with the neutral label applied on the fly;
+ * MP layer 0 runs in first_layer. */
+static float layer_in(const float *x, int l, int p, int i, int in_slot) {
+#if FF_PROC_OP
+    (void)p; (void)in_slot;
+    if (l == 0) return i < FF_N_CLASSES ? ff_neutral : x[i];
+    int off = 0;
+    for (int k = 0; k < l - 1; k++) off += ff_dims[k + 1];
+    return z_cat[off + i];
+#else
+    (void)x; (void)l;
+    return act[in_slot][p][i];
+#endif
+}
+
+/* in_buf holds the normalised layer input as the dot products read it: operand() makes int8
+ * codes (round half away from zero) or keeps the float32 value; dot() sums row[i] * in_buf[i]
+ * for i in [from, to) in index order; activate() applies the int8 scale, the bias and ReLU. */
 #if FF_DTYPE_INT8
-static int8_t q_buf[FF_MAX_IN_DIM];
+typedef int32_t acc_t;
+static int8_t in_buf[FF_MAX_IN_DIM];
+static int8_t operand(float h, int l) {
+    float t = h * ff_in_inv_scale[l];
+    if (t > 127.0f) t = 127.0f;
+    if (t < -127.0f) t = -127.0f;
+    return (int8_t)(int32_t)(t + (t >= 0.0f ? 0.5f : -0.5f));
+}
+static acc_t dot(const ff_w_t *row, int from, int to) {
+    acc_t acc = 0;
+    for (int i = from; i < to; i++) acc += (int32_t)row[i] * (int32_t)in_buf[i];
+    return acc;
+}
+static float activate(acc_t acc, int l, int j) {
+    float z = (float)acc * ff_WS[l][j] + ff_B[l][j];
+    return z > 0.0f ? z : 0.0f;
+}
+#else
+typedef float acc_t;
+static float in_buf[FF_MAX_IN_DIM];
+static float operand(float h, int l) {
+    (void)l;
+    return h;
+}
+static acc_t dot(const ff_w_t *row, int from, int to) {
+    acc_t acc = 0.0f;
+    for (int i = from; i < to; i++) acc = acc + row[i] * in_buf[i];
+    return acc;
+}
+static float activate(acc_t acc, int l, int j) {
+    float z = acc + ff_B[l][j];
+    return z > 0.0f ? z : 0.0f;
+}
+#endif
+
+#if FF_DTYPE_INT8
 static int32_t acc_buf[FF_MAX_HID_DIM];
 #endif
 
@@ -23,8 +108,8 @@ static int16x2_t q_pairs[FF_MAX_IN_DIM / 2 + 1];
 
 static void widen_input(int n) {
     for (int g = 0; g + 4 <= n; g += 4) {
-        q_pairs[g / 2] = (int16x2_t)((uint16_t)q_buf[g] | (uint32_t)(uint16_t)q_buf[g + 2] << 16);
-        q_pairs[g / 2 + 1] = (int16x2_t)((uint16_t)q_buf[g + 1] | (uint32_t)(uint16_t)q_buf[g + 3] << 16);
+        q_pairs[g / 2] = (int16x2_t)((uint16_t)in_buf[g] | (uint32_t)(uint16_t)in_buf[g + 2] << 16);
+        q_pairs[g / 2 + 1] = (int16x2_t)((uint16_t)in_buf[g + 1] | (uint32_t)(uint16_t)in_buf[g + 3] << 16);
     }
 }
 
@@ -65,14 +150,14 @@ static void dot2_i8(const int8_t *r0, const int8_t *r1, int n, int32_t *out0, in
         i += 4;
     }
     for (; i < n; i++) {
-        a0 += (int32_t)r0[i] * (int32_t)q_buf[i];
-        a1 += (int32_t)r1[i] * (int32_t)q_buf[i];
+        a0 += (int32_t)r0[i] * (int32_t)in_buf[i];
+        a1 += (int32_t)r1[i] * (int32_t)in_buf[i];
     }
     *out0 = a0;
     *out1 = a1;
 }
 
-/* acc[j] = row j of w (d_out rows of n weights) . q_buf, two rows at a time. */
+/* acc[j] = row j of w (d_out rows of n weights) . in_buf, two rows at a time. */
 static void matvec_i8(const int8_t *w, int n, int d_out, int32_t *acc) {
     int j = 0;
     for (; j + 2 <= d_out; j += 2) dot2_i8(w + (int32_t)j * n, w + (int32_t)(j + 1) * n, n, &acc[j], &acc[j + 1]);
@@ -86,66 +171,11 @@ static void widen_input(int n) { (void)n; }
 
 /* The portable loop (host build, cores without the DSP extension). */
 static void matvec_i8(const int8_t *w, int n, int d_out, int32_t *acc) {
-    for (int j = 0; j < d_out; j++) {
-        const int8_t *row = w + (int32_t)j * n;
-        int32_t a = 0;
-        for (int i = 0; i < n; i++) a += (int32_t)row[i] * (int32_t)q_buf[i];
-        acc[j] = a;
-    }
+    for (int j = 0; j < d_out; j++) acc[j] = dot(w + (int32_t)j * n, 0, n);
 }
 #endif
-#if FF_PROC_OP
-static float z_cat[FF_SUM_HID];
-#define N_PASS 1
-#else
-static float act[2][FF_N_CLASSES][FF_MAX_HID_DIM];
-#define N_PASS FF_N_CLASSES
-#endif
-static float acc_score[FF_N_CLASSES];
-static uint8_t active[FF_N_CLASSES];
 
-float ff_expf(float x) {
-    if (x < -87.0f) return 0.0f;
-    float t = x * 1.44269504088896341f + 0.5f;
-    int32_t n = (int32_t)t;
-    if ((float)n > t) n -= 1;            /* floor */
-    float fx = (float)n;
-    float r = x - fx * 0.693359375f;
-    r = r - fx * -2.12194440e-4f;
-    float z = r * r;
-    float y = 1.9875691500e-4f;
-    y = y * r + 1.3981999507e-3f;
-    y = y * r + 8.3334519073e-3f;
-    y = y * r + 4.1665795894e-2f;
-    y = y * r + 1.6666665459e-1f;
-    y = y * r + 5.0000001201e-1f;
-    y = y * z + r;
-    y = y + 1.0f;
-    union { uint32_t u; float f; } s;
-    s.u = (uint32_t)(n + 127) << 23;
-    return y * s.f;
-}
-
-/* Input of pass p to layer l (layer 0 reads x with the label overlay applied on the fly). */
-static float layer_in(const float *x, int l, int p, int i, int in_slot) {
-    if (l == 0) {
-        if (i >= FF_N_CLASSES) return x[i];
-#if FF_PROC_OP
-        (void)p;
-        return ff_neutral;
-#else
-        return i == p ? ff_label_on : 0.0f;
-#endif
-    }
-#if FF_PROC_OP
-    (void)p; (void)in_slot;
-    int off = 0;
-    for (int k = 0; k < l - 1; k++) off += ff_dims[k + 1];
-    return z_cat[off + i];
-#else
-    return act[in_slot][p][i];
-#endif
-}
+static float norm_denom(float ss, int d_in) { return __builtin_sqrtf(ss / (float)d_in) + ff_norm_eps; }
 
 /* z = ReLU(W_l n(in) + b_l) for pass p; writes d_l floats to out. */
 static void layer(const float *x, int l, int p, int in_slot, float *out) {
@@ -156,35 +186,51 @@ static void layer(const float *x, int l, int p, int in_slot, float *out) {
         h_buf[i] = v;
         ss = ss + v * v;
     }
-    float denom = __builtin_sqrtf(ss / (float)d_in) + ff_norm_eps;
-    const ff_w_t *w = ff_W[l];
-    const float *b = ff_B[l];
+    const float denom = norm_denom(ss, d_in);
+    for (int i = 0; i < d_in; i++) in_buf[i] = operand(h_buf[i] / denom, l);
 #if FF_DTYPE_INT8
-    const float inv = ff_in_inv_scale[l];
-    for (int i = 0; i < d_in; i++) {
-        float t = (h_buf[i] / denom) * inv;
-        if (t > 127.0f) t = 127.0f;
-        if (t < -127.0f) t = -127.0f;
-        q_buf[i] = (int8_t)(int32_t)(t + (t >= 0.0f ? 0.5f : -0.5f));
-    }
-    const float *ws = ff_WS[l];
     widen_input(d_in);
-    matvec_i8(w, d_in, d_out, acc_buf);
-    for (int j = 0; j < d_out; j++) {
-        float z = (float)acc_buf[j] * ws[j] + b[j];
-        out[j] = z > 0.0f ? z : 0.0f;
-    }
+    matvec_i8(ff_W[l], d_in, d_out, acc_buf);
+    for (int j = 0; j < d_out; j++) out[j] = activate(acc_buf[j], l, j);
 #else
-    for (int i = 0; i < d_in; i++) h_buf[i] = h_buf[i] / denom;
-    for (int j = 0; j < d_out; j++) {
-        const ff_w_t *row = w + (int32_t)j * d_in;
-        float acc = 0.0f;
-        for (int i = 0; i < d_in; i++) acc = acc + row[i] * h_buf[i];
-        float z = acc + b[j];
-        out[j] = z > 0.0f ? z : 0.0f;
-    }
+    for (int j = 0; j < d_out; j++) out[j] = activate(dot(ff_W[l] + (int32_t)j * d_in, 0, d_in), l, j);
 #endif
 }
+
+#if !FF_PROC_OP
+/* Layer 1 of every active MP pass at once (DESIGN.md section 2): the label overlays differ only
+ * in the first FF_N_CLASSES inputs and share one norm (the image part's sum of squares after
+ * label_on^2, the order the per-pass loop adds them in), so each row's image product is computed
+ * once and pass p adds W[j][p] times its label input. Returns the MACs it ran. */
+static uint32_t first_layer(const float *x, float out[][FF_MAX_HID_DIM]) {
+    const int d_in = ff_dims[0], d_out = ff_dims[1];
+    float ss = ff_label_on * ff_label_on;
+    for (int i = FF_N_CLASSES; i < d_in; i++) ss = ss + x[i] * x[i];
+    const float denom = norm_denom(ss, d_in);
+    for (int i = FF_N_CLASSES; i < d_in; i++) in_buf[i] = operand(x[i] / denom, 0);
+    const acc_t label = operand(ff_label_on / denom, 0);
+    int n_active = 0;
+    for (int p = 0; p < FF_N_CLASSES; p++) n_active += active[p];
+#if FF_DTYPE_INT8
+    /* the image part through the mat-vec kernel: with the label slots zero, the integer sums are
+     * exactly those over [FF_N_CLASSES, d_in) */
+    for (int i = 0; i < FF_N_CLASSES; i++) in_buf[i] = 0;
+    widen_input(d_in);
+    matvec_i8(ff_W[0], d_in, d_out, acc_buf);
+#endif
+    for (int j = 0; j < d_out; j++) {
+        const ff_w_t *row = ff_W[0] + (int32_t)j * d_in;
+#if FF_DTYPE_INT8
+        const acc_t base = acc_buf[j];
+#else
+        const acc_t base = dot(row, FF_N_CLASSES, d_in);
+#endif
+        for (int p = 0; p < FF_N_CLASSES; p++)
+            if (active[p]) out[p][j] = activate(base + (acc_t)row[p] * label, 0, j);
+    }
+    return (uint32_t)(d_in - FF_N_CLASSES) * d_out + (uint32_t)n_active * d_out;
+}
+#endif
 
 static float sumsq(const float *v, int n) {
     float g = 0.0f;
@@ -263,11 +309,14 @@ void ff_infer(const float *x, int mode, int depth, const float *thr, ff_result_t
         macs += layer_macs + (uint32_t)FF_N_CLASSES * width;
 #else
         const int in_slot = l & 1, out_slot = in_slot ^ 1;
+        if (l == 0) macs += first_layer(x, act[out_slot]);
         for (int p = 0; p < N_PASS; p++) {
             if (!active[p]) continue;
-            layer(x, l, p, in_slot, act[out_slot][p]);
+            if (l > 0) {
+                layer(x, l, p, in_slot, act[out_slot][p]);
+                macs += layer_macs;
+            }
             acc_score[p] = acc_score[p] + sumsq(act[out_slot][p], ff_dims[l + 1]);
-            macs += layer_macs;
         }
 #endif
         if (l + 1 == last) break;
