@@ -16,6 +16,7 @@ DATASETS.register("mnist", "ffenergy.data.mnist", "handwritten digits (embedded 
 DATASETS.register("mitbih", "ffenergy.data.mitbih", "MIT-BIH arrhythmia beats (AAMI classes), extra [ecg]")
 DATASETS.register("chbmit", "ffenergy.data.chbmit", "CHB-MIT scalp EEG seizure windows, extra [eeg]")
 DATASETS.register("cifar10", "ffenergy.data.cifar10", "CIFAR-10 images, flattened")
+DATASETS.register("bonn", "ffenergy.data.bonn", "Bonn epilepsy EEG segments (sets A-E), seizure or five-class windows")
 
 
 def load_dataset(name: str, source: str, path: str | None, val_fraction: float, seed: int, options: Any) -> Dataset:
