@@ -11,9 +11,12 @@ Pipeline:
 2. cut each segment into windows of ``window`` samples every ``step`` samples from its start
    (default 178-sample non-overlapping windows: 23 per segment, the UCI "Epileptic Seizure
    Recognition" layout); the tail that does not fill a window is dropped;
-3. normalise each window (``normalize``: ``zscore`` per window by default, see docs/datasets.md);
+3. turn each window into ``features``: its ``log-spectrum`` (default: log(1 + |rFFT|) of the
+   mean-removed window, DC bin dropped) or its ``waveform``;
 4. split by **segment**, stratified by set: every window of a segment lands in exactly one of
-   train, validation and test, so no split sees a neighbour of a test window.
+   train, validation and test, so no split sees a neighbour of a test window;
+5. ``normalize``: ``feature`` (default) z-scores every feature with the training split's mean
+   and standard deviation, ``window`` z-scores each window on its own, ``none`` keeps the values.
 
 Tasks: ``seizure`` (set E against the other selected sets) and ``five-class`` (one class per set).
 """
@@ -40,7 +43,8 @@ SETS = {
 }
 SEIZURE_SET = "E"
 TASKS = ("seizure", "five-class")
-NORMALIZATIONS = ("zscore", "none")
+FEATURES = ("log-spectrum", "waveform")
+NORMALIZATIONS = ("feature", "window", "none")
 FS_HZ = 173.61
 ATTRIBUTION = (
     "Bonn University epilepsy EEG, sets A-E; Andrzejak, Lehnertz, Mormann, Rieke, David, Elger, "
@@ -64,16 +68,22 @@ class Options:
     inside their segment's split."""
     samples_per_segment: int = 4097
     """Samples every segment file must hold (Bonn: 4,097 = 23.6 s)."""
-    normalize: str = "zscore"
-    """``zscore``: each window minus its mean, over its standard deviation; ``none``: raw
-    12-bit values (the FF layers' length normalisation then sees the amplitude only through
-    the label overlay's relative size)."""
+    features: str = "log-spectrum"
+    """``log-spectrum``: log(1 + |rFFT|) of the mean-removed window without the DC bin
+    (window // 2 values at 173.61 / window Hz spacing; keeps the amplitude as a log offset);
+    ``waveform``: the window's samples."""
+    normalize: str = "feature"
+    """``feature``: z-score every feature with the training windows' mean and standard
+    deviation; ``window``: each window minus its mean, over its standard deviation (drops the
+    amplitude); ``none``: the values as they are (raw 12-bit samples for ``waveform``)."""
     test_fraction: float = 0.2
     """Share of each set's segments (not windows) held out for test."""
 
     def validate(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"data.options.task: {self.task!r} is unknown; use one of {', '.join(TASKS)}")
+        if self.features not in FEATURES:
+            raise ValueError(f"data.options.features: {self.features!r} is unknown; use one of {', '.join(FEATURES)}")
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(
                 f"data.options.normalize: {self.normalize!r} is unknown; use one of {', '.join(NORMALIZATIONS)}"
@@ -146,9 +156,10 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
     windows = cut_windows(np.stack(segments), options.window, options.stride)  # (segments, per, window)
     n_seg, per_seg, _ = windows.shape
     x = windows.reshape(n_seg * per_seg, options.window)
-    if options.normalize == "zscore":
+    if options.features == "log-spectrum":
+        x = log_spectrum(x)
+    if options.normalize == "window":
         x = zscore(x)
-    x = x.astype(np.float32)
     segment = np.repeat(np.arange(n_seg), per_seg)
     set_index = np.repeat([list(SETS).index(s) for s in seg_set], per_seg)
     y = np.repeat([options.class_of(s) for s in seg_set], per_seg).astype(np.int64)
@@ -156,6 +167,11 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
     rest, test_idx = grouped_split(segment, set_index, options.test_fraction, seed)
     fit_rel, val_rel = grouped_split(segment[rest], set_index[rest], val_fraction, seed + 1)
     fit_idx, val_idx = rest[fit_rel], rest[val_rel]
+    if options.normalize == "feature":
+        mean, std = x[fit_idx].mean(axis=0), x[fit_idx].std(axis=0)
+        flat = std <= 1e-9 * (np.abs(mean) + 1)  # constant over training (rounding noise): centre only
+        x = (x - mean) / np.where(flat, 1.0, std)
+    x = x.astype(np.float32)
     names = options.class_names()
     log.info(
         "Bonn EEG: %d segments of sets %s, %d windows of %d samples each (%d per segment)",
@@ -182,6 +198,8 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
             "window": options.window,
             "step": options.stride,
             "windows_per_segment": per_seg,
+            "features": options.features,
+            "n_features": int(x.shape[1]),
             "normalize": options.normalize,
             "split": "by segment, stratified by set",
             "test_fraction": options.test_fraction,
@@ -258,6 +276,12 @@ def cut_windows(segments: np.ndarray, window: int, step: int) -> np.ndarray:
     n = (segments.shape[1] - window) // step + 1
     starts = np.arange(n) * step
     return segments[:, starts[:, None] + np.arange(window)[None, :]]
+
+
+def log_spectrum(windows: np.ndarray) -> np.ndarray:
+    """log(1 + |rFFT|) of each mean-removed window, without the DC bin: (n, window // 2) values."""
+    spectrum = np.abs(np.fft.rfft(windows - windows.mean(axis=1, keepdims=True), axis=1))
+    return np.log1p(spectrum[:, 1 : windows.shape[1] // 2 + 1])
 
 
 def _is_number(text: str) -> bool:

@@ -14,20 +14,22 @@ from ffenergy.data.base import DataError
 from tests.data.conftest import shared_data_dir
 
 SAMPLES = 400
-SMALL = bonn.Options(window=40, samples_per_segment=SAMPLES, normalize="none", test_fraction=0.25)
+SMALL = bonn.Options(window=40, samples_per_segment=SAMPLES, features="waveform", normalize="none", test_fraction=0.25)
 FOLDERS = {"A": "A_Z", "B": "B_O", "C": "C_N", "D": "D_F", "E": "E_S"}
 
 
-def write_bonn(root: Path, per_set: int = 4, samples: int = SAMPLES) -> Path:
-    """Every sample of segment g (numbered over all sets) is g * 10000 + its index, so a window
-    names its segment; set C gets upper-case names like the real N001.TXT."""
+def write_bonn(root: Path, per_set: int = 4, samples: int = SAMPLES, noise: float = 0.0) -> Path:
+    """Every sample of segment g (numbered over all sets) is g * 10000 + its index (plus seeded
+    Gaussian ``noise``), so a window names its segment; set C gets upper-case names like the
+    real N001.TXT."""
+    rng = np.random.default_rng(0)
     g = 0
     for set_name, folder in FOLDERS.items():
         (root / folder).mkdir(parents=True)
         prefix = bonn.SETS[set_name][0]
         for k in range(1, per_set + 1):
             name = f"{prefix}{k:03d}.TXT" if set_name == "C" else f"{prefix}{k:03d}.txt"
-            values = g * 10000 + np.arange(samples)
+            values = g * 10000 + np.arange(samples) + np.rint(rng.normal(0, noise, samples)).astype(int)
             (root / folder / name).write_bytes(("\r\n".join(map(str, values)) + "\r\n").encode())
             g += 1
     return root
@@ -78,10 +80,39 @@ def test_five_class_and_overlapping_windows(tmp_path: Path) -> None:
 
 
 def test_zscore_per_window(tmp_path: Path) -> None:
-    ds = bonn.load("local", write_bonn(tmp_path), 0.34, 0, replace(SMALL, normalize="zscore"))
+    ds = bonn.load("local", write_bonn(tmp_path), 0.34, 0, replace(SMALL, normalize="window"))
     assert np.allclose(ds.x_train.mean(axis=1), 0, atol=1e-5)
     assert np.allclose(ds.x_train.std(axis=1), 1, atol=1e-4)
     assert ds.label_value == pytest.approx(float(ds.x_train.max()))
+
+
+def test_log_spectrum_peaks_at_the_sine_frequency() -> None:
+    t = np.arange(40)
+    windows = np.stack([100 + 50 * np.sin(2 * np.pi * k * t / 40) for k in (3, 7)])
+    spec = bonn.log_spectrum(windows)
+    assert spec.shape == (2, 20)  # window // 2 bins, DC dropped: feature i is bin i + 1
+    assert spec.argmax(axis=1).tolist() == [2, 6]
+    assert spec[0, 2] == pytest.approx(np.log1p(50 * 40 / 2))
+
+
+def test_feature_normalisation_uses_the_training_windows_only(tmp_path: Path) -> None:
+    root = write_bonn(tmp_path, noise=20.0)
+    opts = replace(SMALL, features="log-spectrum", normalize="feature")
+    ds = bonn.load("local", root, 0.34, 0, opts)
+    assert ds.n_features == 20 and ds.extra["n_features"] == 20
+    assert np.allclose(ds.x_train.mean(axis=0), 0, atol=1e-4)
+    assert np.allclose(ds.x_train.std(axis=0), 1, atol=1e-3)
+    raw = bonn.load("local", root, 0.34, 0, replace(opts, normalize="none"))
+    mean, std = raw.x_train.mean(axis=0), raw.x_train.std(axis=0)
+    expected = (raw.x_test - mean) / std
+    assert np.allclose(ds.x_test, expected, atol=1e-4)
+
+
+def test_feature_constant_over_training_is_centred_not_blown_up(tmp_path: Path) -> None:
+    # noiseless ramps: every window has the same spectrum, equal up to rounding noise
+    opts = replace(SMALL, features="log-spectrum", normalize="feature")
+    ds = bonn.load("local", write_bonn(tmp_path), 0.34, 0, opts)
+    assert np.abs(ds.x_train).max() < 1e-6 and np.abs(ds.x_test).max() < 1e-6
 
 
 def test_missing_set_names_the_folders(tmp_path: Path) -> None:
@@ -132,6 +163,7 @@ def test_empty_set_folder_and_bad_path(tmp_path: Path) -> None:
         ({"window": 5000}, "window"),
         ({"step": -1}, "step"),
         ({"normalize": "minmax"}, "normalize"),
+        ({"features": "wavelet"}, "features"),
         ({"test_fraction": 0.0}, "test_fraction"),
     ],
 )
@@ -145,7 +177,7 @@ def test_shared_copy_500_segments_split_by_segment() -> None:
     root = shared_data_dir() / "bonn-eeg"
     if not (root / "E_S").is_dir():
         pytest.skip(f"shared Bonn EEG data not found at {root} (set FFENERGY_SHARED_DATA)")
-    ds = bonn.load("local", root, 0.1, 0, replace(bonn.Options(), normalize="none"))
+    ds = bonn.load("local", root, 0.1, 0, replace(bonn.Options(), features="waveform", normalize="none"))
     assert ds.extra["windows_per_segment"] == 23  # 4097 // 178, the UCI table's 23 chunks
     assert ds.extra["class_counts"]["all"] == {"non-seizure": 400 * 23, "seizure": 100 * 23}
     assert ds.extra["class_counts"]["test"] == {"non-seizure": 80 * 23, "seizure": 20 * 23}
