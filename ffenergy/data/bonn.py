@@ -167,6 +167,9 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
     rest, test_idx = grouped_split(segment, set_index, options.test_fraction, seed)
     fit_rel, val_rel = grouped_split(segment[rest], set_index[rest], val_fraction, seed + 1)
     fit_idx, val_idx = rest[fit_rel], rest[val_rel]
+    # test windows in seeded random order: any prefix (an MCU run measures the first max_samples)
+    # then mixes every set instead of holding set A's segments only
+    test_idx = test_idx[np.random.default_rng([seed, 2]).permutation(len(test_idx))]
     if options.normalize == "feature":
         mean, std = x[fit_idx].mean(axis=0), x[fit_idx].std(axis=0)
         flat = std <= 1e-9 * (np.abs(mean) + 1)  # constant over training (rounding noise): centre only
