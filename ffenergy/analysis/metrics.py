@@ -45,6 +45,36 @@ def per_class_rows(rows: list[dict[str, str]], class_names: list[str]) -> list[d
     return out
 
 
+@dataclass(frozen=True)
+class ClassRecall:
+    """Sensitivity (recall) of every class for one (target, procedure, mode), from per_class.csv.
+
+    With two classes, the specificity of one class is the sensitivity of the other (a seizure
+    detector's specificity is the recall of non-seizure windows).
+    """
+
+    target: str
+    procedure: str
+    mode: str
+    sensitivity: dict[str, float | None]
+
+    def specificity(self, positive: str) -> float | None:
+        """Specificity of ``positive`` in a two-class task (None with more classes)."""
+        others = [v for name, v in self.sensitivity.items() if name != positive]
+        return others[0] if len(self.sensitivity) == 2 and positive in self.sensitivity else None
+
+
+def class_recalls(rows: list[dict[str, str]], modes: tuple[str, ...] = ("full", "light")) -> list[ClassRecall]:
+    """per_class.csv rows grouped per (target, procedure, mode) for the given modes, in file order."""
+    groups: dict[tuple[str, str, str], dict[str, float | None]] = {}
+    for row in rows:
+        if row["mode"] not in modes:
+            continue
+        key = (row["target"], row["procedure"], row["mode"])
+        groups.setdefault(key, {})[row["class"]] = float(row["sensitivity"]) if row["sensitivity"] else None
+    return [ClassRecall(t, p, m, sens) for (t, p, m), sens in groups.items()]
+
+
 @dataclass
 class ModeStats:
     """Outcome of one (target, procedure, mode) over the test samples."""

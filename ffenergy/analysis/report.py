@@ -12,6 +12,8 @@ from pathlib import Path
 
 from ffenergy.analysis.learners import LearnerRow, equal_accuracy_table, learner_rows
 from ffenergy.analysis.load import RunData, SummaryRow
+from ffenergy.analysis.metrics import class_recalls
+from ffenergy.contract import read_rows
 from ffenergy.units import format_energy
 
 INLINE_FORMATS = (".png", ".svg")  # GitHub shows these inline; PDFs are linked
@@ -133,6 +135,7 @@ def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> st
         lines += [""] if depth_1 else []
     else:
         lines += ["No summary.csv: nothing was summarised yet.", ""]
+    lines += _per_class_lines(run.path / "per_class.csv")
     lines += _equal_accuracy_section(learner_rows(run), label_run=False)
     lines += ["## Attribution", ""]
     if run.fits:
@@ -202,6 +205,25 @@ def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> st
         "",
     ]
     return "\n".join(lines)
+
+
+def _per_class_lines(path: Path) -> list[str]:
+    """The per-class sensitivity of the full and light modes (per_class.csv), with the
+    specificity of the last class when there are two (e.g. seizure vs non-seizure)."""
+    recalls = class_recalls(read_rows(path))
+    if not recalls:
+        return []
+    names = list(recalls[0].sensitivity)
+    binary = len(names) == 2
+    header = ["target", "procedure", "mode"] + [f"{n} sensitivity" for n in names]
+    header += [f"{names[1]} specificity"] if binary else []
+    rows = [
+        [r.target, r.procedure, r.mode]
+        + [_num(None if v is None else v * 100, ".2f", "%") for v in r.sensitivity.values()]
+        + ([_num(None if (sp := r.specificity(names[1])) is None else sp * 100, ".2f", "%")] if binary else [])
+        for r in recalls
+    ]
+    return ["## Per-class sensitivity", "", *_table(header, rows), ""]
 
 
 def comparison_report(runs: list[RunData], figures: list[SavedFigure], base: Path, notes: list[str]) -> str:

@@ -3,7 +3,8 @@
 Layout: ``<path>/chbNN/chbNN-summary.txt`` plus the EDF files it lists (PhysioNet chbmit 1.0.0).
 Pipeline per patient (defaults follow the group's sister paper and LightFF's code, see
 docs/datasets.md):
-1. parse the summary: seizure start/end seconds per EDF file;
+1. parse the summary: seizure start/end seconds per EDF file; where PhysioNet's
+   ``<file>.edf.seizures`` annotations are present they must agree with it (to one sample);
 2. cut every EDF into non-overlapping ``window_s`` windows from the file start; a window fully
    inside a seizure is class 1, one that touches no seizure is class 0, others are dropped;
 3. keep every seizure window and as many seeded-random non-seizure windows (balanced);
@@ -16,6 +17,7 @@ The balanced windows of each patient are cached as ``.npz`` keyed by options, se
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ from ffenergy.data.splits import (
     class_counts,
     require_online,
     stratified_split,
+    zscore,
 )
 
 
@@ -46,6 +49,7 @@ def _require(module: str) -> ModuleType:
         raise DataError(msg) from None
 
 
+log = logging.getLogger(__name__)
 CLASS_NAMES = ["non-seizure", "seizure"]
 PAPER_PATIENTS = [p for p in range(1, 25) if p not in (6, 14, 16)]
 MODES = ("pooled", "per-patient")
@@ -226,6 +230,48 @@ def parse_summary(path: Path) -> list[EdfEntry]:
     return entries
 
 
+def read_seizure_annotations(path: Path) -> list[tuple[float, float]]:
+    """Seizure intervals (seconds) of a ``chbNN_MM.edf.seizures`` file: WFDB annotations, one
+    ``[`` onset and one ``]`` offset per seizure, in samples at the file's own rate."""
+    wfdb = _require("wfdb")
+    try:
+        ann = wfdb.rdann(str(path.with_suffix("")), path.suffix.lstrip("."))
+    except Exception as exc:  # malformed annotation files raise assorted errors inside wfdb
+        raise DataError(f"CHB-MIT annotations {path.name}: unreadable ({exc}); re-copy it from PhysioNet") from exc
+    symbols, samples = list(ann.symbol), np.asarray(ann.sample, dtype=np.int64)
+    if not ann.fs or symbols != ["[", "]"] * (len(symbols) // 2):
+        raise DataError(
+            f"CHB-MIT annotations {path.name}: expected '[' onset / ']' offset pairs with a sampling rate, got "
+            f"symbols {''.join(symbols)!r} at fs {ann.fs}; re-copy it from PhysioNet"
+        )
+    return [(samples[i] / ann.fs, samples[i + 1] / ann.fs) for i in range(0, len(samples), 2)]
+
+
+def check_annotations(folder: Path, entries: list[EdfEntry], tolerance_s: float = 1 / 256) -> int:
+    """Compare every ``<file>.seizures`` annotation file in ``folder`` with the summary's seizures
+    of that file; returns how many files were checked. A disagreement is a ``DataError``."""
+    checked = 0
+    for entry in entries:
+        path = folder / f"{entry.name}.seizures"
+        if not path.exists():
+            continue
+        annotated = read_seizure_annotations(path)
+        agree = len(annotated) == len(entry.seizures) and all(
+            abs(a - b) <= tolerance_s for pair in zip(annotated, entry.seizures) for a, b in zip(*pair)
+        )
+        if not agree:
+            raise DataError(
+                f"CHB-MIT {folder.name}: {path.name} marks seizures {_seconds(annotated)} but the summary lists "
+                f"{_seconds(entry.seizures)} for {entry.name}; re-copy both files from PhysioNet"
+            )
+        checked += 1
+    return checked
+
+
+def _seconds(intervals: list[tuple[float, float]]) -> str:
+    return "[" + ", ".join(f"{s:g}-{e:g} s" for s, e in intervals) + "]" if intervals else "none"
+
+
 def window_labels(n_samples: int, fs: int, window: int, seizures: list[tuple[float, float]]) -> np.ndarray:
     """Label of each non-overlapping window from the file start: 1 fully inside a seizure,
     0 touching no seizure, -1 partly inside (dropped)."""
@@ -257,6 +303,9 @@ def patient_windows(root: Path, patient: int, seed: int, options: Options) -> tu
                 f"CHB-MIT patient {patient}: {entry.name} (listed in {summary.name}) missing in {folder}; "
                 "copy it or remove the patient from data.options.patients"
             )
+    checked = check_annotations(folder, entries, tolerance_s=1 / options.fs_expected)
+    if checked:
+        log.info("CHB-MIT chb%02d: %d .seizures annotation files agree with %s", patient, checked, summary.name)
     stamps = [(e.name, (folder / e.name).stat().st_size, (folder / e.name).stat().st_mtime_ns) for e in entries]
     prep = {
         k: v
@@ -306,9 +355,7 @@ def _build_patient(
         starts = index_in_file[chosen[file_of[chosen] == i]] * window
         windows = np.stack([signals[:, s : s + window] for s in starts])  # (n, channels, window)
         if options.zscore:
-            mean = windows.mean(axis=2, keepdims=True)
-            std = windows.std(axis=2, keepdims=True)
-            windows = np.divide(windows - mean, std, out=np.zeros_like(windows), where=std > 0)
+            windows = zscore(windows, axis=2)
         xs.append(windows[:, :, :: options.decimate].reshape(len(starts), -1))
     features = len(options.channels) * len(range(0, window, options.decimate))
     x = np.concatenate(xs).astype(np.float32) if xs else np.zeros((0, features), np.float32)

@@ -25,6 +25,12 @@ DATASETS.register(
 )
 DATASETS.register("chbmit", "ffenergy.data.chbmit", "CHB-MIT scalp EEG seizure windows, extra [eeg]", sources=REMOTE)
 DATASETS.register("cifar10", "ffenergy.data.cifar10", "CIFAR-10 images, flattened", sources=REMOTE)
+DATASETS.register(
+    "bonn",
+    "ffenergy.data.bonn",
+    "Bonn epilepsy EEG segments (sets A-E), seizure or five-class windows",
+    sources=("local",),
+)
 
 
 def load_dataset(name: str, source: str, path: str | None, val_fraction: float, seed: int, options: Any) -> Dataset:

@@ -1,5 +1,5 @@
-"""Helpers shared by the dataset loaders: seeded splits, balancing, class counts, the
-processed-array cache and the download reachability check.
+"""Helpers shared by the dataset loaders: seeded splits (by item or by whole group), balancing,
+per-window z-scores, class counts, the processed-array cache and the download reachability check.
 
 Every random choice takes an explicit seed and uses its own ``numpy.random.Generator``, so a
 loader gives the same splits for the same seed on any machine.
@@ -52,6 +52,30 @@ def stratified_split(strata: np.ndarray, fraction: float, seed: int) -> tuple[np
     rest_mask = np.ones(len(strata), dtype=bool)
     rest_mask[part_idx] = False
     return np.flatnonzero(rest_mask), part_idx
+
+
+def grouped_split(groups: np.ndarray, strata: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split item indices into (rest, part) by whole groups: every item of a group lands on the same side.
+
+    ``groups`` names the group of each item (a segment, a recording); ``strata`` the stratum of
+    each item, constant within a group (e.g. its class). The groups, not the items, are split
+    with :func:`stratified_split`, so ``part`` holds ``round(fraction * n)`` groups of each
+    stratum. Both index arrays are sorted.
+    """
+    groups, strata = np.asarray(groups), np.asarray(strata)
+    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    if np.any(strata != strata[first][inverse]):
+        raise ValueError("grouped_split: a group spans several strata; give each group one stratum")
+    _, part_groups = stratified_split(strata[first], fraction, seed)
+    in_part = np.isin(inverse, part_groups)
+    return np.flatnonzero(~in_part), np.flatnonzero(in_part)
+
+
+def zscore(windows: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Each window minus its mean, divided by its standard deviation along ``axis`` (flat windows: zeros)."""
+    mean = windows.mean(axis=axis, keepdims=True)
+    std = windows.std(axis=axis, keepdims=True)
+    return np.divide(windows - mean, std, out=np.zeros_like(windows), where=std > 0)
 
 
 def undersample(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:

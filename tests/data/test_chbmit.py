@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pyedflib
 import pytest
+import wfdb
 from pyedflib import highlevel
 
 from ffenergy.data import chbmit
 from ffenergy.data.base import DataError
+from tests.data.conftest import shared_data_dir
 
 FS = 256
 LABELS = ("FP1-F7", "F7-T7", "T8-P8-0", "F8-T8", "T8-P8-1")
@@ -209,3 +211,79 @@ def test_edf_reader_closes_files(two_patients: Path) -> None:
     with chbmit._Edf(two_patients / "chb01" / "chb01_01.edf", chbmit.Options()) as edf:
         assert edf.n_samples == 80 * FS
     pyedflib.EdfReader(str(two_patients / "chb01" / "chb01_01.edf")).close()
+
+
+def write_seizures(folder: Path, name: str, seizures: list[tuple[float, float]], fs: int = FS) -> Path:
+    """A ``<name>.seizures`` WFDB annotation file as PhysioNet ships: '[' onset, ']' offset."""
+    samples = np.array([round(t * fs) for pair in seizures for t in pair], dtype=np.int64)
+    stem = name.removesuffix(".edf")  # wrann refuses a dot in the record name: write, then rename
+    wfdb.wrann(stem, "seizures", samples, symbol=["[", "]"] * len(seizures), fs=fs, write_dir=str(folder))
+    return (folder / f"{stem}.seizures").replace(folder / f"{name}.seizures")
+
+
+def test_seizure_annotations_agree_with_summary(two_patients: Path, tmp_path: Path) -> None:
+    folder = two_patients / "chb02"
+    path = write_seizures(folder, "chb02_16.edf", [(8, 20), (100, 108)])
+    assert chbmit.read_seizure_annotations(path) == [(8.0, 20.0), (100.0, 108.0)]
+    assert chbmit.check_annotations(folder, chbmit.parse_summary(folder / "chb02-summary.txt")) == 1
+    chbmit.load("local", two_patients, 0.25, 0, opts(tmp_path, patients=[2]))  # agreeing files load
+
+
+def test_seizure_annotations_disagreeing_are_an_error(two_patients: Path, tmp_path: Path) -> None:
+    folder = two_patients / "chb02"
+    write_seizures(folder, "chb02_16.edf", [(8, 20), (100, 109)])  # one offset a second late
+    with pytest.raises(
+        DataError,
+        match=r"chb02_16\.edf\.seizures marks seizures \[8-20 s, 100-109 s\] but the summary lists \[8-20 s, 100-108 s\]",
+    ):
+        chbmit.load("local", two_patients, 0.25, 0, opts(tmp_path, patients=[2]))
+    write_seizures(folder, "chb02_16.edf", [(8, 20)])  # a seizure missing
+    with pytest.raises(DataError, match=r"marks seizures \[8-20 s\]"):
+        chbmit.check_annotations(folder, chbmit.parse_summary(folder / "chb02-summary.txt"))
+
+
+def test_seizure_annotations_unpaired_or_unreadable(tmp_path: Path) -> None:
+    wfdb.wrann("x", "seizures", np.array([10, 20, 30]), symbol=["[", "]", "["], fs=FS, write_dir=str(tmp_path))
+    (tmp_path / "x.seizures").replace(tmp_path / "x.edf.seizures")
+    with pytest.raises(DataError, match=r"x\.edf\.seizures: expected '\[' onset / '\]' offset pairs"):
+        chbmit.read_seizure_annotations(tmp_path / "x.edf.seizures")
+    (tmp_path / "y.edf.seizures").write_bytes(b"\x01")
+    with pytest.raises(DataError, match=r"y\.edf\.seizures: unreadable"):
+        chbmit.read_seizure_annotations(tmp_path / "y.edf.seizures")
+
+
+# the real chb01/chb02 summaries (PhysioNet chbmit 1.0.0): files, seizures and their seconds
+REAL_SUMMARIES = {
+    1: (
+        42,
+        {
+            "chb01_03.edf": [(2996, 3036)],
+            "chb01_04.edf": [(1467, 1494)],
+            "chb01_15.edf": [(1732, 1772)],
+            "chb01_16.edf": [(1015, 1066)],
+            "chb01_18.edf": [(1720, 1810)],
+            "chb01_21.edf": [(327, 420)],
+            "chb01_26.edf": [(1862, 1963)],
+        },
+    ),
+    2: (36, {"chb02_16.edf": [(130, 212)], "chb02_16+.edf": [(2972, 3053)], "chb02_19.edf": [(3369, 3378)]}),
+}
+
+
+@pytest.mark.parametrize("patient", [1, 2])
+def test_real_summary_and_annotations_agree(patient: int) -> None:
+    folder = shared_data_dir() / "chbmit-metadata" / f"chb{patient:02d}"
+    summary = folder / f"chb{patient:02d}-summary.txt"
+    if not summary.exists():
+        pytest.skip(f"shared CHB-MIT metadata not found at {folder} (set FFENERGY_SHARED_DATA)")
+    entries = chbmit.parse_summary(summary)
+    n_files, expected = REAL_SUMMARIES[patient]
+    assert len(entries) == n_files
+    assert {e.name: e.seizures for e in entries if e.seizures} == expected
+    annotation_files = sorted(folder.glob("*.edf.seizures"))
+    for path in annotation_files:  # every annotation file, seizure by seizure, start and end
+        entry = next(e for e in entries if e.name == path.name.removesuffix(".seizures"))
+        assert chbmit.read_seizure_annotations(path) == entry.seizures
+    assert chbmit.check_annotations(folder, entries) == len(annotation_files)
+    if patient == 1:  # the copy has the .seizures file of every chb01 file with a seizure
+        assert [p.name.removesuffix(".seizures") for p in annotation_files] == sorted(expected)

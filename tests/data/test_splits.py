@@ -13,9 +13,11 @@ from ffenergy.data.splits import (
     cache_root,
     cached_arrays,
     class_counts,
+    grouped_split,
     require_online,
     stratified_split,
     undersample,
+    zscore,
 )
 
 
@@ -69,3 +71,20 @@ def test_cache_key_and_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 def test_require_online_offline(offline: None) -> None:
     with pytest.raises(DataError, match=r"cannot download thing: example\.org is unreachable.*data\.source: local"):
         require_online("example.org", "thing")
+
+
+def test_grouped_split_keeps_groups_whole_and_stratifies_them() -> None:
+    groups = np.repeat(np.arange(10), 3)  # 10 groups of 3 items
+    strata = np.repeat([0] * 5 + [1] * 5, 3)
+    rest, part = grouped_split(groups, strata, 0.4, seed=0)
+    assert set(groups[rest]).isdisjoint(groups[part])
+    assert sorted(np.concatenate([rest, part]).tolist()) == list(range(30))
+    assert len(part) == 4 * 3 and np.bincount(strata[part]).tolist() == [6, 6]  # 2 groups per stratum
+    with pytest.raises(ValueError, match="spans several strata"):
+        grouped_split(np.array([0, 0]), np.array([0, 1]), 0.5, seed=0)
+
+
+def test_zscore_per_row_and_flat_rows() -> None:
+    x = np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])
+    z = zscore(x)
+    assert np.allclose(z[0], [-1.2247449, 0.0, 1.2247449]) and np.array_equal(z[1], [0.0, 0.0, 0.0])
