@@ -81,7 +81,9 @@ def load_sweep_dir(sweep_dir: Path) -> tuple[Sweep, set[str]]:
 def connect(address: str | None) -> None:
     """Join the cluster at ``address``, or start a local Ray instance offering this machine's benches."""
     if address is not None:
-        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+        # a cluster on loopback: this driver is on the same machine, and must join it there too
+        loopback = address.rsplit(":", 1)[0] in ("127.0.0.1", "localhost")
+        ray.init(address=address, _node_ip_address="127.0.0.1" if loopback else None)
         return
     resources = machine_resources(machine_offers())
     log.info("starting a local Ray instance with %s", ray_start_flags(resources))
