@@ -87,6 +87,8 @@ def test_two_points_on_one_bench_never_measure_at_the_same_time(cluster, tmp_pat
     )
     assert first["model"][0] < second["model"][1] and second["model"][0] < first["model"][1]  # trained side by side
     assert first["hil"][1] <= second["measure"][0]  # but the second measured only after the first was done
+    assert main(["plot", str(sweep_dir), "--jobs", "1"]) == 0  # a sweep directory is a folder of runs
+    assert (sweep_dir / "comparison").is_dir()
 
 
 def test_a_lost_node_is_retried_and_every_point_lands_once(cluster, tmp_path):
