@@ -190,7 +190,17 @@ def sweep_command(
         log.error("%s", exc)
         return 2
     todo = [p for p in sweep.points if p.id not in done]
-    connect(address)
+    try:
+        connect(address)
+    except ConnectionError as exc:
+        log.error(
+            "sweep: no Ray cluster at %s (%s); start one with `ray start --head` (docs/sweeps.md), "
+            "or leave out --address to run on a local instance",
+            address,
+            exc,
+        )
+        return 2
+    sweep_dir = resume
     try:
         check_resources(todo)
         sweep_dir = resume if resume is not None else start_sweep(sweep, out_root)
@@ -199,6 +209,14 @@ def sweep_command(
     except SweepError as exc:
         log.error("%s", exc)
         return 2
+    except KeyboardInterrupt:
+        if sweep_dir is not None:
+            log.error(
+                "interrupted: every finished point is in %s; continue with\n  ffenergy sweep --resume %s",
+                sweep_dir / INDEX,
+                sweep_dir,
+            )
+        return 130
     finally:
         ray.shutdown()
     if failures:
