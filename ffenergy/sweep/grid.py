@@ -91,7 +91,7 @@ def load_sweep(path: str | Path) -> Sweep:
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not name:
         raise SweepError(f"{path}: name: expected a non-empty string, got {name!r}")
-    points = expand(base, grid, str(base_path.parent))
+    points = expand(base, grid, str(base_path.parent.resolve()))  # the same from any working directory
     return Sweep(name, list(grid), points, retries)
 
 

@@ -45,3 +45,5 @@ def test_a_resume_refuses_a_sweep_file_with_other_points(tmp_path, capsys):
     other = _sweep_file(tmp_path, [0, 1, 2])
     assert main(["sweep", str(other), "--resume", str(sweep_dir), "--no-progress"]) == 2
     assert "no longer expands to that sweep's points" in capsys.readouterr().err
+    assert main(["sweep", "--resume", str(tmp_path / "nowhere"), "--no-progress"]) == 2
+    assert "no sweep.json there" in capsys.readouterr().err
