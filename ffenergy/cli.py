@@ -1,4 +1,4 @@
-"""The ``ffenergy`` command line: run, plot, export, meters, targets.
+"""The ``ffenergy`` command line: run, plot, sweep, bench, export, meters, targets.
 
 Building the parser imports only the registries, so ``ffenergy --help``, ``ffenergy meters`` and
 ``ffenergy targets`` load neither torch nor matplotlib; each command imports what it needs.
@@ -105,6 +105,35 @@ def _cmd_targets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    try:
+        from ffenergy.sweep.command import sweep_command
+    except ModuleNotFoundError as exc:
+        if exc.name != "ray":
+            raise
+        log.error("sweep: Ray is not installed; install it with  pip install 'ffenergy[sweep]'")
+        return 2
+    return sweep_command(args.sweep, args.address, args.resume, args.out, progress=not args.no_progress)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from ffenergy.sweep.bench import machine_offers, machine_resources, ray_start_flags
+
+    offers = machine_offers()
+    width = max(len(o.resource) for o in offers)
+    print(f"{'resource'.ljust(width)}  usable  reason")
+    for o in offers:
+        print(f"{o.resource.ljust(width)}  {'yes' if o.usable else 'no':<6}  {o.reason}")
+    flags = ray_start_flags(machine_resources(offers))
+    print(f"\nhead node:    ray start --head --port=6379 {flags}")
+    print(f"worker node:  ray start --address=HEAD_IP:6379 {flags}")
+    print(
+        'a real board (target mcu) is never detected: once it and its meter are wired, add "bench:mcu": 1 '
+        "to --resources (docs/sweeps.md)"
+    )
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from ffenergy.experiment.export_run import ExportError, export_run
 
@@ -180,6 +209,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     targets = sub.add_parser("targets", help="which inference targets work here, and why not")
     targets.set_defaults(func=_cmd_targets)
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="run a grid of configs as ordinary runs on a Ray cluster",
+        description=(
+            "Expand a sweep file (a base config and a grid of dotted config keys), validate every point, and run "
+            "each as one ordinary run on the Ray node that has its benches; results, whatever node ran them, land "
+            "in one sweep directory with a sweep.csv index. Needs the [sweep] extra (Ray). See docs/sweeps.md."
+        ),
+    )
+    sweep.add_argument("sweep", type=Path, nargs="?", help="sweep YAML (optional with --resume)")
+    sweep.add_argument(
+        "--address",
+        metavar="auto|HOST:PORT",
+        help="a running Ray cluster (auto: the one `ray start` made on this machine); default: start a local one",
+    )
+    sweep.add_argument(
+        "--resume", type=Path, metavar="SWEEP_DIR", help="run only the points of SWEEP_DIR that are missing or failed"
+    )
+    sweep.add_argument("--out", type=Path, default=Path("results"), help="parent folder of sweep directories")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=_cmd_sweep)
+
+    bench = sub.add_parser("bench", help="the Ray resources (benches) this machine offers, as ray start flags")
+    bench.set_defaults(func=_cmd_bench)
 
     export = sub.add_parser("export", help="export a trained run's model for the microcontroller firmware")
     export.add_argument("run_dir", type=Path, help="a run directory made by ffenergy run")

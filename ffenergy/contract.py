@@ -66,6 +66,8 @@ SUMMARY_COLUMNS = [
     "idle_drift_max",
 ]
 # additions to DESIGN.md section 5 (see docs/DESIGN.md)
+# a sweep directory's index (ffenergy sweep): the point id, one column per grid key (JSON values), then these
+SWEEP_INDEX_COLUMNS = ["node", "status", "attempts", "error", "run_dir"]
 PER_CLASS_COLUMNS = ["target", "procedure", "mode", "class", "n_samples", "sensitivity"]
 SWEEP_COLUMNS = [
     "target",

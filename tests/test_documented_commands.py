@@ -79,7 +79,7 @@ def _check_ffenergy(argv: list[str], tmp_path: Path) -> None:
     args = build_parser().parse_args(argv)  # exits (fails the test) on a flag or choice it does not know
     if args.command == "run":
         load_config(ROOT / args.config)
-    elif args.command in ("meters", "targets"):
+    elif args.command in ("meters", "targets", "bench"):
         assert _ffenergy([args.command], tmp_path).returncode == 0
     elif args.command == "plot":
         from tests.plot.plot_synthetic import write_synthetic_run

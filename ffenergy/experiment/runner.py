@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -79,6 +81,8 @@ class RunOptions:
     out_root: Path = Path("results")
     resume: Path | None = None
     progress: bool = True
+    # held around the measure and hil stages: a sweep makes it its node's measurement lock
+    measuring: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
 
 
 @dataclass
@@ -103,6 +107,7 @@ class Runner:
     # -- stages ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        start = time.time()
         self.manifest.set_stage(name, "running")
         try:
             yield
@@ -112,8 +117,11 @@ class Runner:
         except Exception as exc:
             self.manifest.set_stage(name, f"failed: {exc}")
             raise
+        self.manifest.data.setdefault("stage_times", {})[name] = [start, time.time()]  # epoch seconds
         if self.manifest.data["stages"][name] == "running":
             self.manifest.set_stage(name, "done")
+        else:
+            self.manifest.save()
 
     def run(self) -> list[dict]:
         with self.stage("data"):
@@ -137,10 +145,11 @@ class Runner:
             procedures = self.calibrate(learners, data)
         with self.stage("evaluate"):
             self.evaluate(data, procedures)
-        with self.stage("measure"):
-            self.measure(data, procedures)
-        with self.stage("hil"):
-            self.hil(data, procedures)
+        with self.opts.measuring():
+            with self.stage("measure"):
+                self.measure(data, procedures)
+            with self.stage("hil"):
+                self.hil(data, procedures)
         with self.stage("summary"):
             rows = self.summarise(procedures)
         self.manifest.update(finished=now_iso())
