@@ -11,7 +11,8 @@ thresholds with every policy on the calibration set and scores them on the test 
 
 Per policy: how often the realised test loss exceeds epsilon (the guarantee: at most delta, up to the
 binomial error of the number of resplits), mean test accuracy and its loss against the full network,
-the mean MAC reduction (full / light, full of the reference procedure), and ``alpha@acc``: the MAC
+the mean MAC reduction (full / light, full of the reference procedure, both in the MACs that run: with MP's
+factorised layer 1 these exceed the paper-count reductions of summary.csv), and ``alpha@acc``: the MAC
 reduction of the best single-alpha rule (mu, sigma from the same calibration set, any alpha in the
 policy's alpha range, picked on the test set itself: an oracle) whose test accuracy is at least the
 policy's, so ``gain`` > 1 means the policy saves more MACs than any single alpha at equal accuracy.
@@ -220,7 +221,7 @@ def _figure(rows: list[dict], path: str, config: str) -> None:
             ax.annotate(proc, (red, acc), fontsize=7, xytext=(3, 3), textcoords="offset points")
         full = 100 * np.mean([r["full_accuracy"] for r in rows if r["procedure"] == proc])
         ax.axhline(full, color="grey", lw=0.6, ls=":")
-    ax.set_xlabel("MAC reduction (full / light), mean over resplits")
+    ax.set_xlabel("MAC reduction as run (full / light), mean over resplits")
     ax.set_ylabel("test accuracy (%), mean over resplits")
     ax.set_title(f"Exit policies' operating points ({config}); dotted: full network", fontsize=9)
     ax.grid(alpha=0.3)
