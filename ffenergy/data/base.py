@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
+
+
+def require_option(name: str, value: str, allowed: Collection[str]) -> None:
+    """Raise ValueError naming ``data.options.<name>`` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"data.options.{name}: {value!r} is unknown; use one of {', '.join(allowed)}")
 
 
 class DataError(RuntimeError):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ffenergy.data.base import DataError, Dataset
+from ffenergy.data.base import DataError, Dataset, require_option
 from ffenergy.data.splits import check_fraction, class_counts, grouped_split, zscore
 
 log = logging.getLogger(__name__)
@@ -80,14 +80,9 @@ class Options:
     """Share of each set's segments (not windows) held out for test."""
 
     def validate(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"data.options.task: {self.task!r} is unknown; use one of {', '.join(TASKS)}")
-        if self.features not in FEATURES:
-            raise ValueError(f"data.options.features: {self.features!r} is unknown; use one of {', '.join(FEATURES)}")
-        if self.normalize not in NORMALIZATIONS:
-            raise ValueError(
-                f"data.options.normalize: {self.normalize!r} is unknown; use one of {', '.join(NORMALIZATIONS)}"
-            )
+        require_option("task", self.task, TASKS)
+        require_option("features", self.features, FEATURES)
+        require_option("normalize", self.normalize, NORMALIZATIONS)
         unknown = [s for s in self.sets if s not in SETS]
         if unknown or not self.sets:
             raise ValueError(f"data.options.sets: {self.sets} must be a non-empty list of {', '.join(SETS)}")

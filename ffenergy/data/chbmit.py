@@ -26,7 +26,7 @@ from types import ModuleType
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
-from ffenergy.data.base import DataError, Dataset
+from ffenergy.data.base import DataError, Dataset, require_option
 from ffenergy.data.splits import (
     cache_key,
     cache_root,
@@ -99,12 +99,8 @@ class Options:
     """Read/write the window cache."""
 
     def validate(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"data.options.mode: {self.mode!r} is unknown; use one of {', '.join(MODES)}")
-        if self.missing_channel not in MISSING_CHANNEL:
-            raise ValueError(
-                f"data.options.missing_channel: {self.missing_channel!r} is unknown; use one of {', '.join(MISSING_CHANNEL)}"
-            )
+        require_option("mode", self.mode, MODES)
+        require_option("missing_channel", self.missing_channel, MISSING_CHANNEL)
         if not self.patients:
             raise ValueError("data.options.patients: empty; list patient numbers, e.g. [1, 2, 3]")
         if self.mode == "per-patient" and len(self.patients) != 1:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ffenergy.data.base import DataError, Dataset
+from ffenergy.data.base import DataError, Dataset, require_option
 from ffenergy.data.splits import cache_root, check_fraction, class_counts, require_online, stratified_split
 
 BATCH_DIR = "cifar-10-batches-py"
@@ -57,10 +57,7 @@ class Options:
     """Which ``data_batch_N`` files (1..5) form the training pool (10000 images each)."""
 
     def validate(self) -> None:
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"data.options.normalization: {self.normalization!r} is unknown; use one of {', '.join(NORMALIZATIONS)}"
-            )
+        require_option("normalization", self.normalization, NORMALIZATIONS)
         if not self.train_batches or any(b not in range(1, 6) for b in self.train_batches):
             raise ValueError(
                 f"data.options.train_batches: {self.train_batches} must be a non-empty list of 1..5; "

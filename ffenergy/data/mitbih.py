@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.signal import resample_poly
 
-from ffenergy.data.base import DataError, Dataset
+from ffenergy.data.base import DataError, Dataset, require_option
 from ffenergy.data.splits import (
     cache_key,
     cache_root,
@@ -154,14 +154,9 @@ class Options:
     """Read/write the processed-beat cache."""
 
     def validate(self) -> None:
-        if self.split not in SPLITS:
-            raise ValueError(f"data.options.split: {self.split!r} is unknown; use one of {', '.join(SPLITS)}")
-        if self.balance not in BALANCES:
-            raise ValueError(f"data.options.balance: {self.balance!r} is unknown; use one of {', '.join(BALANCES)}")
-        if self.normalize not in NORMALIZATIONS:
-            raise ValueError(
-                f"data.options.normalize: {self.normalize!r} is unknown; use one of {', '.join(NORMALIZATIONS)}"
-            )
+        require_option("split", self.split, SPLITS)
+        require_option("balance", self.balance, BALANCES)
+        require_option("normalize", self.normalize, NORMALIZATIONS)
         if self.balance == "undersample" and self.balance_per_class < 1:
             raise ValueError(
                 "data.options.balance_per_class: must be >= 1 with balance: undersample; set it, e.g. 5000"
