@@ -6,31 +6,23 @@ full mode, per dtype and network: the cost of the mat-vec kernel plus everything
 
 import argparse
 import logging
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: its tests package
+
+from ffenergy.firmware.arrays import ExitPolicy
 from ffenergy.firmware.dut import Dut
 from ffenergy.firmware.export import export_model
 from ffenergy.firmware.insn import InsnLog, plugin_args
 from ffenergy.firmware.launch import QemuDut, build_firmware
 from ffenergy.firmware.protocol import INSN_CLASSES
+from tests.firmware.fw_helpers import make_inputs, make_net
 
 log = logging.getLogger("instructions_per_mac")
-
-
-def random_net(procedure: str, dims: list[int], n_classes: int = 10) -> NetworkArrays:
-    rng = np.random.default_rng(0)
-    weights = [(rng.normal(size=(b, a)) / np.sqrt(a)).astype(np.float32) for a, b in zip(dims, dims[1:])]
-    biases = [(0.1 * rng.normal(size=d)).astype(np.float32) for d in dims[1:]]
-    heads = (
-        [rng.normal(size=(n_classes, sum(dims[1 : k + 2]))).astype(np.float32) for k in range(len(dims) - 1)]
-        if procedure == "op"
-        else []
-    )
-    return NetworkArrays(procedure, weights, biases, heads, n_classes, label_value=1.0, norm_eps=1e-4)
 
 
 def main() -> None:
@@ -40,8 +32,8 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     dims = [int(d) for d in args.dims.split(",")]
-    net = random_net(args.procedure, dims)
-    x = (np.random.default_rng(1).integers(0, 256, size=(2, dims[0])) / 255.0).astype(np.float32)
+    net = make_net(args.procedure, dims, n_classes=10)
+    x = make_inputs(2, dims[0])
     with tempfile.TemporaryDirectory() as tmp:
         for dtype in ("int8", "f32"):
             out = Path(tmp) / dtype
