@@ -10,7 +10,7 @@ arithmetic, not accuracy); light MP is calibrated on validation, then on the tes
   the direct scores' top-2 gap at that depth (a float tie flips; a large gap would be a bug);
 - wall time per inference of light and full MP at --batch (median of --repeats), both forms.
 
-    python benchmarks/mp_first_layer.py [experiments/mnist.yaml] [--state /tmp/ff-2000x4.pt]
+    python benchmarks/mp_first_layer.py [experiments/mnist.yaml] [--state ff-2000x4.pt]
 """
 
 import argparse

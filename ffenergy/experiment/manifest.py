@@ -89,7 +89,23 @@ class Manifest:
         self.save()
 
     def save(self) -> None:
-        write_json(self.path, self.data)
+        """Write the manifest; absolute paths inside the run directory are written relative to it."""
+        write_json(self.path, _relative_to(self.data, self.path.parent.resolve()))
+
+
+def _relative_to(value: Any, run_dir: Path) -> Any:
+    """``value`` with every absolute path inside ``run_dir`` made relative to it (so a manifest holds
+    no machine paths, e.g. a simulated meter's pty in the run's session folder)."""
+    if isinstance(value, dict):
+        return {k: _relative_to(v, run_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relative_to(v, run_dir) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        try:
+            return Path(value).resolve().relative_to(run_dir).as_posix()
+        except ValueError:
+            return value
+    return value
 
 
 def _cpu_model() -> str:

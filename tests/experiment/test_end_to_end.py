@@ -240,6 +240,9 @@ def test_mcu_sim_run_resumes_without_measuring_twice(first_run, tmp_path):
         samples, windows = read_rows(run_dir / "samples.csv"), read_rows(run_dir / "windows.csv")
         assert len(samples) == len(windows) == 3 * 4 * 3  # procedures x samples x modes
         assert all(float(r["energy_j"]) > 0 for r in samples)
+        manifest = (run_dir / "manifest.json").read_text()
+        assert str(run_dir) not in manifest  # the meter's pty in the session folder is relative to the run
+        assert '"port": "hil/mcu-sim-' in manifest
         assert main(["run", str(config), "--resume", str(run_dir), "--no-progress"]) == 0
         assert read_rows(run_dir / "samples.csv") == samples
         assert read_rows(run_dir / "windows.csv") == windows
