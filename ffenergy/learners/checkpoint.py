@@ -28,7 +28,6 @@ class StageProgress:
 
     epochs: int = 0
     history: dict[str, list[float]] = field(default_factory=dict)
-    finished: bool = False  # a later stage has started: nothing restored, the weights come with that stage
 
 
 class EpochCheckpoint:
@@ -42,7 +41,7 @@ class EpochCheckpoint:
             try:
                 self._saved = torch.load(path, map_location="cpu", weights_only=True)
                 self._finished = {
-                    stage: StageProgress(done["epochs"], done["history"], finished=True)
+                    stage: StageProgress(done["epochs"], done["history"])
                     for stage, done in self._saved["finished"].items()
                 }
             except Exception as exc:  # a checkpoint cut short by a crash: start that training again
@@ -101,7 +100,7 @@ class EpochCheckpoint:
 
     def finish(self, stage: str, epochs: int, history: dict[str, list[float]]) -> None:
         """``stage`` is done; the next stage's first ``save`` records it, with the weights it left."""
-        self._finished[stage] = StageProgress(epochs, history, finished=True)
+        self._finished[stage] = StageProgress(epochs, history)
 
     def discard(self) -> None:
         """Training is complete and cached: the checkpoint is no longer needed."""
