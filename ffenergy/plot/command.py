@@ -54,15 +54,15 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str], list[str]]:
                     f"{examples[0]}) to compare with it"
                 )
                 found = [r for r in found if r not in examples]
-                if not found:
-                    continue
             if not found:
-                problems.append(
-                    f"{path}: no run found (no manifest.json in it or below it); empty, or the run never "
-                    "started -- pass results/<run-id> written by `ffenergy run`"
-                )
+                if not examples:
+                    problems.append(
+                        f"{path}: no run found (no manifest.json in it or below it); empty, or the run never "
+                        "started -- pass results/<run-id> written by `ffenergy run`"
+                    )
+                continue
             runs += [r for r in found if r.resolve() not in {x.resolve() for x in runs}]
-            if found and found != [path]:
+            if found != [path]:
                 problems += [
                     f"{child}: no manifest.json, so not a run (empty, or the run never started); skipped"
                     for child in sorted(path.iterdir())
