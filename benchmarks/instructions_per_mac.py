@@ -1,5 +1,8 @@
 """Executed instructions per MAC of the Cortex-M4F firmware in QEMU (the ffinsn plugin's counts),
-full mode, per dtype and network: the cost of the mat-vec kernel plus everything around it.
+full mode, per dtype and network: for the whole inference (the mat-vec kernel plus everything around
+it: normalisation, quantising, activations, MP's label columns, OP's fp32 heads, goodness) and, for
+int8, for the layer kernel alone (the instructions executed in its functions,
+``tests.firmware.fw_helpers.KERNEL_FUNCTIONS``, over the MACs of the layers' weight matrices).
 
     python benchmarks/instructions_per_mac.py [--dims 784,128,128,128] [--procedure mp]
 """
@@ -20,7 +23,7 @@ from ffenergy.firmware.export import export_model
 from ffenergy.firmware.insn import InsnLog, plugin_args
 from ffenergy.firmware.launch import QemuDut, build_firmware
 from ffenergy.firmware.protocol import INSN_CLASSES
-from tests.firmware.fw_helpers import make_inputs, make_net
+from tests.firmware.fw_helpers import KERNEL_FUNCTIONS, kernel_macs, make_inputs, make_net
 
 log = logging.getLogger("instructions_per_mac")
 
@@ -32,7 +35,8 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     dims = [int(d) for d in args.dims.split(",")]
-    net = make_net(args.procedure, dims, n_classes=10)
+    n_classes = 10
+    net = make_net(args.procedure, dims, n_classes=n_classes)
     x = make_inputs(2, dims[0])
     with tempfile.TemporaryDirectory() as tmp:
         for dtype in ("int8", "f32"):
@@ -41,7 +45,9 @@ def main() -> None:
             export_model(net, policy, out, dtype, "qemu-mps2-an386", calib_x=x)
             elf = build_firmware(out, "qemu-mps2-an386")
             insn = InsnLog(out / "insn.log")
-            with QemuDut(elf, extra=plugin_args(elf, out / "trigger.bin", out / "insn.log")) as vm, Dut(vm.port) as dut:
+            focus = KERNEL_FUNCTIONS if dtype == "int8" else ()
+            plugin = plugin_args(elf, out / "trigger.bin", out / "insn.log", focus=focus)
+            with QemuDut(elf, extra=plugin) as vm, Dut(vm.port) as dut:
                 dut.load(x[0])
                 res = dut.infer("full", 1)
                 counts = insn.latest()
@@ -56,6 +62,14 @@ def main() -> None:
                 counts.total / res.macs,
                 per_mac,
             )
+            if focus:
+                macs = kernel_macs(args.procedure, dims, n_classes)
+                log.info(
+                    "  layer kernel: %d instructions for %d weight-matrix MACs, %.3f per MAC",
+                    counts.focus,
+                    macs,
+                    counts.focus / macs,
+                )
 
 
 if __name__ == "__main__":

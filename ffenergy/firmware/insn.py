@@ -3,7 +3,8 @@ into the user cache like the firmware, the plugin arguments for a firmware ELF, 
 its per-window log.
 
 The plugin counts every instruction the guest executes between the firmware's ``hil_trace_begin``
-and ``hil_trace_end`` markers, by class (``protocol.INSN_CLASSES``), skipping the SysTick ISR. It is also the
+and ``hil_trace_end`` markers, by class (``protocol.INSN_CLASSES``), skipping the SysTick ISR, and
+apart those executed in chosen functions (``focus``: the mat-vec kernel, to price it alone). It is also the
 trigger probe of the simulated meter: it writes the window's rising edge and a counted falling edge
 to the meter's trigger input, so the meter prices what the CPU executed, not what the firmware says.
 """
@@ -14,6 +15,7 @@ import hashlib
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +27,15 @@ SKIPPED_SYMBOLS = ("SysTick_Handler",)  # interrupts that fire at host-time mome
 
 @dataclass(frozen=True)
 class InsnCounts:
-    """Instructions executed in one window, by class (``protocol.INSN_CLASSES`` order)."""
+    """Instructions executed in one window, by class (``protocol.INSN_CLASSES`` order), and how many
+    of them ran in the ``focus`` functions of ``plugin_args`` (0 when none were named)."""
 
     ldst: int
     mul: int
     fpu: int
     branch: int
     other: int
+    focus: int = 0
 
     @property
     def total(self) -> int:
@@ -88,10 +92,11 @@ def elf_symbols(elf: str | Path) -> dict[str, tuple[int, int]]:
     return symbols
 
 
-def plugin_args(elf: str | Path, trigger: str | Path, log: str | Path) -> list[str]:
-    """The ``-plugin`` option of qemu-system-arm that counts ``elf``'s trigger windows."""
+def plugin_args(elf: str | Path, trigger: str | Path, log: str | Path, focus: Sequence[str] = ()) -> list[str]:
+    """The ``-plugin`` option of qemu-system-arm that counts ``elf``'s trigger windows, and apart the
+    instructions executed in the functions named in ``focus``."""
     symbols = elf_symbols(elf)
-    missing = [s for s in ("hil_trace_begin", "hil_trace_end") if s not in symbols]
+    missing = [s for s in ("hil_trace_begin", "hil_trace_end", *focus) if s not in symbols]
     if missing:
         raise RuntimeError(f"{elf} has no {', '.join(missing)}: build it from ffenergy's firmware sources")
     spec = [
@@ -105,11 +110,14 @@ def plugin_args(elf: str | Path, trigger: str | Path, log: str | Path) -> list[s
         if name in symbols:
             addr, size = symbols[name]
             spec.append(f"skip={addr:#x}-{addr + size:#x}")
+    for name in focus:
+        addr, size = symbols[name]
+        spec.append(f"focus={addr:#x}-{addr + size:#x}")
     return ["-plugin", ",".join(spec)]
 
 
 class InsnLog:
-    """Follows the plugin's log (one line per window: ``seq ldst mul fpu branch other``)."""
+    """Follows the plugin's log (one line per window: ``seq ldst mul fpu branch other focus``)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -122,7 +130,7 @@ class InsnLog:
             lines = self._new_lines()
             if lines:
                 fields = [int(v) for v in lines[-1].split()]
-                return InsnCounts(*fields[1:])
+                return InsnCounts(*fields[1:7])
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the QEMU plugin logged no window in {self.path} within {timeout_s} s")
             time.sleep(0.002)

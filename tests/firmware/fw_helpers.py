@@ -14,6 +14,7 @@ from ffenergy.firmware.reference import confidence, layer_scores
 
 DIMS = [24, 16, 12, 10]
 N_CLASSES = 4
+KERNEL_FUNCTIONS = ("widen_input", "matvec_i8", "dot_rows_c")  # the int8 DSP layer kernel (core/mlp.c)
 
 
 def make_net(procedure: str, dims: list[int] = DIMS, n_classes: int = N_CLASSES, seed: int = 0) -> NetworkArrays:
@@ -34,6 +35,16 @@ def make_inputs(n: int, d: int = DIMS[0], seed: int = 1) -> np.ndarray:
     """Inputs on the u8 grid (q/255), like images: the DUT client sends them in the compact format."""
     q = np.random.default_rng(seed).integers(0, 256, size=(n, d))
     return q.astype(np.float32) / np.float32(255.0)
+
+
+def kernel_macs(procedure: str, dims: list[int], n_classes: int) -> int:
+    """MACs of the layers' weight matrices in one full inference, as the int8 layer kernel must compute
+    them: MP's layer 1 over the image inputs once (the label columns are added apart, DESIGN.md
+    section 2) and each later layer once per label; OP's layers once each (its heads are fp32)."""
+    layers = [a * b for a, b in zip(dims[:-1], dims[1:])]
+    if procedure == "op":
+        return sum(layers)
+    return (dims[0] - n_classes) * dims[1] + n_classes * sum(layers[1:])
 
 
 def make_policy(net: NetworkArrays, x: np.ndarray, statistic: str, prune: bool = False) -> ExitPolicy:

@@ -37,9 +37,10 @@ def test_qemu_build_is_bit_exact(proc, stat, prune, dtype):
 
 
 def test_dsp_kernel_tails_are_bit_exact():
-    """Input widths that leave 4- and 1..3-weight tails after the 8-weight steps, and odd row counts
-    (the last row runs alone), for the SMLAD kernel of the Cortex-M build."""
-    net = make_net("mp", dims=[23, 7, 13, 5], seed=26)
+    """Input widths that leave 1..7-weight tails after the 8-weight steps, row counts that are not a
+    multiple of 4 (the last rows run in C), and MP's layer 1 starting at the word boundary before
+    the last label slot (6 classes: slots 4 and 5 zeroed), for the SMLAD kernel of the Cortex-M build."""
+    net = make_net("mp", dims=[23, 7, 13, 5], n_classes=6, seed=26)
     x = make_inputs(6, d=23, seed=27)
     pol = make_policy(net, x, "gap", prune=True)
     assert check_against_reference(net, pol, x, "qemu", "int8", calib_x=make_inputs(30, d=23, seed=28)) == []

@@ -100,78 +100,84 @@ static int32_t acc_buf[FF_MAX_HID_DIM];
 #if FF_DTYPE_INT8 && defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
 /* Cortex-M4/M7 DSP kernel: dual 16-bit MACs (SMLAD). The layer's quantised input is widened once
  * into int16 pairs in the lane order SXTB16 gives a word of four weights, (q0,q2) then (q1,q3);
- * rows go two at a time, so each pair loaded feeds two rows: per 4 weights of a row one word
- * load, two SXTB16, two SMLAD and half the pair loads.
+ * rows go four at a time, so each pair loaded feeds four rows (mac8_rows4 has the counts).
  * Integer sums are exact, so the order change keeps the result bit-identical with the portable loop. */
 #include <arm_acle.h>
-static int16x2_t q_pairs[FF_MAX_IN_DIM / 2 + 1];
+static int16x2_t q_pairs[FF_MAX_IN_DIM / 2 + 2];
 
-static void widen_input(int n) {
-    for (int g = 0; g + 4 <= n; g += 4) {
+/* Pairs of in_buf[from, n), from a multiple of 4. */
+__attribute__((noipa)) static void widen_input(int from, int n) {
+    for (int g = from; g + 4 <= n; g += 4) {
         q_pairs[g / 2] = (int16x2_t)((uint16_t)in_buf[g] | (uint32_t)(uint16_t)in_buf[g + 2] << 16);
         q_pairs[g / 2 + 1] = (int16x2_t)((uint16_t)in_buf[g + 1] | (uint32_t)(uint16_t)in_buf[g + 3] << 16);
     }
 }
 
-/* SXTB16 of a word rotated by 8 (bytes 1 and 3): GCC does not fold the rotation into the intrinsic. */
-static inline int16x2_t sxtb16_ror8(uint32_t w) {
-    int16x2_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(w));
-    return r;
+/* One row's 4 weights (the word at addr) against a pair of input words (p0, p1) into acc. */
+#define MAC4(acc, addr)                               \
+    "ldr %[w], " addr "\n\t"                          \
+    "sxtb16 %[t], %[w]\n\t"                           \
+    "smlad %[" acc "], %[t], %[p0], %[" acc "]\n\t"   \
+    "sxtb16 %[w], %[w], ror #8\n\t"                   \
+    "smlad %[" acc "], %[w], %[p1], %[" acc "]\n\t"
+
+/* Four rows, r0 + k n for k < 4, by 4 weights: rows 1 to 3 addressed off row 0, which advances last. */
+#define MAC4_ROWS4                                                                        \
+    "ldrd %[p0], %[p1], [%[q]], #8\n\t" MAC4("a1", "[%[r0], %[n]]") MAC4("a2", "[%[r0], %[n], lsl #1]") \
+        MAC4("a3", "[%[r0], %[n3]]") MAC4("a0", "[%[r0]], #4")
+
+/* a[k] += row (r0 + k n) . input for k < 4 over `blocks` (> 0) groups of 8 weights, the input's
+ * pairs read from q. Per group of 8 weights of the four rows: two LDRD of pairs, eight word loads
+ * of weights (unaligned is fine on v7-M), sixteen SXTB16, sixteen SMLAD and the loop's compare
+ * and branch: 44 instructions for 32 MACs. Assembly, because GCC spills here. */
+static inline void mac8_rows4(const int8_t *r0, int n, const int16x2_t *q, int blocks, int32_t a[4]) {
+    const int8_t *const end = r0 + 8 * blocks;
+    const int n3 = 3 * n;
+    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], p0, p1, w, t;
+    __asm__ volatile("1:\n\t" MAC4_ROWS4 MAC4_ROWS4
+                     "cmp %[r0], %[end]\n\t"
+                     "bne 1b"
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [r0] "+r"(r0), [q] "+r"(q),
+                       [p0] "=&r"(p0), [p1] "=&r"(p1), [w] "=&r"(w), [t] "=&r"(t)
+                     : [n] "r"(n), [n3] "r"(n3), [end] "r"(end)
+                     : "cc", "memory");
+    a[0] = a0;
+    a[1] = a1;
+    a[2] = a2;
+    a[3] = a3;
 }
 
-/* Four MACs: weights w (one word, row[0..3]) against the pairs p (the input's (q0,q2) and (q1,q3)). */
-static inline int32_t mac4(uint32_t w, int16x2_t p02, int16x2_t p13, int32_t acc) {
-    acc = __smlad(__sxtb16((int8x4_t)w), p02, acc);
-    return __smlad(sxtb16_ror8(w), p13, acc);
-}
-
-static inline uint32_t word(const int8_t *p) {
-    uint32_t w;
-    __builtin_memcpy(&w, p, 4); /* unaligned word loads are fine on v7-M */
-    return w;
-}
-
-/* Rows r0 and r1 (n weights each) against the widened input: each input pair loaded feeds both. */
-static void dot2_i8(const int8_t *r0, const int8_t *r1, int n, int32_t *out0, int32_t *out1) {
-    int32_t a0 = 0, a1 = 0;
-    const int16x2_t *q = q_pairs;
-    int i = 0;
-    for (; i + 8 <= n; i += 8, q += 4) {
-        const int16x2_t q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3];
-        a0 = mac4(word(r0 + i), q0, q1, a0);
-        a1 = mac4(word(r1 + i), q0, q1, a1);
-        a0 = mac4(word(r0 + i + 4), q2, q3, a0);
-        a1 = mac4(word(r1 + i + 4), q2, q3, a1);
+/* acc[k] += row (row + k n) . in_buf over [from, n) for k < rows, in C: the weights after the last
+ * group of 8, and the rows after the last group of 4. */
+__attribute__((noinline)) static void dot_rows_c(const int8_t *row, int n, int rows, int from, int32_t *acc) {
+    for (int k = 0; k < rows; k++, row += n) {
+        int32_t a = acc[k];
+        for (int i = from; i < n; i++) a += (int32_t)row[i] * (int32_t)in_buf[i];
+        acc[k] = a;
     }
-    if (i + 4 <= n) {
-        a0 = mac4(word(r0 + i), q[0], q[1], a0);
-        a1 = mac4(word(r1 + i), q[0], q[1], a1);
-        i += 4;
-    }
-    for (; i < n; i++) {
-        a0 += (int32_t)r0[i] * (int32_t)in_buf[i];
-        a1 += (int32_t)r1[i] * (int32_t)in_buf[i];
-    }
-    *out0 = a0;
-    *out1 = a1;
 }
 
-/* acc[j] = row j of w (d_out rows of n weights) . in_buf, two rows at a time. */
-static void matvec_i8(const int8_t *w, int n, int d_out, int32_t *acc) {
+/* acc[j] = row j of w (d_out rows of n weights) . in_buf over [from, n): four rows at a time through
+ * mac8_rows4, the remainders through dot_rows_c. */
+__attribute__((noipa)) static void matvec_i8(const int8_t *w, int from, int n, int d_out, int32_t *acc) {
+    const int blocks = (n - from) / 8, tail = from + 8 * blocks;
+    const int16x2_t *const q = q_pairs + from / 2;
     int j = 0;
-    for (; j + 2 <= d_out; j += 2) dot2_i8(w + (int32_t)j * n, w + (int32_t)(j + 1) * n, n, &acc[j], &acc[j + 1]);
-    if (j < d_out) {
-        int32_t unused;
-        dot2_i8(w + (int32_t)j * n, w + (int32_t)j * n, n, &acc[j], &unused);
+    for (; j + 4 <= d_out; j += 4) {
+        const int8_t *row = w + (int32_t)j * n;
+        acc[j] = acc[j + 1] = acc[j + 2] = acc[j + 3] = 0;
+        if (blocks) mac8_rows4(row + from, n, q, blocks, &acc[j]);
+        if (tail < n) dot_rows_c(row, n, 4, tail, &acc[j]);
     }
+    for (int k = j; k < d_out; k++) acc[k] = 0;
+    if (j < d_out) dot_rows_c(w + (int32_t)j * n, n, d_out - j, from, &acc[j]);
 }
 #elif FF_DTYPE_INT8
-static void widen_input(int n) { (void)n; }
+static void widen_input(int from, int n) { (void)from; (void)n; }
 
 /* The portable loop (host build, cores without the DSP extension). */
-static void matvec_i8(const int8_t *w, int n, int d_out, int32_t *acc) {
-    for (int j = 0; j < d_out; j++) acc[j] = dot(w + (int32_t)j * n, 0, n);
+static void matvec_i8(const int8_t *w, int from, int n, int d_out, int32_t *acc) {
+    for (int j = 0; j < d_out; j++) acc[j] = dot(w + (int32_t)j * n, from, n);
 }
 #endif
 
@@ -189,8 +195,8 @@ static void layer(const float *x, int l, int p, int in_slot, float *out) {
     const float denom = norm_denom(ss, d_in);
     for (int i = 0; i < d_in; i++) in_buf[i] = operand(h_buf[i] / denom, l);
 #if FF_DTYPE_INT8
-    widen_input(d_in);
-    matvec_i8(ff_W[l], d_in, d_out, acc_buf);
+    widen_input(0, d_in);
+    matvec_i8(ff_W[l], 0, d_in, d_out, acc_buf);
     for (int j = 0; j < d_out; j++) out[j] = activate(acc_buf[j], l, j);
 #else
     for (int j = 0; j < d_out; j++) out[j] = activate(dot(ff_W[l] + (int32_t)j * d_in, 0, d_in), l, j);
@@ -212,11 +218,13 @@ static uint32_t first_layer(const float *x, float out[][FF_MAX_HID_DIM]) {
     int n_active = 0;
     for (int p = 0; p < FF_N_CLASSES; p++) n_active += active[p];
 #if FF_DTYPE_INT8
-    /* the image part through the mat-vec kernel: with the label slots zero, the integer sums are
-     * exactly those over [FF_N_CLASSES, d_in) */
-    for (int i = 0; i < FF_N_CLASSES; i++) in_buf[i] = 0;
-    widen_input(d_in);
-    matvec_i8(ff_W[0], d_in, d_out, acc_buf);
+    /* the image part through the mat-vec kernel, from the label slots' last word boundary on: the
+     * slots before FF_N_CLASSES are zeroed, so the integer sums are exactly those over
+     * [FF_N_CLASSES, d_in) */
+    const int from = FF_N_CLASSES & ~3;
+    for (int i = from; i < FF_N_CLASSES; i++) in_buf[i] = 0;
+    widen_input(from, d_in);
+    matvec_i8(ff_W[0], from, d_in, d_out, acc_buf);
 #endif
     for (int j = 0; j < d_out; j++) {
         const ff_w_t *row = ff_W[0] + (int32_t)j * d_in;

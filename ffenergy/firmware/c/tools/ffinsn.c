@@ -1,7 +1,7 @@
 /* ffinsn: a QEMU TCG plugin (plugin API v1, QEMU 7.2) that counts the instructions a Cortex-M
  * guest executes inside each trigger window, by class, and acts as the window's trigger probe.
  *
- *   -plugin libffinsn.so,begin=0xADDR,end=0xADDR[,skip=0xLO-0xHI],trigger=PATH[,log=PATH]
+ *   -plugin libffinsn.so,begin=0xADDR,end=0xADDR[,skip=0xLO-0xHI],trigger=PATH[,log=PATH][,focus=0xLO-0xHI...]
  *
  * begin/end: addresses of the firmware's hil_trace_begin / hil_trace_end (from the ELF symbol
  * table, Thumb bit cleared). Executing begin opens a window, executing end closes it. skip: an
@@ -9,7 +9,9 @@
  * FIFO or file that gets, per window, a rising-edge event ('T', level 1, 8 bytes) at begin and
  * a counted falling-edge event at end:
  *     'X' | n_classes u8 (=5) | reserved (6 bytes, 0) | u64 counts[5]   (little-endian, 48 bytes)
- * log: a text file that gets one line per window, "seq ldst mul fpu branch other".
+ * log: a text file that gets one line per window, "seq ldst mul fpu branch other focus".
+ * focus (up to 8): address ranges whose executed instructions are also counted apart, the last
+ * field of the log line (e.g. the mat-vec kernel's functions, to price the kernel alone).
  *
  * Classes (decoded from the Thumb-2 instruction bytes, see classify(); docs/hil.md):
  *   0 ldst   loads and stores of any register file (LDR*, STR*, LDM/STM, PUSH/POP, VLDR/VSTR/VPUSH/VPOP)
@@ -55,7 +57,11 @@ EXPORT int qemu_plugin_version = 1;
 
 enum { LDST, MUL, FPU, BRANCH, OTHER, N_CLASSES };
 
-static uint64_t count[N_CLASSES], base[N_CLASSES];
+#define MAX_FOCUS 8
+
+static uint64_t count[N_CLASSES], base[N_CLASSES], focus_count, focus_base;
+static uint64_t focus_lo[MAX_FOCUS], focus_hi[MAX_FOCUS];
+static int n_focus;
 static uint64_t begin_addr = UINT64_MAX, end_addr = UINT64_MAX, skip_lo = 1, skip_hi = 0, windows;
 static int trigger_fd = -1, log_fd = -1, open_window;
 
@@ -113,6 +119,7 @@ static void on_begin(unsigned int vcpu, void *udata) {
     (void)vcpu; (void)udata;
     uint8_t ev[8] = {'T', 1, 0, 0, 0, 0, 0, 0};
     memcpy(base, count, sizeof base);
+    focus_base = focus_count;
     open_window = 1;
     emit(ev, sizeof ev);
 }
@@ -128,10 +135,26 @@ static void on_end(unsigned int vcpu, void *udata) {
         put_le(ev + 8 + 8 * c, d[c], 8);
     }
     if (log_fd >= 0)
-        dprintf(log_fd, "%llu %llu %llu %llu %llu %llu\n", (unsigned long long)windows++, (unsigned long long)d[LDST],
-                (unsigned long long)d[MUL], (unsigned long long)d[FPU], (unsigned long long)d[BRANCH],
-                (unsigned long long)d[OTHER]);
+        dprintf(log_fd, "%llu %llu %llu %llu %llu %llu %llu\n", (unsigned long long)windows++,
+                (unsigned long long)d[LDST], (unsigned long long)d[MUL], (unsigned long long)d[FPU],
+                (unsigned long long)d[BRANCH], (unsigned long long)d[OTHER],
+                (unsigned long long)(focus_count - focus_base));
     emit(ev, sizeof ev);
+}
+
+static int in_focus(uint64_t pc) {
+    for (int k = 0; k < n_focus; k++)
+        if (pc >= focus_lo[k] && pc < focus_hi[k]) return 1;
+    return 0;
+}
+
+/* "0xLO-0xHI" into *lo, *hi; 0 when malformed. */
+static int parse_range(const char *s, uint64_t *lo, uint64_t *hi) {
+    char *dash;
+    *lo = strtoull(s, &dash, 0);
+    if (*dash != '-') return 0;
+    *hi = strtoull(dash + 1, 0, 0);
+    return *hi > *lo;
 }
 
 static void on_tb(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
@@ -145,6 +168,7 @@ static void on_tb(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         if (pc >= skip_lo && pc < skip_hi) continue;
         const int c = classify(qemu_plugin_insn_data(insn), qemu_plugin_insn_size(insn));
         qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &count[c], 1);
+        if (in_focus(pc)) qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &focus_count, 1);
     }
 }
 
@@ -161,13 +185,21 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int
         if (!strncmp(a, "begin=", 6)) begin_addr = strtoull(a + 6, 0, 0);
         else if (!strncmp(a, "end=", 4)) end_addr = strtoull(a + 4, 0, 0);
         else if (!strncmp(a, "skip=", 5)) {
-            char *dash;
-            skip_lo = strtoull(a + 5, &dash, 0);
-            skip_hi = *dash == '-' ? strtoull(dash + 1, 0, 0) : 0;
+            if (!parse_range(a + 5, &skip_lo, &skip_hi)) {
+                fprintf(stderr, "ffinsn: skip=%s is not a range 0xLO-0xHI\n", a + 5);
+                return -1;
+            }
+        } else if (!strncmp(a, "focus=", 6)) {
+            if (n_focus == MAX_FOCUS || !parse_range(a + 6, &focus_lo[n_focus], &focus_hi[n_focus])) {
+                fprintf(stderr, "ffinsn: focus=%s is not a range 0xLO-0xHI, or more than %d were given\n", a + 6,
+                        MAX_FOCUS);
+                return -1;
+            }
+            n_focus++;
         } else if (!strncmp(a, "trigger=", 8)) trigger_fd = open(a + 8, O_WRONLY | O_APPEND | O_CREAT, 0644);
         else if (!strncmp(a, "log=", 4)) log_fd = open(a + 4, O_WRONLY | O_APPEND | O_CREAT, 0644);
         else {
-            fprintf(stderr, "ffinsn: unknown argument %s (use begin=, end=, skip=, trigger=, log=)\n", a);
+            fprintf(stderr, "ffinsn: unknown argument %s (use begin=, end=, skip=, focus=, trigger=, log=)\n", a);
             return -1;
         }
     }
