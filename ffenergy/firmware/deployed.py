@@ -12,7 +12,7 @@ from ffenergy.firmware.arrays import Scheme
 
 DType = Literal["f32", "int8"]
 
-FW_VERSION = (0, 3, 0)  # 0.3: the four-row SMLAD kernel (same results, fewer instructions)
+FW_VERSION = (0, 4, 0)  # 0.4: the exit-head scheme (MP / OP results unchanged from 0.3)
 # Code + vector table + constant tables of the firmware without the model (arm-none-eabi-gcc -O2,
 # measured on the qemu-mps2-an386 build: about 6 KB; rounded up for other boards' HALs).
 CODE_FLASH_BYTES = 10 * 1024
@@ -25,7 +25,7 @@ class DeployedModel:
     """The exact numbers the firmware holds (float32 / int8), shared by the header and the reference."""
 
     name: str
-    scheme: Scheme  # "mp" (one pass per candidate label) | "op" (neutral label, heads)
+    scheme: Scheme  # "mp" (one pass per candidate label) | "op" (neutral label, heads) | "exit"
     statistic: str  # "gap" | "max"
     dtype: DType
     dims: list[int]  # d_0 (input) .. d_L
@@ -38,22 +38,26 @@ class DeployedModel:
     norm_eps: np.float32
     weights: list[np.ndarray]  # float32 or int8, (d_l, d_{l-1})
     biases: list[np.ndarray]  # float32 (d_l,)
-    heads: list[np.ndarray] = field(default_factory=list)  # OP: float32 or int8, (C, d_1+..+d_k)
+    heads: list[np.ndarray] = field(default_factory=list)  # OP: (C, d_1+..+d_k), exit: (C, d_k); float32 or int8
+    head_bias: list[np.ndarray] = field(default_factory=list)  # exit: float32 (C,)
     w_scale: list[np.ndarray] = field(default_factory=list)  # int8: float32 (d_l,) = s_w[j]*s_in
-    in_inv_scale: np.ndarray | None = None  # int8: float32 (L,) = 1/s_in
-    head_scale: list[np.ndarray] = field(default_factory=list)  # int8 OP: float32 (C,)
+    in_inv_scale: np.ndarray | None = None  # int8: float32 1/s_in, (L,) for MP / OP, (L+1,) for exit (z_0..z_L)
+    head_scale: list[np.ndarray] = field(default_factory=list)  # int8 OP: s_h (C,); int8 exit: s_h * s_in of z_k
 
     @property
     def n_layers(self) -> int:
         return len(self.weights)
 
     def flash_bytes(self) -> int:
-        arrays = [*self.weights, *self.biases, *self.heads, *self.w_scale, *self.head_scale, self.thresholds]
+        arrays = [*self.weights, *self.biases, *self.heads, *self.head_bias, *self.w_scale, *self.head_scale]
+        arrays.append(self.thresholds)
         model = sum(a.nbytes for a in arrays) + (self.in_inv_scale.nbytes if self.in_inv_scale is not None else 0)
         return CODE_FLASH_BYTES + model + 64 + 2 * len(self.dims)
 
     def ram_bytes(self) -> int:
         """Static buffers of mlp.c for this model (see FF_* sizes in the header) + protocol + stack."""
+        if self.scheme == "exit":
+            return BASE_RAM_BYTES + self._exit_ram()
         d_in_max, d_hid_max, c = max(self.dims[:-1]), max(self.dims[1:]), self.n_classes
         ram = 4 * self.dims[0] + 4 * d_in_max + (d_in_max if self.dtype == "int8" else 0)  # x, h, q
         ram += 4 * (c + self.n_layers) + 2 * c  # scores, thresholds, active flags/order
@@ -62,3 +66,14 @@ class DeployedModel:
         else:
             ram += 4 * sum(self.dims[1:])  # concatenated activations for the heads
         return BASE_RAM_BYTES + ram
+
+    def _exit_ram(self) -> int:
+        """x; h_buf and in_buf over max(dims) (they also hold the last layer's output for its head);
+        int8: the int32 sums and the DSP kernel's int16 pairs; scores, thresholds, flags."""
+        d_max, c = max(self.dims), self.n_classes
+        ram = 4 * self.dims[0] + 4 * d_max
+        if self.dtype == "int8":
+            ram += d_max + 4 * max(max(self.dims[1:]), c) + 4 * (d_max // 2 + 2)
+        else:
+            ram += 4 * d_max
+        return ram + 4 * (c + self.n_layers) + 2 * c

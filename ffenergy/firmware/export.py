@@ -1,4 +1,4 @@
-"""Export a trained FF network to the microcontroller firmware: quantisation, C header, fit check.
+"""Export a trained network to the microcontroller firmware: quantisation, C header, fit check.
 
 The deployed arithmetic (what ``ffenergy/firmware/c/core/mlp.c`` and ``ffenergy.firmware.reference``
 both compute, bit for bit):
@@ -10,6 +10,10 @@ both compute, bit for bit):
   product accumulates in int32, then ``z = ReLU(float(acc) * (s_w[j]*s_in) + b_j)`` in float32.
   OP heads are weight-only int8 (float activations): ``logit_c = (sum_m float(Hq[c,m]) * z_m) * s_h[c]``.
   s_in is max|h| over the calibration inputs (all MP candidate passes) / 127.
+- int8, scheme ``exit``: the same per-layer input quantisation without normalisation: z_0 = x,
+  z_1 .. z_L each get a scale s_k = max|z_k| / 127 over the calibration inputs (float64 forward
+  pass of the float network), and their codes feed both layer k+1 and head k through the same
+  int8 kernel: ``logit_c = float(acc_c) * (s_h[c] * s_k) + c_c``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
+from ffenergy.firmware.arrays import SCHEMES, ExitPolicy, NetworkArrays
 from ffenergy.firmware.boards import BOARDS, Board
 from ffenergy.firmware.deployed import FW_VERSION, DeployedModel, DType
 from ffenergy.firmware.reference import overlay_inputs
@@ -56,20 +60,25 @@ class ExportReport:
 
 
 def _check_inputs(net: NetworkArrays, policy: ExitPolicy) -> None:
-    if net.scheme not in ("mp", "op"):
-        raise ValueError(f"unknown scheme {net.scheme!r}: use 'mp' or 'op'")
+    if net.scheme not in ("mp", "op", "exit"):
+        raise ValueError(f"unknown scheme {net.scheme!r}: use 'mp', 'op' or 'exit'")
     if policy.statistic not in ("gap", "max"):
         raise ValueError(f"unknown statistic {policy.statistic!r}: use 'gap' or 'max'")
     if len(policy.thresholds) != net.n_layers:
         raise ValueError(f"policy has {len(policy.thresholds)} thresholds for {net.n_layers} layers")
-    if net.scheme == "op" and len(net.heads) != net.n_layers:
-        raise ValueError(f"OP network needs one head per layer, got {len(net.heads)} for {net.n_layers}")
+    if net.scheme != "mp" and len(net.heads) != net.n_layers:
+        raise ValueError(f"{net.scheme} network needs one head per layer, got {len(net.heads)} for {net.n_layers}")
+    if net.scheme == "exit" and len(net.head_biases) != net.n_layers:
+        raise ValueError(f"exit network needs one head bias per layer, got {len(net.head_biases)}")
+    if net.scheme == "exit" and policy.prune_after:
+        raise ValueError("label pruning is MP only")
     if policy.prune_after and not (0 < policy.prune_keep < net.n_classes and policy.prune_after < net.n_layers):
         raise ValueError(
             f"pruning needs 0 < prune_keep < {net.n_classes} and prune_after < {net.n_layers}, "
             f"got prune_after={policy.prune_after} prune_keep={policy.prune_keep}"
         )
-    if net.n_layers > 255 or net.n_classes > 255 or max(net.dims) > 0xFFFF or net.dims[0] < net.n_classes:
+    overlay_fits = net.scheme == "exit" or net.dims[0] >= net.n_classes
+    if net.n_layers > 255 or net.n_classes > 255 or max(net.dims) > 0xFFFF or not overlay_fits:
         raise ValueError(f"dims {net.dims} / {net.n_classes} classes out of the firmware's range")
 
 
@@ -81,7 +90,15 @@ def _sym_int8(w: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]
 
 
 def _act_scales(net: NetworkArrays, calib_x: np.ndarray) -> np.ndarray:
-    """max|h_l| / 127 of each layer's normalised input over the calibration set (float64 maths)."""
+    """max|h_l| / 127 of each layer's normalised input over the calibration set (float64 maths);
+    scheme ``exit``: of z_0 = x, z_1 .. z_L."""
+    if net.scheme == "exit":
+        z = np.asarray(calib_x, np.float64)
+        amax = [np.abs(z).max()]
+        for w, b in zip(net.weights, net.biases):
+            z = np.maximum(z @ np.asarray(w, np.float64).T + b, 0.0)
+            amax.append(np.abs(z).max())
+        return np.maximum(np.asarray(amax), 1e-12) / 127.0
     x = overlay_inputs(
         np.asarray(calib_x, np.float32),
         net.scheme,
@@ -130,6 +147,7 @@ def deploy(
     if dtype == "f32":
         model.weights = [np.asarray(w, f32).copy() for w in net.weights]
         model.heads = [np.asarray(h, f32).copy() for h in net.heads]
+        model.head_bias = [np.asarray(c, f32).copy() for c in net.head_biases]
         return model
     if calib_x is None or len(calib_x) == 0:
         raise ValueError("int8 export needs calib_x (validation inputs) to calibrate the activation scales")
@@ -139,10 +157,11 @@ def deploy(
         q, sw = _sym_int8(np.asarray(w, np.float64), per_channel)
         model.weights.append(q)
         model.w_scale.append((sw.astype(np.float64) * s).astype(f32))
-    for h in net.heads:
+    for k, h in enumerate(net.heads):
         q, sh = _sym_int8(np.asarray(h, np.float64), per_channel)
         model.heads.append(q)
-        model.head_scale.append(sh)
+        model.head_scale.append((sh.astype(np.float64) * s_in[k + 1]).astype(f32) if net.scheme == "exit" else sh)
+    model.head_bias = [np.asarray(c, f32).copy() for c in net.head_biases]
     return model
 
 
@@ -187,13 +206,15 @@ def header_text(model: DeployedModel) -> str:
     i8 = model.dtype == "int8"
     wtype = "int8_t" if i8 else "float"
     L, dims = model.n_layers, model.dims
+    exit_ = model.scheme == "exit"  # FF_MAX_IN_DIM: in_buf also holds z_L, the last head's input
     out = [
         "/* Generated by ffenergy.firmware.export: do not edit. */\n#ifndef FF_MODEL_H\n#define FF_MODEL_H\n#include <stdint.h>\n",
         f'#define FF_MODEL_NAME "{model.name}"\n',
-        f"#define FF_DTYPE_INT8 {int(i8)}\n#define FF_PROC_OP {int(model.scheme == 'op')}\n",
+        f"#define FF_DTYPE_INT8 {int(i8)}\n#define FF_SCHEME {SCHEMES.index(model.scheme)}\n",
+        f"#define FF_PROC_OP {int(model.scheme == 'op')}\n#define FF_PROC_EXIT {int(exit_)}\n",
         f"#define FF_STAT_MAX {int(model.statistic == 'max')}\n#define FF_N_LAYERS {L}\n",
         f"#define FF_N_CLASSES {model.n_classes}\n#define FF_N_IN {dims[0]}\n",
-        f"#define FF_MAX_IN_DIM {max(dims[:-1])}\n#define FF_MAX_HID_DIM {max(dims[1:])}\n",
+        f"#define FF_MAX_IN_DIM {max(dims) if exit_ else max(dims[:-1])}\n#define FF_MAX_HID_DIM {max(dims[1:])}\n",
         f"#define FF_SUM_HID {sum(dims[1:])}\n",
         f"#define FF_PRUNE_AFTER {model.prune_after}\n#define FF_PRUNE_KEEP {model.prune_keep}\n",
         f"#define FF_FW_MAJOR {FW_VERSION[0]}\n#define FF_FW_MINOR {FW_VERSION[1]}\n#define FF_FW_PATCH {FW_VERSION[2]}\n",
@@ -209,10 +230,12 @@ def header_text(model: DeployedModel) -> str:
         out.append(_c_array("float", f"ff_b{l}", model.biases[l]))
         if i8:
             out.append(_c_array("float", f"ff_ws{l}", model.w_scale[l]))
-        if model.scheme == "op":
+        if model.scheme != "mp":
             out.append(_c_array(wtype, f"ff_h{l}", model.heads[l]))
             if i8:
                 out.append(_c_array("float", f"ff_hs{l}", model.head_scale[l]))
+        if exit_:
+            out.append(_c_array("float", f"ff_hb{l}", model.head_bias[l]))
     if i8:
         assert model.in_inv_scale is not None, "an int8 model carries its input scales"
         out.append(_c_array("float", "ff_in_inv_scale", model.in_inv_scale))
@@ -221,9 +244,11 @@ def header_text(model: DeployedModel) -> str:
     out.append(f"static const ff_w_t *const ff_W[FF_N_LAYERS] = {{{lst('ff_w')}}};\n")
     out.append(f"static const float *const ff_B[FF_N_LAYERS] = {{{lst('ff_b')}}};\n")
     out.append(f"static const float *const ff_WS[FF_N_LAYERS] = {{{lst('ff_ws') if i8 else none}}};\n")
-    op = model.scheme == "op"
-    out.append(f"static const ff_w_t *const ff_H[FF_N_LAYERS] = {{{lst('ff_h') if op else none}}};\n")
-    out.append(f"static const float *const ff_HS[FF_N_LAYERS] = {{{lst('ff_hs') if op and i8 else none}}};\n")
+    heads = model.scheme != "mp"
+    out.append(f"static const ff_w_t *const ff_H[FF_N_LAYERS] = {{{lst('ff_h') if heads else none}}};\n")
+    out.append(f"static const float *const ff_HS[FF_N_LAYERS] = {{{lst('ff_hs') if heads and i8 else none}}};\n")
+    if exit_:
+        out.append(f"static const float *const ff_HB[FF_N_LAYERS] = {{{lst('ff_hb')}}};\n")
     out.append("#endif\n")
     return "".join(out)
 

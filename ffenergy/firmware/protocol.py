@@ -9,7 +9,7 @@ from enum import IntEnum
 import numpy as np
 
 from ffenergy.crc16 import crc16
-from ffenergy.firmware.arrays import Scheme
+from ffenergy.firmware.arrays import SCHEMES, Scheme
 from ffenergy.vocabulary import forced_depth
 
 PROTO_VERSION = 1
@@ -137,7 +137,7 @@ class Info:
     proto_version: int
     fw_version: tuple[int, int, int]
     dtype: str  # "f32" | "int8"
-    scheme: Scheme  # "mp" (one pass per candidate label) | "op" (neutral label, heads)
+    scheme: Scheme  # "mp" (one pass per candidate label) | "op" (neutral label, heads) | "exit" (heads, no norm)
     statistic: str  # "gap" | "max"
     n_layers: int
     n_classes: int
@@ -150,7 +150,6 @@ class Info:
 
 
 _DTYPES = ("f32", "int8")
-_SCHEMES: tuple[Scheme, ...] = ("mp", "op")
 _STATISTICS = ("gap", "max")
 
 
@@ -160,7 +159,7 @@ def pack_info(info: Info) -> bytes:
         info.proto_version,
         *info.fw_version,
         _DTYPES.index(info.dtype),
-        _SCHEMES.index(info.scheme),
+        SCHEMES.index(info.scheme),
         _STATISTICS.index(info.statistic),
         info.n_layers,
         info.n_classes,
@@ -187,7 +186,7 @@ def parse_info(payload: bytes) -> Info:
             proto_version=v[0],
             fw_version=(v[1], v[2], v[3]),
             dtype=_DTYPES[v[4]],
-            scheme=_SCHEMES[v[5]],
+            scheme=SCHEMES[v[5]],
             statistic=_STATISTICS[v[6]],
             n_layers=n_layers,
             n_classes=v[8],

@@ -1,4 +1,4 @@
-"""Numpy twin of the firmware core (ffenergy/firmware/c/core/mlp.c): the bit-exact oracle.
+"""Numpy twin of the firmware core (ffenergy/firmware/c/core/mlp.c): the bit-exact oracle (MP, OP, exit).
 
 Every float operation is float32 in the C order: sums run sequentially over the input index
 (``acc = acc + a*b``, never BLAS), no fused multiply-add, the same expf polynomial and the same
@@ -132,10 +132,23 @@ def confidence(model: DeployedModel, s: np.ndarray) -> np.ndarray:
     return F32(1.0) / total
 
 
+def _exit_scores(model: DeployedModel, x: np.ndarray) -> np.ndarray:
+    """Scheme ``exit``: logits (L, N, C); z_k's operand (int8 codes at scale k) feeds layer k+1 and head k."""
+    out = np.empty((model.n_layers, len(x), model.n_classes), F32)
+    a = _operand(model, 0, x)
+    for l in range(model.n_layers):
+        a = _operand(model, l + 1, _activate(model, l, _products(a, model.weights[l])))
+        logits = _products(a, model.heads[l])
+        out[l] = (logits.astype(F32) * model.head_scale[l] if model.dtype == "int8" else logits) + model.head_bias[l]
+    return out
+
+
 def layer_scores(model: DeployedModel, x: np.ndarray) -> np.ndarray:
     """Scores (L, N, C) at every depth, with MP pruning applied after ``prune_after``."""
     x = np.asarray(x, F32)
     n, c, L = len(x), model.n_classes, model.n_layers
+    if model.scheme == "exit":
+        return _exit_scores(model, x)
     out = np.empty((L, n, c), F32)
     if model.scheme == "mp":
         acc = np.zeros((n, c), F32)
@@ -170,6 +183,8 @@ def layer_macs(model: DeployedModel) -> np.ndarray:
         elif model.scheme == "mp":
             active = model.prune_keep if model.prune_keep and l > model.prune_after else c
             per.append(active * d[l - 1] * d[l])
+        elif model.scheme == "exit":
+            per.append(d[l - 1] * d[l] + c * d[l])  # the layer and its own head
         else:
             per.append(d[l - 1] * d[l] + c * sum(d[1 : l + 1]))
     return np.cumsum(per)

@@ -10,7 +10,8 @@ The last head is the network's output, so full mode runs every layer and one hea
 cross-entropies. Its confidence is ``inference.op_statistic`` of a head's logits (``max``: top
 softmax probability; ``gap``: top-1 minus top-2 logit), so it is calibrated and exited with the
 same label-free rule and alpha selection as FF OP. ``ExitMLPLearner`` holds the inference side
-shared with other learners built on an ``ExitMLP`` (``ffenergy.learners.pepita``).
+shared with other learners built on an ``ExitMLP`` (``ffenergy.learners.pepita``), and their
+firmware export (scheme ``exit`` of ``ffenergy.firmware.arrays``).
 
 Training reads ``model.hidden``, ``model.epochs`` and ``model.batch_size``; everything else comes
 from ``model.options.bp-exits`` (``BackpropOptions``), not from the FF fields of ``model``.
@@ -22,7 +23,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
-from ffenergy.learners.base import LearnerOptionsError, NotDeployable, learner_options
+from ffenergy.learners.base import LearnerOptionsError, learner_options
 from ffenergy.learners.checkpoint import EpochCheckpoint, epoch_bar
 from ffenergy.learners.confidence import HeadExits
 
@@ -64,6 +65,28 @@ class ExitMLP(nn.Module):
 def exit_mlp_layer_macs(dims: list[int], n_classes: int) -> np.ndarray:
     """MACs layer k and its exit head add: d_{k-1} d_k + d_k C (index k-1 = layer k)."""
     return np.array([a * b + b * n_classes for a, b in pairwise(dims)], dtype=np.int64)
+
+
+def exit_mlp_arrays(net: ExitMLP) -> NetworkArrays:
+    """The float32 numpy hand-off of an ``ExitMLP`` (scheme ``exit``)."""
+
+    def weight_bias(lin: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
+        w = lin.weight.detach().cpu().numpy().astype(np.float32).copy()
+        b = np.zeros(lin.out_features, np.float32) if lin.bias is None else lin.bias.detach().cpu().numpy()
+        return w, b.astype(np.float32).copy()
+
+    layers = [weight_bias(cast(nn.Linear, lin)) for lin in net.layers]
+    heads = [weight_bias(cast(nn.Linear, lin)) for lin in net.heads]
+    return NetworkArrays(
+        scheme="exit",
+        weights=[w for w, _ in layers],
+        biases=[b for _, b in layers],
+        heads=[w for w, _ in heads],
+        n_classes=net.n_classes,
+        label_value=0.0,
+        norm_eps=0.0,
+        head_biases=[b for _, b in heads],
+    )
 
 
 class ExitMLPPass:
@@ -103,7 +126,9 @@ class ExitMLPLearner(HeadExits):
         return exit_mlp_layer_macs(self.dims, self.n_classes)
 
     def firmware(self, thresholds: np.ndarray) -> tuple[NetworkArrays, ExitPolicy]:
-        raise NotDeployable(f"{self.name}: the C firmware implements Forward-Forward (mp, op) only")
+        """The firmware's ``exit`` scheme: the layers and heads as they are (zero biases where a Linear has none)."""
+        policy = ExitPolicy(self.statistic, np.asarray(thresholds, np.float32))  # type: ignore[arg-type]
+        return exit_mlp_arrays(self.net), policy
 
 
 @dataclass

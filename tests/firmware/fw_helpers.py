@@ -23,6 +23,10 @@ def make_net(procedure: str, dims: list[int] = DIMS, n_classes: int = N_CLASSES,
         (rng.normal(size=(dims[i + 1], dims[i])) / np.sqrt(dims[i])).astype(np.float32) for i in range(len(dims) - 1)
     ]
     biases = [(0.1 * rng.normal(size=d)).astype(np.float32) for d in dims[1:]]
+    if procedure == "exit":  # heads on each layer's output only, with biases
+        heads = [(rng.normal(size=(n_classes, d)) / np.sqrt(d)).astype(np.float32) for d in dims[1:]]
+        head_biases = [(0.1 * rng.normal(size=n_classes)).astype(np.float32) for _ in dims[1:]]
+        return NetworkArrays("exit", weights, biases, heads, n_classes, 0.0, 0.0, head_biases)
     heads = (
         [rng.normal(size=(n_classes, sum(dims[1 : k + 2]))).astype(np.float32) for k in range(len(dims) - 1)]
         if procedure == "op"
@@ -40,10 +44,13 @@ def make_inputs(n: int, d: int = DIMS[0], seed: int = 1) -> np.ndarray:
 def kernel_macs(procedure: str, dims: list[int], n_classes: int) -> int:
     """MACs of the layers' weight matrices in one full inference, as the int8 layer kernel must compute
     them: MP's layer 1 over the image inputs once (the label columns are added apart, DESIGN.md
-    section 2) and each later layer once per label; OP's layers once each (its heads are fp32)."""
+    section 2) and each later layer once per label; OP's layers once each (its heads are fp32);
+    exit's layers and heads once each (both int8)."""
     layers = [a * b for a, b in zip(dims[:-1], dims[1:])]
     if procedure == "op":
         return sum(layers)
+    if procedure == "exit":
+        return sum(layers) + n_classes * sum(dims[1:])
     return (dims[0] - n_classes) * dims[1] + n_classes * sum(layers[1:])
 
 

@@ -19,6 +19,8 @@ CONFIGS = [  # procedure, statistic, prune
     ("mp", "gap", True),
     ("op", "gap", False),
     ("op", "max", False),
+    ("exit", "gap", False),
+    ("exit", "max", False),
 ]
 
 
@@ -37,6 +39,14 @@ def test_f32_inputs_off_the_u8_grid_are_exact(tmp_path):
     x = np.random.default_rng(7).normal(size=(10, 24)).astype(np.float32)
     assert P.u8_codes(x[0]) is None
     assert check_against_reference(net, make_policy(net, x, "max"), x, "host", "f32", modes=["light"]) == []
+
+
+def test_info_names_the_exit_scheme(firmware_factory):
+    net = make_net("exit", seed=3)
+    _, exe = firmware_factory(net, make_policy(net, make_inputs(8), "max"), "int8", calib_x=make_inputs(8))
+    with HostDut(exe) as host, Dut(host.port, timeout_s=1.0) as dut:
+        info = dut.info()
+    assert (info.dtype, info.scheme, info.statistic, info.prune_after) == ("int8", "exit", "max", 0)
 
 
 @pytest.fixture(scope="module")

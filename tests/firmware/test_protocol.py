@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -46,6 +48,8 @@ def test_oversized_length_is_dropped():
 def test_info_and_result_roundtrip():
     info = P.Info(1, (0, 1, 0), "int8", "op", "max", 2, 10, 0, 0, 784, (128, 64), 25_000_000, "mnist")
     assert P.parse_info(P.pack_info(info)) == info
+    exit_info = dataclasses.replace(info, scheme="exit")
+    assert P.pack_info(exit_info)[5] == 2 and P.parse_info(P.pack_info(exit_info)) == exit_info
     r = P.Result(3, 2, 1234, 99, np.array([1.5, -np.inf], np.float32))
     back = P.parse_result(P.pack_result(r), 2)
     assert (back.pred, back.exit_layer, back.macs, back.ticks) == (3, 2, 1234, 99)

@@ -27,6 +27,8 @@ def _qemu_available():
         ("op", "max", False, "f32"),
         ("mp", "gap", True, "int8"),
         ("op", "gap", False, "int8"),
+        ("exit", "max", False, "f32"),
+        ("exit", "gap", False, "int8"),
     ],
 )
 def test_qemu_build_is_bit_exact(proc, stat, prune, dtype):
@@ -36,13 +38,15 @@ def test_qemu_build_is_bit_exact(proc, stat, prune, dtype):
     assert check_against_reference(net, pol, x, "qemu", dtype, calib_x=make_inputs(30, seed=23)) == []
 
 
-def test_dsp_kernel_tails_are_bit_exact():
+@pytest.mark.parametrize("proc", ["mp", "exit"])
+def test_dsp_kernel_tails_are_bit_exact(proc):
     """Input widths that leave 1..7-weight tails after the 8-weight steps, row counts that are not a
-    multiple of 4 (the last rows run in C), and MP's layer 1 starting at the word boundary before
-    the last label slot (6 classes: slots 4 and 5 zeroed), for the SMLAD kernel of the Cortex-M build."""
-    net = make_net("mp", dims=[23, 7, 13, 5], n_classes=6, seed=26)
+    multiple of 4 (the last rows run in C: exit's 6-row heads too), and MP's layer 1 starting at the
+    word boundary before the last label slot (6 classes: slots 4 and 5 zeroed), for the SMLAD kernel
+    of the Cortex-M build; every mode."""
+    net = make_net(proc, dims=[23, 7, 13, 5], n_classes=6, seed=26)
     x = make_inputs(6, d=23, seed=27)
-    pol = make_policy(net, x, "gap", prune=True)
+    pol = make_policy(net, x, "gap", prune=proc == "mp")
     assert check_against_reference(net, pol, x, "qemu", "int8", calib_x=make_inputs(30, d=23, seed=28)) == []
 
 
@@ -62,9 +66,10 @@ def test_qemu_trigger_uart_and_info(tmp_path, firmware_factory):
     assert events == [P.TriggerEvent(1, 0), P.TriggerEvent(0, 3 * r.macs)] and tail == b""
 
 
-def test_mcu_sized_model_links_within_the_estimate(tmp_path):
-    """784-128x3 int8 MP: the ELF's flash and RAM stay under export's estimate and the 256 KB / 64 KB budget."""
-    net = make_net("mp", dims=[784, 128, 128, 128], n_classes=10)
+@pytest.mark.parametrize("proc", ["mp", "exit"])
+def test_mcu_sized_model_links_within_the_estimate(tmp_path, proc):
+    """784-128x3 int8: the ELF's flash and RAM stay under export's estimate and the 256 KB / 64 KB budget."""
+    net = make_net(proc, dims=[784, 128, 128, 128], n_classes=10)
     pol = make_policy(net, make_inputs(8, 784), "gap")
     rep = export_model(net, pol, tmp_path, "int8", "mcu-256k", calib_x=make_inputs(20, 784))
     elf = build_firmware(tmp_path, "nucleo-l476rg")

@@ -21,6 +21,12 @@ from tests.firmware.fw_helpers import DIMS, N_CLASSES, make_inputs, make_net
 def naive_scores(net, x, prune_after=0, keep=0):
     """Per-sample float64 evaluation of the documented semantics: scores (L, C)."""
     c = net.n_classes
+    if net.scheme == "exit":
+        v, out = x.astype(np.float64), []
+        for w, b, h, hb in zip(net.weights, net.biases, net.heads, net.head_biases):
+            v = np.maximum(w @ v + b, 0)
+            out.append(h @ v + hb)
+        return np.array(out)
     if net.scheme == "op":
         v = x.astype(np.float64).copy()
         v[:c] = net.label_value / c
@@ -48,7 +54,7 @@ def naive_scores(net, x, prune_after=0, keep=0):
     return np.array(out)
 
 
-@pytest.mark.parametrize("proc,prune", [("mp", False), ("mp", True), ("op", False)])
+@pytest.mark.parametrize("proc,prune", [("mp", False), ("mp", True), ("op", False), ("exit", False)])
 def test_scores_follow_the_documented_semantics(proc, prune):
     net = make_net(proc)
     x = make_inputs(12)
@@ -105,6 +111,30 @@ def test_op_macs_count_heads():
     m = deploy(make_net("op"), ExitPolicy("gap", np.zeros(3, np.float32)), "f32")
     d, c = DIMS, N_CLASSES
     assert layer_macs(m)[1] == d[0] * d[1] + c * d[1] + d[1] * d[2] + c * (d[1] + d[2])
+
+
+def test_exit_macs_count_each_layer_and_its_own_head():
+    m = deploy(make_net("exit"), ExitPolicy("gap", np.zeros(3, np.float32)), "f32")
+    # 24-16-12-10, 4 classes: 24*16 + 4*16 = 448; + 16*12 + 4*12 = 688; + 12*10 + 4*10 = 848
+    assert layer_macs(m).tolist() == [448, 688, 848]
+
+
+def test_exit_int8_shares_z_k_codes_between_layer_k_plus_1_and_head_k():
+    """One activation scale per z_0 .. z_L; head k's scale is its weight scale times z_k's."""
+    net = make_net("exit")
+    x = make_inputs(50)
+    m = deploy(net, ExitPolicy("gap", np.zeros(3, np.float32)), "int8", calib_x=x)
+    z, amax = x.astype(np.float64), [x.max()]
+    for w, b in zip(net.weights, net.biases):
+        z = np.maximum(z @ w.T.astype(np.float64) + b, 0)
+        amax.append(np.abs(z).max())
+    np.testing.assert_allclose(1 / m.in_inv_scale, np.array(amax) / 127, rtol=1e-6)
+    for k, (h, q, s) in enumerate(zip(net.heads, m.heads, m.head_scale)):
+        assert q.dtype == np.int8 and np.all(np.abs(q).max(axis=1) == 127)
+        np.testing.assert_allclose(s, np.abs(h).max(axis=1) / 127 * amax[k + 1] / 127, rtol=1e-6)
+    got = layer_scores(m, x)
+    want = np.stack([naive_scores(net, xi) for xi in x], axis=1)
+    np.testing.assert_allclose(got, want, atol=0.05 * np.abs(want).max())  # int8: close, not exact
 
 
 def test_expf_is_accurate():

@@ -11,10 +11,13 @@ import torch
 from torch import nn
 
 from ffenergy.config import InferenceConfig, ModelConfig
+from ffenergy.firmware.export import deploy
+from ffenergy.firmware.reference import layer_scores, reference_predict
 from ffenergy.learners.base import Learner
 from ffenergy.learners.calibrate import calibrate
 from ffenergy.learners.checkpoint import EpochCheckpoint
 from ffenergy.learners.exits import depth_scores, exits_from_scores, infer, predict
+from ffenergy.vocabulary import all_modes, forced_depth
 
 DIMS = [20, 16, 12, 8]
 
@@ -93,3 +96,20 @@ def check_macs_are_exactly_what_inference_runs(learner: Learner, x: np.ndarray, 
     with counted_linear_macs(learner.net) as total:
         p = predict(learner, x, tuple(th.tolist()), None)
     assert total[0] == p.macs.sum() and len(set(p.exit_layer)) > 1
+
+
+def check_firmware_reference_equals_torch(learner: Learner, x: np.ndarray, y: np.ndarray) -> None:
+    """The fp32 export's numpy reference (the firmware's bit-exact twin) gives the torch model's
+    predictions, exit layers and MACs on every sample in every mode."""
+    th = calibrate(learner, depth_scores(learner, torch.from_numpy(x)), y).thresholds(0.5)
+    arrays, policy = learner.firmware(th)
+    model = deploy(arrays, policy, "f32")
+    scores = layer_scores(model, x)
+    for mode in all_modes(learner.n_layers):
+        host = predict(learner, x, tuple(th.tolist()), forced_depth(mode, learner.n_layers))
+        ref = reference_predict(model, x, mode, scores=scores)
+        assert np.array_equal(host.exit_layer, ref.exit_layer), mode
+        assert np.array_equal(host.pred, ref.pred), mode
+        assert np.array_equal(host.macs, ref.macs), mode
+        if mode == "light":
+            assert len(set(ref.exit_layer.tolist())) > 1, "the test needs light exits at more than one depth"

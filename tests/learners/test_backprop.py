@@ -13,8 +13,10 @@ import yaml
 from ffenergy.cli import main
 from ffenergy.config import InferenceConfig
 from ffenergy.contract import read_rows
+from ffenergy.firmware.launch import check_against_reference
 from ffenergy.learners.backprop import BackpropMultiExit
-from ffenergy.learners.base import Learner, LearnerOptionsError, NotDeployable
+from ffenergy.learners.base import Learner, LearnerOptionsError
+from ffenergy.learners.calibrate import calibrate
 from ffenergy.learners.exits import depth_scores
 from ffenergy.vocabulary import all_modes
 from tests.learners.kit import (
@@ -22,6 +24,7 @@ from tests.learners.kit import (
     blobs,
     check_compaction_equals_masking,
     check_exited_rows_skip_later_layers,
+    check_firmware_reference_equals_torch,
     check_macs_are_exactly_what_inference_runs,
     trained,
 )
@@ -85,9 +88,25 @@ def test_bad_options_name_their_key(options, key):
         trained(BackpropMultiExit, options, epochs=1)
 
 
-def test_the_firmware_cannot_run_it(bp):
-    with pytest.raises(NotDeployable, match="bp-exits"):
-        bp[0].firmware(np.zeros(3, np.float32))
+def test_the_firmware_reference_gives_the_torch_predictions_and_exits(bp):
+    check_firmware_reference_equals_torch(*bp)
+
+
+def test_the_exported_arrays_are_the_layers_and_heads_as_trained(bp):
+    learner = bp[0]
+    arrays, policy = learner.firmware(np.arange(3, dtype=np.float32))
+    assert arrays.scheme == "exit" and arrays.dims == DIMS and policy.statistic == "max"
+    assert np.array_equal(arrays.heads[1], learner.net.heads[1].weight.detach().numpy())
+    assert np.array_equal(arrays.head_biases[2], learner.net.heads[2].bias.detach().numpy())
+    assert np.array_equal(arrays.biases[0], learner.net.layers[0].bias.detach().numpy())
+
+
+def test_the_host_firmware_is_bit_exact_on_the_trained_network(bp):
+    learner, x, y = bp
+    th = calibrate(learner, depth_scores(learner, torch.from_numpy(x)), y).thresholds(0.5)
+    arrays, policy = learner.firmware(th)
+    for dtype in ("f32", "int8"):
+        assert check_against_reference(arrays, policy, x[:40], "host", dtype, ["full", "light"], x[40:200]) == []
 
 
 @pytest.mark.slow

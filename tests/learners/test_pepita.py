@@ -10,7 +10,7 @@ import torch
 
 from ffenergy.config import InferenceConfig, ModelConfig, parse_config
 from ffenergy.experiment.dataset import load_experiment_data
-from ffenergy.learners.base import Learner, LearnerOptionsError, NotDeployable
+from ffenergy.learners.base import Learner, LearnerOptionsError
 from ffenergy.learners.checkpoint import EpochCheckpoint
 from ffenergy.learners.exits import depth_scores
 from ffenergy.learners.pepita import Pepita, _pepita_step, feedback_matrix
@@ -18,6 +18,7 @@ from tests.learners.kit import (
     DIMS,
     check_compaction_equals_masking,
     check_exited_rows_skip_later_layers,
+    check_firmware_reference_equals_torch,
     check_macs_are_exactly_what_inference_runs,
     trained,
 )
@@ -129,6 +130,8 @@ def test_bad_options_name_their_key():
         trained(Pepita, {"f_scale": -1.0}, epochs=1)
 
 
-def test_the_firmware_cannot_run_it(pepita):
-    with pytest.raises(NotDeployable, match="pepita"):
-        pepita[0].firmware(np.zeros(3, np.float32))
+def test_the_firmware_reference_gives_the_torch_predictions_and_exits(pepita):
+    """PEPITA's bias-free layers and output export with zero biases (the same ``exit`` scheme as bp-exits)."""
+    arrays, _ = pepita[0].firmware(np.zeros(3, np.float32))
+    assert not any(b.any() for b in arrays.biases) and not arrays.head_biases[-1].any()
+    check_firmware_reference_equals_torch(*pepita)

@@ -1,16 +1,18 @@
-/* Early-exit Forward-Forward inference (see ffenergy/firmware/arrays.py for the semantics and
- * ffenergy/firmware/reference.py for the bit-exact numpy twin). Every sum runs sequentially
+/* Early-exit inference of FF networks (MP, OP) and exit-head networks (scheme exit: bp-exits,
+ * PEPITA); see ffenergy/firmware/arrays.py for the semantics and
+ * ffenergy/firmware/reference.py for the bit-exact numpy twin. Every sum runs sequentially
  * in float32; build with -ffp-contract=off -fno-math-errno so no FMA is fused and sqrtf is
  * the FPU instruction. */
 #include "mlp.h"
 
 #define NEG_INF (-__builtin_inff())
+#define FF_PROC_MP (!FF_PROC_OP && !FF_PROC_EXIT)
 
 static float h_buf[FF_MAX_IN_DIM];
 #if FF_PROC_OP
 static float z_cat[FF_SUM_HID];
 #define N_PASS 1
-#else
+#elif FF_PROC_MP
 static float act[2][FF_N_CLASSES][FF_MAX_HID_DIM];
 #define N_PASS FF_N_CLASSES
 #endif
@@ -39,6 +41,7 @@ float ff_expf(float x) {
     return y * s.f;
 }
 
+#if !FF_PROC_EXIT
 /* Input of pass p to layer l: OP layer 0 reads x with the neutral label applied on the fly;
  * MP layer 0 runs in first_layer. */
 static float layer_in(const float *x, int l, int p, int i, int in_slot) {
@@ -53,6 +56,7 @@ static float layer_in(const float *x, int l, int p, int i, int in_slot) {
     return act[in_slot][p][i];
 #endif
 }
+#endif
 
 /* in_buf holds the normalised layer input as the dot products read it: operand() makes int8
  * codes (round half away from zero) or keeps the float32 value; dot() sums row[i] * in_buf[i]
@@ -94,7 +98,11 @@ static float activate(acc_t acc, int l, int j) {
 #endif
 
 #if FF_DTYPE_INT8
+#if FF_PROC_EXIT && FF_N_CLASSES > FF_MAX_HID_DIM
+static int32_t acc_buf[FF_N_CLASSES]; /* the heads' sums */
+#else
 static int32_t acc_buf[FF_MAX_HID_DIM];
+#endif
 #endif
 
 #if FF_DTYPE_INT8 && defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
@@ -181,6 +189,33 @@ static void matvec_i8(const int8_t *w, int from, int n, int d_out, int32_t *acc)
 }
 #endif
 
+#if FF_PROC_EXIT
+/* Layer l (0-based) and its exit head, scheme exit. in_buf holds the operand of z_l (made here
+ * from x for l = 0); z_{l+1} = ReLU(W_l z_l + b_l) is turned into its operand in in_buf, which
+ * head l reads now and layer l + 1 next: in int8, one set of codes (at z_{l+1}'s scale) and one
+ * widening serve both, and every product runs through matvec_i8. Writes the logits to scores. */
+static void exit_layer(const float *x, int l, float *scores) {
+    const int d_in = ff_dims[l], d_out = ff_dims[l + 1];
+    if (l == 0) {
+        for (int i = 0; i < d_in; i++) in_buf[i] = operand(x[i], 0);
+#if FF_DTYPE_INT8
+        widen_input(0, d_in);
+#endif
+    }
+#if FF_DTYPE_INT8
+    matvec_i8(ff_W[l], 0, d_in, d_out, acc_buf);
+    for (int j = 0; j < d_out; j++) h_buf[j] = activate(acc_buf[j], l, j);
+    for (int j = 0; j < d_out; j++) in_buf[j] = operand(h_buf[j], l + 1);
+    widen_input(0, d_out);
+    matvec_i8(ff_H[l], 0, d_out, FF_N_CLASSES, acc_buf);
+    for (int c = 0; c < FF_N_CLASSES; c++) scores[c] = (float)acc_buf[c] * ff_HS[l][c] + ff_HB[l][c];
+#else
+    for (int j = 0; j < d_out; j++) h_buf[j] = activate(dot(ff_W[l] + (int32_t)j * d_in, 0, d_in), l, j);
+    for (int j = 0; j < d_out; j++) in_buf[j] = operand(h_buf[j], l + 1);
+    for (int c = 0; c < FF_N_CLASSES; c++) scores[c] = dot(ff_H[l] + (int32_t)c * d_out, 0, d_out) + ff_HB[l][c];
+#endif
+}
+#else
 static float norm_denom(float ss, int d_in) { return __builtin_sqrtf(ss / (float)d_in) + ff_norm_eps; }
 
 /* z = ReLU(W_l n(in) + b_l) for pass p; writes d_l floats to out. */
@@ -202,8 +237,9 @@ static void layer(const float *x, int l, int p, int in_slot, float *out) {
     for (int j = 0; j < d_out; j++) out[j] = activate(dot(ff_W[l] + (int32_t)j * d_in, 0, d_in), l, j);
 #endif
 }
+#endif
 
-#if !FF_PROC_OP
+#if FF_PROC_MP
 /* Layer 1 of every active MP pass at once (DESIGN.md section 2): the label overlays differ only
  * in the first FF_N_CLASSES inputs and share one norm (the image part's sum of squares after
  * label_on^2, the order the per-pass loop adds them in), so each row's image product is computed
@@ -259,7 +295,7 @@ static float confidence(const float *s) {
     for (int c = 0; c < FF_N_CLASSES; c++)
         if (c != best && s[c] > top2) top2 = s[c];
 #if FF_STAT_MAX
-#if FF_PROC_OP
+#if !FF_PROC_MP
     (void)top2;
     float total = 0.0f;
     for (int c = 0; c < FF_N_CLASSES; c++) total = total + ff_expf(s[c] - top1);
@@ -273,7 +309,7 @@ static float confidence(const float *s) {
 #endif
 }
 
-#if !FF_PROC_OP && FF_PRUNE_KEEP
+#if FF_PROC_MP && FF_PRUNE_KEEP
 /* Keep the FF_PRUNE_KEEP highest accumulated scores (lower label first on ties). */
 static void prune(void) {
     uint8_t keep[FF_N_CLASSES] = {0};
@@ -300,7 +336,10 @@ void ff_infer(const float *x, int mode, int depth, const float *thr, ff_result_t
     }
     for (l = 0; l < last; l++) {
         const uint32_t layer_macs = (uint32_t)ff_dims[l] * ff_dims[l + 1];
-#if FF_PROC_OP
+#if FF_PROC_EXIT
+        exit_layer(x, l, acc_score);
+        macs += layer_macs + (uint32_t)FF_N_CLASSES * ff_dims[l + 1];
+#elif FF_PROC_OP
         int off = 0;
         for (int k = 0; k < l; k++) off += ff_dims[k + 1];
         layer(x, l, 0, 0, z_cat + off);
@@ -329,7 +368,7 @@ void ff_infer(const float *x, int mode, int depth, const float *thr, ff_result_t
 #endif
         if (l + 1 == last) break;
         if (mode == FF_MODE_LIGHT && confidence(acc_score) >= thr[l]) break;
-#if !FF_PROC_OP && FF_PRUNE_KEEP
+#if FF_PROC_MP && FF_PRUNE_KEEP
         if (l + 1 == FF_PRUNE_AFTER) prune();
 #endif
     }

@@ -1,4 +1,4 @@
-/* Portable early-exit FF inference core: C99, freestanding, no malloc, no I/O. */
+/* Portable early-exit inference core (FF MP / OP, exit-head networks): C99, freestanding, no malloc, no I/O. */
 #ifndef FF_MLP_H
 #define FF_MLP_H
 #include <stdint.h>
@@ -10,7 +10,7 @@ typedef struct {
     uint8_t pred;                 /* argmax of scores (lower label on ties) */
     uint8_t exit_layer;           /* 1-based */
     uint32_t macs;                /* multiply-accumulates of this inference */
-    float scores[FF_N_CLASSES];   /* MP: accumulated goodness (-inf if pruned); OP: logits */
+    float scores[FF_N_CLASSES];   /* MP: accumulated goodness (-inf if pruned); OP, exit: logits */
 } ff_result_t;
 
 /* Runs one inference on x[FF_N_IN]. depth is used only for FF_MODE_DEPTH (1..FF_N_LAYERS);

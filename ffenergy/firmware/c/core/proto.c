@@ -61,7 +61,7 @@ static uint32_t info_payload(void) {
     static const char name[] = FF_MODEL_NAME;
     uint8_t *p = tx;
     *p++ = 1; *p++ = FF_FW_MAJOR; *p++ = FF_FW_MINOR; *p++ = FF_FW_PATCH;
-    *p++ = FF_DTYPE_INT8; *p++ = FF_PROC_OP; *p++ = FF_STAT_MAX; *p++ = FF_N_LAYERS;
+    *p++ = FF_DTYPE_INT8; *p++ = FF_SCHEME; *p++ = FF_STAT_MAX; *p++ = FF_N_LAYERS;
     *p++ = FF_N_CLASSES; *p++ = FF_PRUNE_AFTER; *p++ = FF_PRUNE_KEEP; *p++ = 0;
     put_u16(p, FF_N_IN); p += 2;
     for (int l = 0; l < FF_N_LAYERS; l++, p += 2) put_u16(p, ff_dims[l + 1]);
