@@ -144,6 +144,36 @@ class Fit:
 
 
 @dataclass(frozen=True)
+class ModeCost:
+    """One mode of an MCU attribution entry's ``early_exit.modes``: costs per inference, and
+    reductions against the baseline procedure's full mode (full / mode, > 1 means savings)."""
+
+    mode: str
+    uj_per_inference: float | None
+    pj_per_mac: float | None
+    instructions_per_inference: float | None
+    instructions_per_mac: float | None
+    energy_reduction: float | None
+    mac_reduction: float | None
+
+
+@dataclass(frozen=True)
+class EarlyExitCosts:
+    """attribution.json ``early_exit`` of one (target, meter, procedure): per mode costs and the exit
+    check's own cost (light exiting at k against depth-k of the same sample, per check: measured,
+    and priced from the simulator's joules per instruction class where the meter has them)."""
+
+    target: str
+    meter: str
+    procedure: str
+    baseline: str
+    modes: tuple[ModeCost, ...]
+    check_instructions: float | None
+    check_measured_uj: float | None
+    check_priced_uj: float | None
+
+
+@dataclass(frozen=True)
 class SweepRow:
     target: str
     procedure: str

@@ -1,4 +1,6 @@
-"""Copy a finished run into results/examples/ for committing, leaving out files too large for git.
+"""Copy a finished run into results/examples/ for committing, leaving out files too large for git,
+the trained weights (``model.pt``) and the MCU targets' working folder (``hil/``: exported model,
+firmware build, meter session).
 
     python tools/commit_example.py results/<run-id> results/examples/<name> [--max-mb 2]
     python tools/commit_example.py --mark results/examples/<name>   # an example copied by hand
@@ -20,6 +22,7 @@ from pathlib import Path
 from ffenergy.contract import EXAMPLE_FILE, EXPECTED_FILES
 
 log = logging.getLogger("commit_example")
+NEVER_COMMITTED = ("model.pt", "hil")  # weights and the MCU working folder: not results
 NOTE = "committed example: files listed in 'trimmed' were left out for size; report.md and figures/ come from the whole run"
 
 
@@ -29,8 +32,15 @@ def copy_example(run_dir: Path, dest: Path, max_bytes: int) -> list[str]:
         raise SystemExit(f"{run_dir}: no manifest.json, so not a run directory")
     if dest.exists():
         raise SystemExit(f"{dest} exists; remove it first (an example is replaced whole)")
-    trimmed = sorted(p.name for p in run_dir.iterdir() if p.is_file() and p.stat().st_size > max_bytes)
-    shutil.copytree(run_dir, dest, ignore=lambda d, names: trimmed if Path(d) == run_dir else [])
+    trimmed = sorted(
+        p.name
+        for p in run_dir.iterdir()
+        if p.is_file() and p.stat().st_size > max_bytes and p.name not in NEVER_COMMITTED
+    )
+    left_out = [*trimmed, *NEVER_COMMITTED]
+    shutil.copytree(
+        run_dir, dest, ignore=lambda d, names: [n for n in names if n in left_out] if Path(d) == run_dir else []
+    )
     return trimmed
 
 

@@ -39,7 +39,9 @@ from ffenergy.contract import (
     SUMMARY_COLUMNS,
     SWEEP_COLUMNS,
     TRACE_COLUMNS,
+    EarlyExitCosts,
     Fit,
+    ModeCost,
     SummaryRow,
     SweepRow,
 )
@@ -109,6 +111,7 @@ class RunData:
     manifest: RunManifest
     summary: list[SummaryRow] = field(default_factory=list)
     fits: list[Fit] = field(default_factory=list)
+    early_exit: list[EarlyExitCosts] = field(default_factory=list)  # MCU targets' attribution entries
     sweep: list[SweepRow] = field(default_factory=list)
     samples: Samples | None = None
     trace: Trace | None = None
@@ -173,7 +176,7 @@ def load_run(path: Path) -> RunData:
     if (path / "summary.csv").is_file():
         run.summary = _load_summary(path / "summary.csv")
     if (path / "attribution.json").is_file():
-        run.fits = _load_fits(path / "attribution.json")
+        run.fits, run.early_exit = _load_fits(path / "attribution.json")
     if (path / "sweep.csv").is_file():
         run.sweep = _load_sweep(path / "sweep.csv")
     if (path / "samples.csv").is_file():
@@ -282,12 +285,13 @@ def _read_json(path: Path) -> Any:
         raise RunLoadError(f"{path}: not UTF-8 text; the file is corrupted") from None
 
 
-def _load_fits(path: Path) -> list[Fit]:
+def _load_fits(path: Path) -> tuple[list[Fit], list[EarlyExitCosts]]:
+    """attribution.json's fits, and the ``early_exit`` costs of those that have them (MCU targets)."""
     raw = _read_json(path)
     fits = raw.get("fits") if isinstance(raw, dict) else None
     if not isinstance(fits, list):
         raise RunLoadError(f"{path}: expected an object with a 'fits' list")
-    out = []
+    out, early = [], []
     for i, fit in enumerate(fits):
         where = f"{path}: fits[{i}]"
         if not isinstance(fit, dict):
@@ -310,7 +314,40 @@ def _load_fits(path: Path) -> list[Fit]:
                 prediction_error=_json_opt(fit, "prediction_error", where),
             )
         )
-    return out
+        if isinstance(fit.get("early_exit"), dict):
+            early.append(_early_exit(fit, f"{where}.early_exit"))
+    return out, early
+
+
+def _early_exit(fit: dict[str, Any], where: str) -> EarlyExitCosts:
+    raw = fit["early_exit"]
+    modes = raw.get("modes")
+    if not isinstance(modes, dict) or not all(isinstance(m, dict) for m in modes.values()):
+        raise RunLoadError(f"{where}: 'modes' must be an object of per-mode objects")
+    check = raw.get("exit_check") or {}
+    if not isinstance(check, dict):
+        raise RunLoadError(f"{where}: 'exit_check' must be an object or null")
+    return EarlyExitCosts(
+        target=str(fit["target"]),
+        meter=str(fit["meter"]),
+        procedure=str(fit["procedure"]),
+        baseline=str(raw.get("baseline", fit["procedure"])),
+        modes=tuple(
+            ModeCost(
+                mode=mode,
+                uj_per_inference=_json_opt(m, "uj_per_inference", f"{where}.modes.{mode}"),
+                pj_per_mac=_json_opt(m, "pj_per_mac", f"{where}.modes.{mode}"),
+                instructions_per_inference=_json_opt(m, "instructions_per_inference", f"{where}.modes.{mode}"),
+                instructions_per_mac=_json_opt(m, "instructions_per_mac", f"{where}.modes.{mode}"),
+                energy_reduction=_json_opt(m, "energy_reduction", f"{where}.modes.{mode}"),
+                mac_reduction=_json_opt(m, "mac_reduction", f"{where}.modes.{mode}"),
+            )
+            for mode, m in modes.items()
+        ),
+        check_instructions=_json_opt(check, "instructions_per_check", f"{where}.exit_check"),
+        check_measured_uj=_json_opt(check, "energy_uj_per_check", f"{where}.exit_check"),
+        check_priced_uj=_json_opt(check, "priced_energy_uj_per_check", f"{where}.exit_check"),
+    )
 
 
 def _json_float(obj: dict[str, Any], key: str, where: str) -> float:

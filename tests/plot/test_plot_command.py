@@ -182,6 +182,19 @@ def _committed_example(root: Path, name: str) -> tuple[Path, dict[Path, bytes]]:
     return dest, {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()}
 
 
+def test_a_committed_example_leaves_out_the_weights_and_the_mcu_working_folder(tmp_path: Path) -> None:
+    from tools.commit_example import copy_example
+
+    run = write_synthetic_run(tmp_path / "made", "mcu-run", n_samples=20, energy=False, seed=5)
+    (run / "model.pt").write_bytes(b"weights")
+    (run / "hil" / "mcu-qemu-mp").mkdir(parents=True)
+    (run / "hil" / "mcu-qemu-mp" / "model.h").write_text("/* weights */")
+    dest = tmp_path / "examples" / "mcu-run"
+    assert copy_example(run, dest, max_bytes=1 << 30) == []
+    assert not (dest / "model.pt").exists() and not (dest / "hil").exists()
+    assert (dest / "samples.csv").read_bytes() == (run / "samples.csv").read_bytes()
+
+
 def test_plotting_a_results_folder_leaves_its_committed_examples_as_committed(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
