@@ -111,22 +111,39 @@ def test_the_host_firmware_is_bit_exact_on_the_trained_network(bp):
 
 @pytest.mark.slow
 def test_bp_exits_pepita_and_op_run_end_to_end_through_the_cli(tmp_path, monkeypatch):
+    """On the CPU, and bp-exits and pepita also on the firmware's host build (mcu-sim): the same
+    predictions and exit layers per sample as the torch model on the CPU."""
     monkeypatch.setenv("FFENERGY_CACHE", str(tmp_path / "cache"))
     tiny = yaml.safe_load((Path(__file__).resolve().parents[2] / "experiments" / "tiny.yaml").read_text())
     procedures = ["op", "bp-exits", "pepita"]
     tiny["model"]["options"] = {"pepita": {"lr": 0.1, "lr_decay_at": [], "head_lr": 0.01, "head_epochs": 1}}
     tiny["inference"]["procedures"] = procedures
+    tiny["targets"] = ["cpu", "mcu-sim"]
+    tiny["mcu"] = {"max_samples": 6, "repeats": 2, "modes": ["full", "light"], "procedures": ["bp-exits", "pepita"]}
     config = tmp_path / "learners.yaml"
     config.write_text(yaml.safe_dump(tiny))
     assert main(["run", str(config), "--out", str(tmp_path / "results"), "--no-progress"]) == 0
     (run_dir,) = (tmp_path / "results").iterdir()
-    summary = {(r["procedure"], r["mode"]): r for r in read_rows(run_dir / "summary.csv")}
+    rows = read_rows(run_dir / "summary.csv")
+    summary = {(r["procedure"], r["mode"]): r for r in rows if r["target"] == "cpu"}
     modes = all_modes(len(tiny["model"]["hidden"]))
     assert set(summary) == {(p, m) for p in procedures for m in modes}
     assert all(float(r["energy_j_per_inference"]) > 0 for r in summary.values())
     for proc in ("bp-exits", "pepita"):
         assert float(summary[proc, "full"]["accuracy"]) > 0.5, proc  # one epoch on 12,600 digits
         assert float(summary[proc, "full"]["macs_per_inference"]) == 784 * 64 + 64 * 64 * 2 + 3 * 64 * 10
+    samples = read_rows(run_dir / "samples.csv")
+    mcu = {(r["procedure"], r["mode"], r["sample"]): r for r in samples if r["target"] == "mcu-sim"}
+    assert {(p, m) for p, m, _ in mcu} == {(p, m) for p in ("bp-exits", "pepita") for m in ("full", "light")}
+    for r in samples:
+        key = (r["procedure"], r["mode"], r["sample"])
+        if r["target"] == "cpu" and key in mcu:
+            assert (mcu[key]["pred"], mcu[key]["exit_layer"], mcu[key]["macs"]) == (
+                r["pred"],
+                r["exit_layer"],
+                r["macs"],
+            ), key
+            assert float(mcu[key]["energy_j"]) > 0
 
 
 def test_its_confidence_floor_flags_a_threshold_that_lets_everything_out(bp):
