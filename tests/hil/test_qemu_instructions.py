@@ -93,12 +93,15 @@ def test_the_classifier_sees_the_mac_loops_instructions(tmp_path):
             assert c.fpu >= 2 * res.macs and c.mul < 0.02 * res.macs and c.ldst >= 2 * res.macs
 
 
-def test_the_int8_layer_kernel_runs_at_most_1_5_instructions_per_mac(tmp_path):
-    """The plugin's focus count over the kernel's functions (MP, 264-128x3, widths with no tails): the
+@pytest.mark.parametrize(("procedure", "bound"), [("mp", 1.5), ("exit", 1.55)])
+def test_the_int8_kernel_runs_about_1_5_instructions_per_mac(tmp_path, procedure, bound):
+    """The plugin's focus count over the kernel's functions (264-128x3, widths with no tails): the
     SMLAD loop's 44 instructions per 32 MACs plus per-row and per-layer overhead stays under 1.5 per
-    MAC (issue #13's floor is 2.0), and the kernel is most, not all, of the window."""
+    MAC for MP's layers (issue #13's floor is 2.0), and the kernel is most, not all, of the window.
+    exit's layers and 10-row heads: 1.52 measured, as the last 2 rows of each head run in the
+    kernel's C loop."""
     dims, n_classes = [264, 128, 128, 128], 10
-    net = make_net("mp", dims, n_classes, seed=12)
+    net = make_net(procedure, dims, n_classes, seed=12)
     x = make_inputs(1, dims[0], seed=13)
     export_model(net, ExitPolicy("gap", np.zeros(3, np.float32)), tmp_path, "int8", "qemu-mps2-an386", calib_x=x)
     elf = build_firmware(tmp_path, "qemu-mps2-an386")
@@ -108,8 +111,8 @@ def test_the_int8_layer_kernel_runs_at_most_1_5_instructions_per_mac(tmp_path):
         d.load(x[0])
         d.infer("full", 1)
         counts = insn.latest()
-    macs = kernel_macs("mp", dims, n_classes)
-    assert 1.375 * macs < counts.focus < 1.5 * macs
+    macs = kernel_macs(procedure, dims, n_classes)
+    assert 1.375 * macs < counts.focus < bound * macs
     assert counts.focus < 0.9 * counts.total
 
 
