@@ -4,7 +4,7 @@ it: normalisation, quantising, activations, MP's label columns, OP's fp32 heads,
 int8, for the layer kernel alone (the instructions executed in its functions,
 ``tests.firmware.fw_helpers.KERNEL_FUNCTIONS``, over the MACs of the layers' weight matrices).
 
-    python benchmarks/instructions_per_mac.py [--dims 784,128,128,128] [--procedure mp]
+    python benchmarks/instructions_per_mac.py [--dims 784,128,128,128] [--procedure mp|op|exit]
 """
 
 import argparse
@@ -31,7 +31,7 @@ log = logging.getLogger("instructions_per_mac")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dims", default="784,128,128,128")
-    ap.add_argument("--procedure", default="mp", choices=["mp", "op"])
+    ap.add_argument("--procedure", default="mp", choices=["mp", "op", "exit"])
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     dims = [int(d) for d in args.dims.split(",")]
