@@ -60,8 +60,8 @@ class ExportReport:
 
 
 def _check_inputs(net: NetworkArrays, policy: ExitPolicy) -> None:
-    if net.scheme not in ("mp", "op", "exit"):
-        raise ValueError(f"unknown scheme {net.scheme!r}: use 'mp', 'op' or 'exit'")
+    if net.scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {net.scheme!r}: use one of {', '.join(SCHEMES)}")
     if policy.statistic not in ("gap", "max"):
         raise ValueError(f"unknown statistic {policy.statistic!r}: use 'gap' or 'max'")
     if len(policy.thresholds) != net.n_layers:
