@@ -28,6 +28,7 @@ from ffenergy.config import ModelConfig, load_config
 from ffenergy.experiment.dataset import load_experiment_data
 from ffenergy.learners import LEARNERS
 from ffenergy.learners.calibrate import calibrate
+from ffenergy.learners.checkpoint import EpochCheckpoint
 from ffenergy.learners.exits import batched_depth_scores, infer, predict
 from ffenergy.learners.ff.model import FFNetwork
 
@@ -83,7 +84,16 @@ def main() -> None:
     else:
         n = args.train_samples
         model = ModelConfig(hidden=dims[1:], epochs=args.epochs, device="cpu")
-        cls.fit(net, data.x_train[:n], data.y_train[:n], model, cfg.seed, "cpu", progress=False)
+        cls.fit(
+            net,
+            data.x_train[:n],
+            data.y_train[:n],
+            model,
+            cfg.seed,
+            "cpu",
+            progress=False,
+            checkpoint=EpochCheckpoint(),
+        )
         if args.state:
             torch.save(net.state_dict(), args.state)
     learner = cls("mp", net.eval(), cfg.inference)
