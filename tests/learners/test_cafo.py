@@ -41,6 +41,9 @@ def test_macs_per_layer_are_the_block_plus_its_predictor():
     # block 1: 6*4 + predictor 4*2; block 2: 4*3 + predictor 3*2 (the running sum adds no MAC)
     assert learner.layer_macs().tolist() == [32, 18]
     assert learner.macs_at_exit().tolist() == [32, 50]
+    # the learners config's 784-500-1000-1000: 784*500 + 500*10, then + 500*1000 + 1000*10, + 1000*1000 + 1000*10
+    wide = Cafo("cafo", Cafo.build([784, 500, 1000, 1000], 10, 1.0), InferenceConfig())
+    assert wide.macs_at_exit().tolist() == [397_000, 907_000, 1_917_000]
 
 
 def test_macs_are_exactly_what_inference_runs(cafo):
