@@ -11,7 +11,8 @@ block:
    training seed): dW_l = ((e B_l) * relu'(W_l h_{l-1}))^T h_{l-1}, dP_L = e^T h_L, batch-averaged,
    SGD with momentum; ``random`` leaves them at their random initialisation (CaFo's "Rand").
 2. predictors: each P_l trained on its own block's frozen output by cross-entropy (Adam),
-   independently of the others (CaFo's CE predictors; its MSE and sparsemax losses are not built).
+   independently of the others (P_L from where DFA left it; CaFo's CE predictors, its MSE and
+   sparsemax losses are not built). The paper's blocks are convolutional; these are dense.
 
 Inference: the scores at depth k are the summed logits P_1(h_1) + ... + P_k(h_k) (CaFo predicts
 with the sum of every predictor; a depth-k exit sums those it has run), so full mode is CaFo's own
