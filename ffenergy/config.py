@@ -22,6 +22,7 @@ import yaml
 from ffenergy.data.registry import DATASETS
 from ffenergy.firmware.boards import BOARDS
 from ffenergy.learners import LEARNERS
+from ffenergy.learners.options import LearnerOptionsError, check_learner_options
 from ffenergy.meters.registry import host_meter_choices
 from ffenergy.targets.registry import TARGETS
 from ffenergy.vocabulary import all_modes
@@ -57,7 +58,7 @@ class ModelConfig:
     peer_weight: float = 0.03  # FF peer normalisation
     peer_momentum: float = 0.9
     # learner-specific settings, keyed by the learner's network_id (e.g. {"pepita": {"f_scale": 0.05}});
-    # each learner validates its own when it trains
+    # checked on load where the learner registers a torch-free options class (cafo), else when it trains
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -262,6 +263,10 @@ def _check_values(cfg: ExperimentConfig) -> None:
     _require(bool(inf.procedures), "inference.procedures", f"a non-empty list of {', '.join(LEARNERS.names())}")
     for i, proc in enumerate(inf.procedures):
         _one_of(proc, LEARNERS.names(), f"inference.procedures[{i}]")
+        try:
+            check_learner_options(m, proc)
+        except LearnerOptionsError as exc:
+            raise ConfigError(str(exc)) from None
     _require(inf.alpha >= 0, "inference.alpha", "a number >= 0")
     _require(all(a >= 0 for a in inf.alpha_sweep), "inference.alpha_sweep", "numbers >= 0")
     _require(

@@ -37,3 +37,9 @@ LEARNERS.register(
     "ffenergy.learners.pepita:Pepita",
     "PEPITA-trained MLP (two forward passes, fixed random error feedback), exit heads trained afterwards",
 )
+LEARNERS.register(
+    "cafo",
+    "ffenergy.learners.cafo.learner:Cafo",
+    "CaFo: DFA-trained (or random) blocks, a locally trained predictor per block, predictions summed over blocks",
+    options="ffenergy.learners.cafo.options:CafoOptions",
+)

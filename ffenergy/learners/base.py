@@ -16,9 +16,8 @@ Registered by name in ``ffenergy.learners.LEARNERS``; that name is the result fi
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -26,6 +25,8 @@ from torch import nn
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.learners.checkpoint import EpochCheckpoint
+from ffenergy.learners.options import LearnerOptionsError as LearnerOptionsError
+from ffenergy.learners.options import learner_options as learner_options
 
 if TYPE_CHECKING:
     from ffenergy.config import InferenceConfig, ModelConfig
@@ -33,26 +34,6 @@ if TYPE_CHECKING:
 
 class NotDeployable(ValueError):
     """The learner has no firmware implementation (the message names what it lacks)."""
-
-
-class LearnerOptionsError(ValueError):
-    """``model.options.<network_id>`` is invalid; the message names the key and the fix."""
-
-
-O = TypeVar("O")
-
-
-def learner_options(cls: type[O], model: ModelConfig, network_id: str) -> O:
-    """The dataclass ``cls`` built from ``model.options[network_id]`` (defaults for what is absent)."""
-    raw = model.options.get(network_id, {})
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(set(raw) - set(names))
-    if unknown:
-        raise LearnerOptionsError(f"model.options.{network_id}.{unknown[0]}: unknown key; allowed: {', '.join(names)}")
-    try:
-        return cls(**raw)
-    except TypeError as exc:
-        raise LearnerOptionsError(f"model.options.{network_id}: {exc}") from None
 
 
 class LayerPass(Protocol):

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -38,9 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ffenergy.learners.backprop import ExitMLP, ExitMLPLearner, decayed_lr
+from ffenergy.learners.backprop import ExitMLP, ExitMLPLearner
 from ffenergy.learners.base import LearnerOptionsError, learner_options
-from ffenergy.learners.checkpoint import EpochCheckpoint, epoch_bar
+from ffenergy.learners.checkpoint import EpochCheckpoint
+from ffenergy.learners.local import LocalSchedule, train_frozen_heads, train_local_rule
 
 if TYPE_CHECKING:
     from ffenergy.config import ModelConfig
@@ -122,10 +123,42 @@ class Pepita(ExitMLPLearner):
         net.to(device).train()
         xs, ys = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         epochs = opts.epochs or model.epochs
-        pepita_log, resumed_after = _train_pepita(
-            net, xs, ys, opts, epochs, model.batch_size, gen, progress, checkpoint
+        fb = feedback_matrix(net.dims[0], net.n_classes, opts.f_scale, gen).to(device)  # drawn first: same on resume
+        weights = [cast(nn.Linear, m).weight for m in [*net.layers, net.heads[-1]]]
+        schedule = LocalSchedule(
+            cls.network_id,
+            "pepita",
+            "PEPITA training",
+            opts.lr,
+            opts.momentum,
+            opts.lr_decay_at,
+            epochs,
+            model.batch_size,
         )
-        heads_log = _train_heads(net, xs, ys, opts, model.batch_size, gen, progress, checkpoint)
+        pepita_log, resumed_after = train_local_rule(
+            net,
+            weights,
+            partial(_pepita_step, net, fb=fb, weights=weights),
+            xs,
+            ys,
+            schedule,
+            gen,
+            progress,
+            checkpoint,
+        )
+        heads_log = train_frozen_heads(
+            net,
+            len(net.heads) - 1,
+            xs,
+            ys,
+            opts.head_lr,
+            opts.head_epochs,
+            model.batch_size,
+            gen,
+            progress,
+            checkpoint,
+            "PEPITA exit heads",
+        )
         head_loss = heads_log["head_loss"]
         net.eval()
         seconds = sum(pepita_log.pop("epoch_seconds")) + sum(heads_log["epoch_seconds"])
@@ -143,49 +176,6 @@ class Pepita(ExitMLPLearner):
             **pepita_log,
             "head_loss": head_loss,
         }
-
-
-def _train_pepita(
-    net: ExitMLP,
-    xs: torch.Tensor,
-    ys: torch.Tensor,
-    opts: PepitaOptions,
-    epochs: int,
-    batch_size: int,
-    gen: torch.Generator,
-    progress: bool,
-    checkpoint: EpochCheckpoint,
-) -> tuple[dict[str, list[float]], int]:
-    """(history, epochs resumed after) of the two-pass PEPITA rule on ``net.layers`` and the output layer ``net.heads[-1]``."""
-    fb = feedback_matrix(net.dims[0], net.n_classes, opts.f_scale, gen).to(xs.device)  # drawn first: same on resume
-    weights = [cast(nn.Linear, m).weight for m in [*net.layers, net.heads[-1]]]
-    opt = torch.optim.SGD(weights, lr=opts.lr, momentum=opts.momentum)
-    done = checkpoint.resume("pepita", net, opt, gen)
-    hist = {"pepita_loss": [], "train_error": [], "epoch_seconds": [], **done.history}
-    bar = epoch_bar(done, epochs, "PEPITA training", progress)
-    for epoch in bar:
-        start = time.perf_counter()
-        opt.param_groups[0]["lr"] = decayed_lr(opts.lr, opts.lr_decay_at, epoch, epochs)
-        order = torch.randperm(len(xs), generator=gen).to(xs.device)
-        loss_sum = wrong = 0.0
-        for i in range(0, len(xs), batch_size):
-            idx = order[i : i + batch_size]
-            loss, n_wrong = _pepita_step(net, xs[idx], ys[idx], fb, weights)
-            opt.step()
-            loss_sum += loss * len(idx)
-            wrong += n_wrong
-        hist["pepita_loss"].append(loss_sum / len(xs))
-        hist["train_error"].append(wrong / len(xs))
-        hist["epoch_seconds"].append(time.perf_counter() - start)
-        if not math.isfinite(hist["pepita_loss"][-1]):
-            raise LearnerOptionsError(
-                f"model.options.pepita.lr: training diverged in epoch {epoch + 1} "
-                f"(loss {hist['pepita_loss'][-1]}); use a smaller lr than {opts.lr}"
-            )
-        checkpoint.save("pepita", epoch + 1, net, opt, gen, hist)
-        bar.set_postfix(loss=f"{hist['pepita_loss'][-1]:.4f}", train_error=f"{hist['train_error'][-1]:.4f}")
-    checkpoint.finish("pepita", epochs, hist)
-    return hist, done.epochs
 
 
 @torch.no_grad()
@@ -212,45 +202,3 @@ def _pepita_step(
     probs = err + target
     loss = -torch.log(probs.gather(1, y[:, None]).clamp_min(1e-12)).mean()
     return float(loss), int((probs.argmax(dim=1) != y).sum())
-
-
-def _train_heads(
-    net: ExitMLP,
-    xs: torch.Tensor,
-    ys: torch.Tensor,
-    opts: PepitaOptions,
-    batch_size: int,
-    gen: torch.Generator,
-    progress: bool,
-    checkpoint: EpochCheckpoint,
-) -> dict[str, list[float]]:
-    """Train heads 1..L-1 on the frozen activations of their layers; their last-epoch mean losses."""
-    heads = list(net.heads)[:-1]
-    if not heads:
-        return {"head_loss": [], "epoch_seconds": []}
-    opt = torch.optim.Adam([p for h in heads for p in h.parameters()], lr=opts.head_lr)
-    sums = torch.zeros(len(heads))
-    done = checkpoint.resume("heads", net, opt, gen)
-    hist = {"head_loss": [], "epoch_seconds": [], **done.history}
-    bar = epoch_bar(done, opts.head_epochs, "PEPITA exit heads", progress)
-    for epoch in bar:
-        start = time.perf_counter()
-        order = torch.randperm(len(xs), generator=gen).to(xs.device)
-        sums.zero_()
-        for i in range(0, len(xs), batch_size):
-            idx = order[i : i + batch_size]
-            with torch.no_grad():
-                acts, h = [], xs[idx]
-                for k in range(len(heads)):
-                    h = net.layer(k, h)
-                    acts.append(h)
-            losses = torch.stack([F.cross_entropy(head(a), ys[idx]) for head, a in zip(heads, acts)])
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()  # heads are independent: the sum trains each on its own loss
-            opt.step()
-            sums += losses.detach().cpu() * len(idx)
-        hist["head_loss"] = (sums / len(xs)).tolist()
-        hist["epoch_seconds"].append(time.perf_counter() - start)
-        checkpoint.save("heads", epoch + 1, net, opt, gen, hist)
-        bar.set_postfix(head_loss=" ".join(f"{v:.3f}" for v in hist["head_loss"]))
-    return hist

@@ -69,6 +69,14 @@ def check_compaction_equals_masking(learner: Learner, x: np.ndarray, y: np.ndarr
     assert len(np.unique(masked_exits)) > 1, "the test needs samples exiting at different depths"
 
 
+def check_labels_enter_only_through_calibration(learner: Learner, x: np.ndarray, y: np.ndarray) -> None:
+    """Calibration reads the validation labels: permuting them moves the thresholds."""
+    scores = depth_scores(learner, torch.from_numpy(x))
+    th = calibrate(learner, scores, y).thresholds(0.5)
+    permuted = calibrate(learner, scores, np.random.default_rng(1).permutation(y)).thresholds(0.5)
+    assert not np.array_equal(th, permuted)
+
+
 def check_exited_rows_skip_later_layers(
     learner: Learner, x: np.ndarray, y: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:

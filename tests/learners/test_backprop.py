@@ -1,5 +1,5 @@
 """bp-exits: a back-propagation multi-exit MLP behind the learner seam, and an end-to-end run of
-bp-exits, pepita and FF op through ``ffenergy run``."""
+bp-exits, pepita, cafo and FF op through ``ffenergy run``."""
 
 from __future__ import annotations
 
@@ -110,13 +110,16 @@ def test_the_host_firmware_is_bit_exact_on_the_trained_network(bp):
 
 
 @pytest.mark.slow
-def test_bp_exits_pepita_and_op_run_end_to_end_through_the_cli(tmp_path, monkeypatch):
+def test_bp_exits_pepita_cafo_and_op_run_end_to_end_through_the_cli(tmp_path, monkeypatch):
     """On the CPU, and bp-exits and pepita also on the firmware's host build (mcu-sim): the same
     predictions and exit layers per sample as the torch model on the CPU."""
     monkeypatch.setenv("FFENERGY_CACHE", str(tmp_path / "cache"))
     tiny = yaml.safe_load((Path(__file__).resolve().parents[2] / "experiments" / "tiny.yaml").read_text())
-    procedures = ["op", "bp-exits", "pepita"]
-    tiny["model"]["options"] = {"pepita": {"lr": 0.1, "lr_decay_at": [], "head_lr": 0.01, "head_epochs": 1}}
+    procedures = ["op", "bp-exits", "pepita", "cafo"]
+    tiny["model"]["options"] = {
+        "pepita": {"lr": 0.1, "lr_decay_at": [], "head_lr": 0.01, "head_epochs": 1},
+        "cafo": {"lr": 0.03, "head_lr": 0.01, "head_epochs": 1},
+    }
     tiny["inference"]["procedures"] = procedures
     tiny["targets"] = ["cpu", "mcu-sim"]
     tiny["mcu"] = {"max_samples": 6, "repeats": 2, "modes": ["full", "light"], "procedures": ["bp-exits", "pepita"]}
@@ -129,7 +132,7 @@ def test_bp_exits_pepita_and_op_run_end_to_end_through_the_cli(tmp_path, monkeyp
     modes = all_modes(len(tiny["model"]["hidden"]))
     assert set(summary) == {(p, m) for p in procedures for m in modes}
     assert all(float(r["energy_j_per_inference"]) > 0 for r in summary.values())
-    for proc in ("bp-exits", "pepita"):
+    for proc in ("bp-exits", "pepita", "cafo"):
         assert float(summary[proc, "full"]["accuracy"]) > 0.5, proc  # one epoch on 12,600 digits
         assert float(summary[proc, "full"]["macs_per_inference"]) == 784 * 64 + 64 * 64 * 2 + 3 * 64 * 10
     samples = read_rows(run_dir / "samples.csv")

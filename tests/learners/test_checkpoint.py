@@ -14,13 +14,19 @@ from ffenergy.data.base import Dataset
 from ffenergy.experiment import model_cache
 from ffenergy.learners.backprop import BackpropMultiExit
 from ffenergy.learners.base import Learner
+from ffenergy.learners.cafo.learner import Cafo
 from ffenergy.learners.checkpoint import EpochCheckpoint
 from ffenergy.learners.ff.learner import FFMultiPass
 from ffenergy.learners.pepita import Pepita
 from tests.learners.kit import DIMS, blobs
 
 EPOCHS = 4
-OPTIONS = {"ff": {}, "bp-exits": {}, "pepita": {"lr": 0.03, "head_epochs": 3, "head_lr": 1e-2}}
+OPTIONS = {
+    "ff": {},
+    "bp-exits": {},
+    "pepita": {"lr": 0.03, "head_epochs": 3, "head_lr": 1e-2},
+    "cafo": {"lr": 0.03, "head_epochs": 3, "head_lr": 1e-2},
+}
 
 
 class InterruptAfter(EpochCheckpoint):
@@ -66,7 +72,14 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 @pytest.mark.parametrize(
     ("cls", "stage", "after"),
-    [(FFMultiPass, "ff", 2), (BackpropMultiExit, "bp-exits", 1), (Pepita, "pepita", 3), (Pepita, "heads", 1)],
+    [
+        (FFMultiPass, "ff", 2),
+        (BackpropMultiExit, "bp-exits", 1),
+        (Pepita, "pepita", 3),
+        (Pepita, "heads", 1),
+        (Cafo, "dfa", 2),
+        (Cafo, "heads", 2),
+    ],
 )
 def test_an_interrupted_training_resumes_after_its_last_epoch_and_ends_with_the_same_weights(
     tmp_path, cls, stage, after
