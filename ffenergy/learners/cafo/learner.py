@@ -32,8 +32,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.learners.backprop import ExitMLP, ExitMLPLearner, ExitMLPPass
-from ffenergy.learners.base import learner_options
+from ffenergy.learners.base import NotDeployable, learner_options
 from ffenergy.learners.cafo.options import CafoOptions
 from ffenergy.learners.checkpoint import EpochCheckpoint
 from ffenergy.learners.local import LocalSchedule, train_frozen_heads, train_local_rule
@@ -145,6 +146,13 @@ class Cafo(ExitMLPLearner):
 
     def start(self, x: torch.Tensor) -> CascadePass:
         return CascadePass(self.net, x)
+
+    def firmware(self, thresholds: np.ndarray) -> tuple[NetworkArrays, ExitPolicy]:
+        """Not the inherited ``exit`` scheme: that reads head k alone, CaFo's exit k sums heads 1..k."""
+        raise NotDeployable(
+            f"{self.name}: its exit k sums the predictors of blocks 1..k, which no firmware scheme implements"
+            " (the exit scheme reads head k alone); run it on a host target"
+        )
 
 
 def feedback_matrix(n_classes: int, width: int, gen: torch.Generator) -> torch.Tensor:
