@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,13 @@ def test_the_naive_mac_column_is_read_where_written_and_nan_in_older_runs(tmp_pa
     new = load_run(path)
     assert [r.macs_per_inference_naive for r in new.summary] == [1e6 + i for i in range(len(new.summary))]
     assert [r.macs_per_inference_naive for r in new.sweep] == [1e6 + i for i in range(len(new.sweep))]
+
+
+def test_the_light_marker_is_the_exit_policys_operating_point(run) -> None:
+    policy = "risk disagreement ≤ 0.005 w.p. ≥ 0.9"
+    drawn = tradeoff.draw(dataclasses.replace(run, policies={"op": policy}))
+    fig = next(d for d in drawn if isinstance(d, Drawn) and d.stem == "tradeoff_host-cpu_rapl").figure
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    for proc, label in (("op", f"op light ({policy})"), ("mp", "mp light (this run's α)")):
+        (light,) = [r for r in run.summary if (r.target, r.procedure, r.mode) == ("host-cpu", proc, "light")]
+        assert lines[label].get_ydata()[0] == pytest.approx(100 * light.accuracy)
