@@ -193,7 +193,6 @@ class BackpropMultiExit(ExitMLPLearner):
     ) -> dict[str, Any]:
         """Deterministic on CPU for a seed (shuffling from a seeded generator)."""
         opts = learner_options(BackpropOptions, model, cls.network_id)
-        opts.validate()
         weights = opts.weights(len(net.layers)).to(device)
         epochs = opts.epochs or model.epochs
         gen = torch.Generator().manual_seed(seed)

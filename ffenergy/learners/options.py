@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ffenergy.learners import LEARNERS
 
@@ -22,20 +22,27 @@ class LearnerOptionsError(ValueError):
     """``model.options.<network_id>`` is invalid; the message names the key and the fix."""
 
 
-O = TypeVar("O")
+class _Options(Protocol):
+    def validate(self) -> None: ...
+
+
+O = TypeVar("O", bound=_Options)
 
 
 def learner_options(cls: type[O], model: ModelConfig, network_id: str) -> O:
-    """The dataclass ``cls`` built from ``model.options[network_id]`` (defaults for what is absent)."""
+    """The dataclass ``cls`` built from ``model.options[network_id]`` (defaults for what is absent),
+    validated."""
     raw = model.options.get(network_id, {})
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     unknown = sorted(set(raw) - set(names))
     if unknown:
         raise LearnerOptionsError(f"model.options.{network_id}.{unknown[0]}: unknown key; allowed: {', '.join(names)}")
     try:
-        return cls(**raw)
+        options = cls(**raw)
     except TypeError as exc:
         raise LearnerOptionsError(f"model.options.{network_id}: {exc}") from None
+    options.validate()
+    return options
 
 
 def check_learner_options(model: ModelConfig, procedure: str) -> None:
@@ -45,4 +52,4 @@ def check_learner_options(model: ModelConfig, procedure: str) -> None:
         return
     module, _, name = path.partition(":")
     cls = getattr(importlib.import_module(module), name)
-    learner_options(cls, model, cls.network_id).validate()
+    learner_options(cls, model, cls.network_id)

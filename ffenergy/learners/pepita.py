@@ -118,7 +118,6 @@ class Pepita(ExitMLPLearner):
     ) -> dict[str, Any]:
         """PEPITA on the layers and output, then the exit heads; deterministic on CPU for a seed."""
         opts = learner_options(PepitaOptions, model, cls.network_id)
-        opts.validate()
         gen = torch.Generator().manual_seed(seed)
         net.to(device).train()
         xs, ys = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)

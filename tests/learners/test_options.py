@@ -15,6 +15,10 @@ class ToyOptions:
     f_scale: float = 0.05
     steps: int = 2
 
+    def validate(self) -> None:
+        if self.steps < 1:
+            raise LearnerOptionsError(f"model.options.toy.steps: invalid value {self.steps!r}")
+
 
 def test_options_come_from_their_network_id_with_defaults_for_the_rest():
     model = parse_config({"model": {"options": {"toy": {"f_scale": 0.5}, "other": {"steps": 9}}}}).model
@@ -25,6 +29,12 @@ def test_options_come_from_their_network_id_with_defaults_for_the_rest():
 def test_unknown_keys_name_the_field_and_the_allowed_ones():
     model = parse_config({"model": {"options": {"toy": {"fscale": 0.5}}}}).model
     with pytest.raises(LearnerOptionsError, match=r"model\.options\.toy\.fscale: unknown key; allowed: f_scale, steps"):
+        learner_options(ToyOptions, model, "toy")
+
+
+def test_options_are_validated_when_built():
+    model = parse_config({"model": {"options": {"toy": {"steps": 0}}}}).model
+    with pytest.raises(LearnerOptionsError, match=r"model\.options\.toy\.steps: invalid value 0"):
         learner_options(ToyOptions, model, "toy")
 
 

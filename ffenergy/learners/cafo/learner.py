@@ -89,7 +89,6 @@ class Cafo(ExitMLPLearner):
     ) -> dict[str, Any]:
         """The blocks (DFA, or left random), then the predictors; deterministic on CPU for a seed."""
         opts = learner_options(CafoOptions, model, cls.network_id)
-        opts.validate()
         gen = torch.Generator().manual_seed(seed)
         net.to(device).train()
         xs, ys = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
