@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,29 @@ class Dataset:
     label_value: float = 1.0
     source: str = ""  # where the data came from, for the manifest
     extra: dict = field(default_factory=dict)  # loader facts for the manifest (record lists, split kind)
+
+    @classmethod
+    def from_indices(
+        cls,
+        name: str,
+        x: np.ndarray,
+        y: np.ndarray,
+        train_idx: np.ndarray,
+        val_idx: np.ndarray,
+        test_idx: np.ndarray,
+        **facts: Any,
+    ) -> Dataset:
+        """The three splits as index arrays into one pool ``x``, ``y``; ``facts``: the other fields."""
+        return cls(
+            name=name,
+            x_train=x[train_idx],
+            y_train=y[train_idx],
+            x_val=x[val_idx],
+            y_val=y[val_idx],
+            x_test=x[test_idx],
+            y_test=y[test_idx],
+            **facts,
+        )
 
     @property
     def n_features(self) -> int:

@@ -179,14 +179,13 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
         options.window,
         per_seg,
     )
-    return Dataset(
-        name="bonn",
-        x_train=x[fit_idx],
-        y_train=y[fit_idx],
-        x_val=x[val_idx],
-        y_val=y[val_idx],
-        x_test=x[test_idx],
-        y_test=y[test_idx],
+    return Dataset.from_indices(
+        "bonn",
+        x,
+        y,
+        fit_idx,
+        val_idx,
+        test_idx,
         class_names=names,
         label_value=float(x[fit_idx].max()) if len(fit_idx) else 1.0,
         source=f"{source}: Bonn EEG text segments in {root.name}/; {ATTRIBUTION}",

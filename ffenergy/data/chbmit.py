@@ -168,14 +168,13 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
     rest, test_idx = stratified_split(strata, options.test_fraction, seed)
     fit_rel, val_rel = stratified_split(strata[rest], val_fraction, seed + 1)
     fit_idx, val_idx = rest[fit_rel], rest[val_rel]
-    return Dataset(
-        name="chbmit",
-        x_train=x[fit_idx],
-        y_train=y[fit_idx],
-        x_val=x[val_idx],
-        y_val=y[val_idx],
-        x_test=x[test_idx],
-        y_test=y[test_idx],
+    return Dataset.from_indices(
+        "chbmit",
+        x,
+        y,
+        fit_idx,
+        val_idx,
+        test_idx,
         class_names=list(CLASS_NAMES),
         label_value=float(x[fit_idx].max()) if len(fit_idx) else 1.0,
         source=f"{source}: CHB-MIT EDF files in {root.name}/; {ATTRIBUTION}",

@@ -211,14 +211,13 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
     if options.balance == "undersample":
         fit_idx = fit_idx[undersample(y[fit_idx], options.balance_per_class, seed + 2)]
 
-    return Dataset(
-        name="mitbih",
-        x_train=x[fit_idx],
-        y_train=y[fit_idx],
-        x_val=x[val_idx],
-        y_val=y[val_idx],
-        x_test=x[test_idx],
-        y_test=y[test_idx],
+    return Dataset.from_indices(
+        "mitbih",
+        x,
+        y,
+        fit_idx,
+        val_idx,
+        test_idx,
         class_names=list(CLASS_NAMES),
         label_value=1.0,
         source=f"{source}: WFDB records in {root.name}/; {ATTRIBUTION}",
