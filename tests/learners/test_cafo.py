@@ -21,6 +21,7 @@ from tests.learners.kit import (
     check_exited_rows_skip_later_layers,
     check_labels_enter_only_through_calibration,
     check_macs_are_exactly_what_inference_runs,
+    depth_accuracies,
     trained,
 )
 
@@ -30,10 +31,6 @@ OPTIONS = {"lr": 0.03, "head_epochs": 3, "head_lr": 1e-2}
 @pytest.fixture(scope="module")
 def cafo() -> tuple[Learner, np.ndarray, np.ndarray]:
     return trained(Cafo, OPTIONS)
-
-
-def _accuracy(learner: Learner, x: np.ndarray, y: np.ndarray) -> list[float]:
-    return [float((s.argmax(dim=1).numpy() == y).mean()) for s in depth_scores(learner, torch.from_numpy(x))]
 
 
 def test_macs_per_layer_are_the_block_plus_its_predictor():
@@ -66,13 +63,13 @@ def test_labels_enter_only_through_calibration(cafo):
 def test_it_learns_from_the_training_labels_and_nothing_else():
     """Trained on permuted labels it is near chance on fresh samples; on the true ones far above it."""
     x, y = blobs(400, seed=1)
-    assert min(_accuracy(trained(Cafo, OPTIONS, epochs=5)[0], x, y)) > 0.65  # chance is 0.25; about 0.73
+    assert min(depth_accuracies(trained(Cafo, OPTIONS, epochs=5)[0], x, y)) > 0.65  # chance is 0.25; about 0.73
     xs, ys = blobs(600, seed=0)
     model = ModelConfig(hidden=DIMS[1:], epochs=5, batch_size=50, options={"cafo": OPTIONS})
     torch.manual_seed(0)
     net = Cafo.build(DIMS, 4, 1.0)
     Cafo.fit(net, xs, np.random.default_rng(2).permutation(ys), model, 0, "cpu", False, EpochCheckpoint())
-    assert max(_accuracy(Cafo("cafo", net.eval(), InferenceConfig()), x, y)) < 0.45
+    assert max(depth_accuracies(Cafo("cafo", net.eval(), InferenceConfig()), x, y)) < 0.45
 
 
 def test_the_scores_at_depth_k_are_the_sum_of_the_first_k_predictors(cafo):
@@ -142,7 +139,7 @@ def test_it_learns_the_embedded_mnist_subset():
     torch.manual_seed(0)
     net = Cafo.build([784, 128, 64], 10, 1.0)
     Cafo.fit(net, data.x_train, data.y_train, model, 0, "cpu", progress=False, checkpoint=EpochCheckpoint())
-    accuracy = _accuracy(Cafo("cafo", net.eval(), InferenceConfig()), data.x_test, data.y_test)
+    accuracy = depth_accuracies(Cafo("cafo", net.eval(), InferenceConfig()), data.x_test, data.y_test)
     assert min(accuracy) > 0.75, accuracy  # chance is 0.1; about 0.79 and 0.81
 
 
