@@ -24,6 +24,7 @@ is present but unreadable raises :class:`RunLoadError` naming the file, line and
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -319,6 +320,12 @@ def _load_fits(path: Path) -> tuple[list[Fit], list[EarlyExitCosts]]:
     return out, early
 
 
+def _mode_cost(mode: str, raw: dict[str, Any], where: str) -> ModeCost:
+    """One ``early_exit.modes`` entry: every ModeCost field but ``mode`` is an optional number of that name."""
+    numbers = [f.name for f in dataclasses.fields(ModeCost) if f.name != "mode"]
+    return ModeCost(mode, *(_json_opt(raw, name, where) for name in numbers))
+
+
 def _early_exit(fit: dict[str, Any], where: str) -> EarlyExitCosts:
     raw = fit["early_exit"]
     modes = raw.get("modes")
@@ -332,18 +339,7 @@ def _early_exit(fit: dict[str, Any], where: str) -> EarlyExitCosts:
         meter=str(fit["meter"]),
         procedure=str(fit["procedure"]),
         baseline=str(raw.get("baseline", fit["procedure"])),
-        modes=tuple(
-            ModeCost(
-                mode=mode,
-                uj_per_inference=_json_opt(m, "uj_per_inference", f"{where}.modes.{mode}"),
-                pj_per_mac=_json_opt(m, "pj_per_mac", f"{where}.modes.{mode}"),
-                instructions_per_inference=_json_opt(m, "instructions_per_inference", f"{where}.modes.{mode}"),
-                instructions_per_mac=_json_opt(m, "instructions_per_mac", f"{where}.modes.{mode}"),
-                energy_reduction=_json_opt(m, "energy_reduction", f"{where}.modes.{mode}"),
-                mac_reduction=_json_opt(m, "mac_reduction", f"{where}.modes.{mode}"),
-            )
-            for mode, m in modes.items()
-        ),
+        modes=tuple(_mode_cost(mode, m, f"{where}.modes.{mode}") for mode, m in modes.items()),
         check_instructions=_json_opt(check, "instructions_per_check", f"{where}.exit_check"),
         check_measured_uj=_json_opt(check, "energy_uj_per_check", f"{where}.exit_check"),
         check_priced_uj=_json_opt(check, "priced_energy_uj_per_check", f"{where}.exit_check"),
