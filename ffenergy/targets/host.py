@@ -11,6 +11,7 @@ import torch
 
 from ffenergy.learners.base import Learner
 from ffenergy.learners.exits import infer, predict
+from ffenergy.targets.allocator import keep_freed_memory
 from ffenergy.targets.registry import TARGETS
 from ffenergy.vocabulary import Predictions
 
@@ -25,6 +26,7 @@ class HostTarget:
 
     name: str
     device: str
+    freed_memory_kept: bool = False
 
     @classmethod
     def open(cls, name: str) -> HostTarget:
@@ -36,12 +38,13 @@ class HostTarget:
                 "target cuda: torch sees no CUDA device (torch.cuda.is_available() is False); "
                 "install a CUDA build of torch on a machine with an NVIDIA GPU, or remove cuda from targets"
             )
-        return cls(name, device)
+        return cls(name, device, keep_freed_memory())
 
     def describe(self) -> str:
+        memory = "freed memory kept" if self.freed_memory_kept else "freed memory returned to the OS"
         if self.device == "cuda":
-            return torch.cuda.get_device_name(0)
-        return f"CPU, {torch.get_num_threads()} torch threads"
+            return f"{torch.cuda.get_device_name(0)}, host {memory}"
+        return f"CPU, {torch.get_num_threads()} torch threads, {memory}"
 
     def deploy(self, learner: Learner) -> Learner:
         learner.net.to(self.device).eval()
