@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ffenergy.learners.base import Learner
+from ffenergy.learners.base import LayerPass, Learner
 from ffenergy.vocabulary import Predictions
 
 
@@ -21,34 +21,52 @@ from ffenergy.vocabulary import Predictions
 def infer(
     learner: Learner, x: torch.Tensor, thresholds: Sequence[float] | None, forced_depth: int | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pred, exit_layer) for one batch; ``forced_depth`` None means light (early exit)."""
+    """(pred, exit_layer) for one batch; ``forced_depth`` None means light (early exit).
+
+    Written for few kernels per layer, since small batches are bound by their count: the exit
+    check is one comparison and one ``nonzero`` (a single row reads its confidence as a float),
+    and the output tensors are only scattered into once some rows have left the batch.
+    """
     if forced_depth is None and thresholds is None:
         raise ValueError("light inference needs calibrated thresholds")
     last = learner.n_layers if forced_depth is None else forced_depth
-    pred = torch.empty(len(x), dtype=torch.long, device=x.device)
-    exit_layer = torch.empty(len(x), dtype=torch.long, device=x.device)
+    out: tuple[torch.Tensor, torch.Tensor] | None = None  # (pred, exit_layer), made at the first compaction
     state = learner.start(x)
-    for k in range(last):
+    for k in range(last - 1):
         scores = state.step(k)
-        if k + 1 == last:
-            n_exit = len(scores)
-        elif thresholds is not None and forced_depth is None:
-            done = learner.confidence(scores) >= thresholds[k]
-            n_exit = int(done.sum())
-        else:
+        if thresholds is None or forced_depth is not None:
             continue
-        if n_exit == len(scores):  # every row left: no compaction (batch 1, the last layer)
-            pred[state.rows] = scores.argmax(dim=1)
-            exit_layer[state.rows] = k + 1
-            break
-        if n_exit == 0:
+        confidence = learner.confidence(scores)
+        if len(scores) == 1:
+            if confidence.item() >= thresholds[k]:
+                return _all_leave(state, scores, k, out)
             continue
+        done = confidence >= thresholds[k]
         exited = done.nonzero().squeeze(1)
-        rows = state.rows.index_select(0, exited)
-        pred[rows] = scores.index_select(0, exited).argmax(dim=1)
-        exit_layer[rows] = k + 1
-        state.keep((~done).nonzero().squeeze(1))
-    return pred, exit_layer
+        if len(exited) == len(scores):
+            return _all_leave(state, scores, k, out)
+        if len(exited):
+            if out is None:
+                out = (
+                    torch.empty(len(x), dtype=torch.long, device=x.device),
+                    torch.empty(len(x), dtype=torch.long, device=x.device),
+                )
+            rows = state.rows.index_select(0, exited)
+            out[0][rows] = scores.index_select(0, exited).argmax(dim=1)
+            out[1][rows] = k + 1
+            state.keep((~done).nonzero().squeeze(1))
+    return _all_leave(state, state.step(last - 1), last - 1, out)
+
+
+def _all_leave(
+    state: LayerPass, scores: torch.Tensor, k: int, out: tuple[torch.Tensor, torch.Tensor] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pred, exit_layer) once every row still in the batch leaves at depth k + 1."""
+    if out is None:  # no row left earlier: the batch is still whole and in order
+        return scores.argmax(dim=1), torch.full((len(scores),), k + 1, dtype=torch.long, device=scores.device)
+    out[0][state.rows] = scores.argmax(dim=1)
+    out[1][state.rows] = k + 1
+    return out
 
 
 @torch.no_grad()

@@ -62,12 +62,15 @@ def test_labels_enter_only_through_calibration(net_and_data):
     assert permuted != thresholds
 
 
-def test_batch_size_does_not_change_results(net_and_data):
+@pytest.mark.parametrize("name", ["mp", "op"])
+def test_batch_size_does_not_change_results(net_and_data, name):
     net, x, y = net_and_data
-    learner = make(net, "mp")
+    learner = make(net, name, "max")
     thresholds, _ = _thresholds(learner, x, y)
     b = predict(learner, x, thresholds, None, batch_size=1024)
-    for size in (1, 7):  # batch 1: every batch exits whole (no compaction)
+    # batch 1: a single row reads its confidence as a float and exits whole; batch 7: compaction
+    # down to single rows, and batches where no row or every row leaves early
+    for size in (1, 7):
         a = predict(learner, x, thresholds, None, batch_size=size)
         assert np.array_equal(a.exit_layer, b.exit_layer) and np.array_equal(a.pred, b.pred)
 
