@@ -215,7 +215,7 @@ def _pepita_step(
     keep: float,
     gen: torch.Generator,
 ) -> tuple[float, int]:
-    """Set each weight's .grad to its PEPITA update; (cross-entropy, errors) of the standard pass."""
+    """Set each weight's .grad to its PEPITA update; (cross-entropy, errors) of the standard pass, masks included."""
     target = F.one_hot(y, net.n_classes).to(x.dtype)
     masks = dropout_masks(net, x, keep, gen)
     acts, err = _forward(net, x, target, masks)
