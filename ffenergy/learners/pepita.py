@@ -12,7 +12,11 @@ f_scale = 0.05 (the F of the paper and of LightFF's code), drawn from the traini
 Layer-local updates, averaged over the batch and applied by SGD with momentum:
 dW_1 = (h_1 - h'_1)^T x', dW_l = (h_l - h'_l)^T h'_{l-1}, dW_out = e'^T h'_L; W <- W - lr dW.
 The learning rate drops tenfold at the fractions ``lr_decay_at`` of the epochs (the paper: 60
-and 90 of 100). Dropout (the paper's keep rate 0.9) is not used.
+and 90 of 100). Dropout (``keep`` < 1; the paper's keep rate is 0.9): each minibatch draws one
+inverted-dropout mask m_l / keep per hidden layer from the training generator and applies it to
+h_l in *both* passes, so dropped units have h_l = h'_l = 0 and neither their incoming nor their
+outgoing weights change in that step (the updates above read the masked activations). At
+``keep`` = 1 no mask is drawn.
 
 Exits: after PEPITA training, one linear head with bias per hidden layer l < L is trained on
 that layer's frozen activations (Adam, cross-entropy, ``head_epochs``); the last exit is
@@ -60,6 +64,7 @@ class PepitaOptions:
     lr_decay_at: list[float] = field(default_factory=lambda: [0.6, 0.9])  # fractions of the epochs: lr x 0.1
     head_lr: float = 1e-3
     head_epochs: int = 10
+    keep: float = 1.0  # dropout keep rate of the hidden units in training (the paper: 0.9); 1: no dropout
 
     def validate(self) -> None:
         checks = {
@@ -70,6 +75,7 @@ class PepitaOptions:
             "lr_decay_at": all(0 < f <= 1 for f in self.lr_decay_at),
             "head_lr": self.head_lr > 0,
             "head_epochs": self.head_epochs >= 1,
+            "keep": 0 < self.keep <= 1,
         }
         for key, ok in checks.items():
             if not ok:
@@ -137,7 +143,7 @@ class Pepita(ExitMLPLearner):
         pepita_log, resumed_after = train_local_rule(
             net,
             weights,
-            partial(_pepita_step, net, fb=fb, weights=weights),
+            partial(_pepita_step, net, fb=fb, weights=weights, keep=opts.keep, gen=gen),
             xs,
             ys,
             schedule,
@@ -178,22 +184,42 @@ class Pepita(ExitMLPLearner):
 
 
 @torch.no_grad()
-def _forward(net: ExitMLP, x: torch.Tensor, target: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Activations [x, h_1 .. h_L] and the output error softmax(out) - onehot."""
+def _forward(
+    net: ExitMLP, x: torch.Tensor, target: torch.Tensor, masks: list[torch.Tensor] | None
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Activations [x, h_1 .. h_L] (times their dropout masks) and the output error softmax(out) - onehot."""
     acts = [x]
     for k in range(len(net.layers)):
-        acts.append(net.layer(k, acts[-1]))
+        h = net.layer(k, acts[-1])
+        acts.append(h if masks is None else h * masks[k])
     return acts, torch.softmax(net.heads[-1](acts[-1]), dim=1) - target
+
+
+def dropout_masks(net: ExitMLP, x: torch.Tensor, keep: float, gen: torch.Generator) -> list[torch.Tensor] | None:
+    """Per hidden layer, one inverted-dropout mask Bernoulli(keep) / keep for the rows of ``x``; None at keep = 1.
+
+    Drawn on the CPU from the (CPU) training generator, then moved to ``x``'s device.
+    """
+    if keep == 1:
+        return None
+    return [(torch.bernoulli(torch.full((len(x), d), keep), generator=gen) / keep).to(x) for d in net.dims[1:]]
 
 
 @torch.no_grad()
 def _pepita_step(
-    net: ExitMLP, x: torch.Tensor, y: torch.Tensor, fb: torch.Tensor, weights: list[torch.Tensor]
+    net: ExitMLP,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    fb: torch.Tensor,
+    weights: list[torch.Tensor],
+    keep: float,
+    gen: torch.Generator,
 ) -> tuple[float, int]:
-    """Set each weight's .grad to its PEPITA update; (cross-entropy, errors) of the standard pass."""
+    """Set each weight's .grad to its PEPITA update; (cross-entropy, errors) of the standard pass, masks included."""
     target = F.one_hot(y, net.n_classes).to(x.dtype)
-    acts, err = _forward(net, x, target)
-    mod, mod_err = _forward(net, x + err @ fb.T, target)
+    masks = dropout_masks(net, x, keep, gen)
+    acts, err = _forward(net, x, target, masks)
+    mod, mod_err = _forward(net, x + err @ fb.T, target, masks)
     n = len(x)
     for k, w in enumerate(weights[:-1]):
         w.grad = (acts[k + 1] - mod[k + 1]).T @ mod[k] / n

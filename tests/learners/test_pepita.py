@@ -13,7 +13,7 @@ from ffenergy.experiment.dataset import load_experiment_data
 from ffenergy.learners.base import Learner, LearnerOptionsError
 from ffenergy.learners.checkpoint import EpochCheckpoint
 from ffenergy.learners.exits import depth_scores
-from ffenergy.learners.pepita import Pepita, _pepita_step, feedback_matrix
+from ffenergy.learners.pepita import Pepita, _pepita_step, dropout_masks, feedback_matrix
 from tests.learners.kit import (
     DIMS,
     check_compaction_equals_masking,
@@ -59,27 +59,50 @@ def test_rows_that_exited_never_reach_later_layers(pepita, monkeypatch):
     check_exited_rows_skip_later_layers(*pepita, monkeypatch)
 
 
-def test_the_update_is_the_two_pass_rule_of_the_paper():
-    """dW_1 = (h_1 - h_1')^T x', dW_out = e'^T h_1' with x' = x + e F^T, batch-averaged (numpy)."""
+@pytest.mark.parametrize("keep", [1.0, 0.5])
+def test_the_update_is_the_two_pass_rule_of_the_paper(keep):
+    """dW_1 = (h_1 - h_1')^T x', dW_2 = (h_2 - h_2')^T h_1', dW_out = e'^T h_2' with x' = x + e F^T,
+    batch-averaged (numpy); with dropout, h_l is masked by the same mask in both passes."""
     torch.manual_seed(0)
-    net = Pepita.build([5, 4], 3, 1.0)
+    net = Pepita.build([5, 4, 6], 3, 1.0)
     fb = feedback_matrix(5, 3, 0.05, torch.Generator().manual_seed(0))
     x, y = torch.rand(7, 5), torch.tensor([0, 1, 2, 0, 1, 2, 0])
-    weights = [net.layers[0].weight, net.heads[0].weight]
-    _pepita_step(net, x, y, fb, weights)
-    w1, wo, f = (t.detach().double().numpy() for t in (*weights, fb))
+    weights = [net.layers[0].weight, net.layers[1].weight, net.heads[-1].weight]
+    drawn = dropout_masks(net, x, keep, torch.Generator().manual_seed(3))
+    masks = [np.ones((7, d)) for d in (4, 6)] if drawn is None else [m.double().numpy() for m in drawn]
+    _pepita_step(net, x, y, fb, weights, keep, torch.Generator().manual_seed(3))
+    w1, w2, wo, f = (t.detach().double().numpy() for t in (*weights, fb))
     xn, onehot = x.double().numpy(), np.eye(3)[y.numpy()]
 
-    def forward(inp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        h = np.maximum(inp @ w1.T, 0)
-        out = np.exp(h @ wo.T)
-        return h, out / out.sum(axis=1, keepdims=True) - onehot
+    def forward(inp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        h1 = np.maximum(inp @ w1.T, 0) * masks[0]
+        h2 = np.maximum(h1 @ w2.T, 0) * masks[1]
+        out = np.exp(h2 @ wo.T)
+        return h1, h2, out / out.sum(axis=1, keepdims=True) - onehot
 
-    h, e = forward(xn)
+    h1, h2, e = forward(xn)
     x_mod = xn + e @ f.T
-    h_mod, e_mod = forward(x_mod)
-    assert np.allclose(weights[0].grad.numpy(), (h - h_mod).T @ x_mod / 7, atol=1e-7)
-    assert np.allclose(weights[1].grad.numpy(), e_mod.T @ h_mod / 7, atol=1e-7)
+    h1_mod, h2_mod, e_mod = forward(x_mod)
+    assert np.allclose(weights[0].grad.numpy(), (h1 - h1_mod).T @ x_mod / 7, atol=1e-7)
+    assert np.allclose(weights[1].grad.numpy(), (h2 - h2_mod).T @ h1_mod / 7, atol=1e-7)
+    assert np.allclose(weights[2].grad.numpy(), e_mod.T @ h2_mod / 7, atol=1e-7)
+
+
+def test_dropout_masks_keep_units_at_the_keep_rate_scaled_by_its_inverse():
+    net = Pepita.build([5, 400, 300], 3, 1.0)
+    masks = dropout_masks(net, torch.zeros(50, 5), 0.9, torch.Generator().manual_seed(0))
+    assert masks is not None and [m.shape for m in masks] == [(50, 400), (50, 300)]
+    for m in masks:
+        assert torch.allclose(m.unique(), torch.tensor([0.0, 1 / 0.9]))
+        assert abs(float((m > 0).float().mean()) - 0.9) < 0.01
+
+
+def test_without_dropout_no_mask_is_drawn_so_the_generator_is_untouched():
+    """keep = 1 leaves the shuffling stream (and so every earlier run) as it was."""
+    gen = torch.Generator().manual_seed(0)
+    before = gen.get_state()
+    assert dropout_masks(Pepita.build([5, 4], 3, 1.0), torch.zeros(2, 5), 1.0, gen) is None
+    assert torch.equal(gen.get_state(), before)
 
 
 def test_the_feedback_matrix_has_the_papers_scale():
@@ -93,6 +116,14 @@ def test_training_is_deterministic_for_a_seed():
     sa, sb, sc = (m.net.state_dict() for m in (a, b, c))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def test_dropout_reaches_training_and_stays_deterministic_for_a_seed():
+    a, b = (trained(Pepita, {"head_epochs": 1, "keep": 0.8}, epochs=1)[0] for _ in range(2))
+    plain = trained(Pepita, {"head_epochs": 1}, epochs=1)[0]
+    sa, sb = a.net.state_dict(), b.net.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not torch.equal(sa["layers.0.weight"], plain.net.state_dict()["layers.0.weight"])
 
 
 def test_it_learns_the_embedded_mnist_subset():
@@ -125,9 +156,10 @@ def test_divergence_names_the_learning_rate():
         trained(Pepita, {"lr": 1e4, "momentum": 0.0}, epochs=2)
 
 
-def test_bad_options_name_their_key():
-    with pytest.raises(LearnerOptionsError, match=r"model\.options\.pepita\.f_scale"):
-        trained(Pepita, {"f_scale": -1.0}, epochs=1)
+@pytest.mark.parametrize(("key", "value"), [("f_scale", -1.0), ("keep", 0.0), ("keep", 1.5)])
+def test_bad_options_name_their_key(key, value):
+    with pytest.raises(LearnerOptionsError, match=rf"model\.options\.pepita\.{key}"):
+        trained(Pepita, {key: value}, epochs=1)
 
 
 def test_the_firmware_reference_gives_the_torch_predictions_and_exits(pepita):
