@@ -13,21 +13,15 @@ import argparse
 import dataclasses
 import logging
 
-import numpy as np
 import torch
 
 from ffenergy.config import InferenceConfig, load_config
 from ffenergy.experiment.dataset import load_experiment_data
 from ffenergy.learners.checkpoint import EpochCheckpoint
-from ffenergy.learners.exits import batched_depth_scores
+from ffenergy.learners.exits import depth_accuracies
 from ffenergy.learners.pepita import Pepita
 
 log = logging.getLogger("pepita_depth")
-
-
-def depth_accuracies(learner: Pepita, x: np.ndarray, y: np.ndarray) -> list[float]:
-    """Accuracy of each depth's exit alone on (x, y)."""
-    return [float((s.argmax(dim=1).numpy() == y).mean()) for s in batched_depth_scores(learner, x)]
 
 
 def main() -> None:

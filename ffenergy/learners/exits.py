@@ -85,6 +85,11 @@ def batched_depth_scores(learner: Learner, x: np.ndarray, batch_size: int = 1024
     return [torch.cat([c[k] for c in chunks]).cpu() for k in range(learner.n_layers)]
 
 
+def depth_accuracies(learner: Learner, x: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> list[float]:
+    """Accuracy of each depth's scores alone (no exits), depths 1..L."""
+    return [float((s.argmax(dim=1).numpy() == y).mean()) for s in batched_depth_scores(learner, x, batch_size)]
+
+
 def exits_from_scores(
     learner: Learner, scores: list[torch.Tensor], thresholds: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

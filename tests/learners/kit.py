@@ -43,11 +43,6 @@ def trained(
     return cls(cls.network_id, net.eval(), InferenceConfig(op_statistic=statistic)), x, y
 
 
-def depth_accuracies(learner: Learner, x: np.ndarray, y: np.ndarray) -> list[float]:
-    """Accuracy of the scores at every depth 1..L, no exits."""
-    return [float((s.argmax(dim=1).numpy() == y).mean()) for s in depth_scores(learner, torch.from_numpy(x))]
-
-
 @contextmanager
 def counted_linear_macs(net: nn.Module) -> Iterator[list[int]]:
     """The multiply-accumulates of every nn.Linear call in ``net`` (rows x in x out), summed."""

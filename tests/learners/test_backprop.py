@@ -17,7 +17,7 @@ from ffenergy.firmware.launch import check_against_reference
 from ffenergy.learners.backprop import BackpropMultiExit
 from ffenergy.learners.base import Learner, LearnerOptionsError
 from ffenergy.learners.calibrate import calibrate
-from ffenergy.learners.exits import depth_scores
+from ffenergy.learners.exits import depth_accuracies, depth_scores
 from ffenergy.vocabulary import all_modes
 from tests.learners.kit import (
     DIMS,
@@ -26,7 +26,6 @@ from tests.learners.kit import (
     check_exited_rows_skip_later_layers,
     check_firmware_reference_equals_torch,
     check_macs_are_exactly_what_inference_runs,
-    depth_accuracies,
     trained,
 )
 

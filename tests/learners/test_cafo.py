@@ -13,7 +13,7 @@ from ffenergy.experiment.dataset import load_experiment_data
 from ffenergy.learners.base import Learner, LearnerOptionsError, NotDeployable
 from ffenergy.learners.cafo.learner import Cafo, _dfa_step, feedback_matrix
 from ffenergy.learners.checkpoint import EpochCheckpoint
-from ffenergy.learners.exits import depth_scores
+from ffenergy.learners.exits import depth_accuracies, depth_scores
 from tests.learners.kit import (
     DIMS,
     blobs,
@@ -21,7 +21,6 @@ from tests.learners.kit import (
     check_exited_rows_skip_later_layers,
     check_labels_enter_only_through_calibration,
     check_macs_are_exactly_what_inference_runs,
-    depth_accuracies,
     trained,
 )
 
