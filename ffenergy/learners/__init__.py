@@ -14,18 +14,24 @@ if TYPE_CHECKING:
     from ffenergy.learners.base import Learner
 
 LEARNERS: Registry[type[Learner]] = Registry("learner")
+FF_OPTIONS = "ffenergy.learners.ff.options:FFOptions"  # mp, mp-pruned and op share one network and its options
 LEARNERS.register(
     "mp",
     "ffenergy.learners.ff.learner:FFMultiPass",
     "Forward-Forward, one pass per candidate label, goodness accumulated over layers",
+    options=FF_OPTIONS,
 )
 LEARNERS.register(
     "mp-pruned",
     "ffenergy.learners.ff.learner:FFPrunedMultiPass",
     "Forward-Forward MP keeping only the best candidate labels after inference.prune_after",
+    options=FF_OPTIONS,
 )
 LEARNERS.register(
-    "op", "ffenergy.learners.ff.learner:FFOnePass", "Forward-Forward, one neutral-label pass, a softmax head per depth"
+    "op",
+    "ffenergy.learners.ff.learner:FFOnePass",
+    "Forward-Forward, one neutral-label pass, a softmax head per depth",
+    options=FF_OPTIONS,
 )
 LEARNERS.register(
     "bp-exits",

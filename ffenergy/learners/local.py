@@ -2,8 +2,8 @@
 
 ``train_local_rule``: epochs of a rule that sets each weight's ``.grad`` itself from forward
 passes only (PEPITA's two passes, CaFo's direct feedback alignment), applied by SGD with
-momentum. ``train_frozen_heads``: exit heads trained afterwards, each on its own layer's frozen
-activations.
+momentum. ``train_frozen_heads``: exit heads trained afterwards on frozen activations (each on its
+own layer's, ``layer_features``, or FF OP's concatenated neutral-label ones).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ffenergy.learners.backprop import ExitMLP, decayed_lr
 from ffenergy.learners.checkpoint import EpochCheckpoint, epoch_bar
@@ -81,9 +82,26 @@ def train_local_rule(
     return hist, done.epochs
 
 
+HeadFeatures = Callable[[torch.Tensor], list[torch.Tensor]]  # a minibatch -> each head's (frozen) input
+
+
+def layer_features(net: ExitMLP, n_heads: int) -> HeadFeatures:
+    """Heads 1..``n_heads`` of an ``ExitMLP`` read their own layer's activations."""
+
+    def features(x: torch.Tensor) -> list[torch.Tensor]:
+        acts, h = [], x
+        for k in range(n_heads):
+            h = net.layer(k, h)
+            acts.append(h)
+        return acts
+
+    return features
+
+
 def train_frozen_heads(
-    net: ExitMLP,
-    n_heads: int,
+    net: nn.Module,
+    heads: list[nn.Module],
+    features: HeadFeatures,
     xs: torch.Tensor,
     ys: torch.Tensor,
     lr: float,
@@ -94,12 +112,11 @@ def train_frozen_heads(
     checkpoint: EpochCheckpoint,
     desc: str,
 ) -> dict[str, list[float]]:
-    """Train heads 1..``n_heads`` (Adam, cross-entropy) on the frozen activations of their layers.
+    """Train ``heads`` (Adam, cross-entropy) on the frozen inputs ``features`` gives them; ``net`` holds them.
 
     The history holds each head's mean loss over the last epoch (``head_loss``) and the seconds
     of every epoch; checkpointed as stage ``heads``.
     """
-    heads = list(net.heads)[:n_heads]
     if not heads:
         return {"head_loss": [], "epoch_seconds": []}
     opt = torch.optim.Adam([p for h in heads for p in h.parameters()], lr=lr)
@@ -114,10 +131,7 @@ def train_frozen_heads(
         for i in range(0, len(xs), batch_size):
             idx = order[i : i + batch_size]
             with torch.no_grad():
-                acts, h = [], xs[idx]
-                for k in range(len(heads)):
-                    h = net.layer(k, h)
-                    acts.append(h)
+                acts = features(xs[idx])
             losses = torch.stack([F.cross_entropy(head(a), ys[idx]) for head, a in zip(heads, acts)])
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()  # heads are independent: the sum trains each on its own loss

@@ -45,7 +45,7 @@ from torch import nn
 from ffenergy.learners.backprop import ExitMLP, ExitMLPLearner
 from ffenergy.learners.base import LearnerOptionsError, learner_options
 from ffenergy.learners.checkpoint import EpochCheckpoint
-from ffenergy.learners.local import LocalSchedule, train_frozen_heads, train_local_rule
+from ffenergy.learners.local import LocalSchedule, layer_features, train_frozen_heads, train_local_rule
 
 if TYPE_CHECKING:
     from ffenergy.config import ModelConfig
@@ -151,9 +151,11 @@ class Pepita(ExitMLPLearner):
             progress,
             checkpoint,
         )
+        n_exits = len(net.heads) - 1
         heads_log = train_frozen_heads(
             net,
-            len(net.heads) - 1,
+            list(net.heads)[:n_exits],
+            layer_features(net, n_exits),
             xs,
             ys,
             opts.head_lr,

@@ -22,7 +22,7 @@ from tests.learners.kit import DIMS, blobs
 
 EPOCHS = 4
 OPTIONS = {
-    "ff": {},
+    "ff": {"head_epochs": 2},  # FF epochs, then the OP heads alone: two stages
     "bp-exits": {},
     "pepita": {"lr": 0.03, "head_epochs": 3, "head_lr": 1e-2},
     "cafo": {"lr": 0.03, "head_epochs": 3, "head_lr": 1e-2},
@@ -74,6 +74,7 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     ("cls", "stage", "after"),
     [
         (FFMultiPass, "ff", 2),
+        (FFMultiPass, "heads", 1),
         (BackpropMultiExit, "bp-exits", 1),
         (Pepita, "pepita", 3),
         (Pepita, "heads", 1),

@@ -37,7 +37,7 @@ from ffenergy.learners.backprop import ExitMLP, ExitMLPLearner, ExitMLPPass
 from ffenergy.learners.base import NotDeployable, learner_options
 from ffenergy.learners.cafo.options import CafoOptions
 from ffenergy.learners.checkpoint import EpochCheckpoint
-from ffenergy.learners.local import LocalSchedule, train_frozen_heads, train_local_rule
+from ffenergy.learners.local import LocalSchedule, layer_features, train_frozen_heads, train_local_rule
 from ffenergy.learners.pepita import he_uniform
 
 if TYPE_CHECKING:
@@ -116,7 +116,8 @@ class Cafo(ExitMLPLearner):
             info.update(dfa_log)
         heads_log = train_frozen_heads(
             net,
-            len(net.heads),
+            list(net.heads),
+            layer_features(net, len(net.heads)),
             xs,
             ys,
             opts.head_lr,

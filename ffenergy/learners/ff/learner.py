@@ -21,7 +21,9 @@ from ffenergy.learners.checkpoint import EpochCheckpoint
 from ffenergy.learners.confidence import HeadExits, top_gap
 from ffenergy.learners.ff.macs import mp_layer_macs, mp_layer_macs_naive, op_layer_macs
 from ffenergy.learners.ff.model import FFNetwork
+from ffenergy.learners.ff.options import FFOptions
 from ffenergy.learners.ff.train import train
+from ffenergy.learners.options import learner_options
 
 if TYPE_CHECKING:
     from ffenergy.config import InferenceConfig, ModelConfig
@@ -48,13 +50,15 @@ class _FFLearner(Learner):
         progress: bool,
         checkpoint: EpochCheckpoint,
     ) -> dict[str, Any]:
-        log = train(net, x, y, model, seed, device, progress, checkpoint)
+        options = learner_options(FFOptions, model, cls.network_id)
+        log = train(net, x, y, model, seed, device, progress, checkpoint, options)
         return {
             "train_seconds": round(log.seconds, 2),
             "train_device": device,
             "resumed_after_epoch": log.resumed_after,
             "ff_loss": log.ff_loss,
             "head_loss": log.head_loss,
+            "frozen_head_loss": log.frozen_head_loss,
         }
 
     prune_after: int = 0

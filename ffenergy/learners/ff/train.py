@@ -4,12 +4,15 @@ Per minibatch: positive samples carry their true label, negative samples a rando
 Each layer sees detached inputs and minimises BCE on ``goodness - width`` (positive high,
 negative low) plus a peer-normalisation term; the OP heads learn a softmax on detached
 neutral-label activations. One backward pass and one optimiser step per minibatch.
+``model.options.ff`` (``FFOptions``) may change the loss's steepness and train the heads further,
+alone, on the frozen network after the FF epochs.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,6 +21,8 @@ import torch.nn.functional as F
 
 from ffenergy.learners.checkpoint import EpochCheckpoint, epoch_bar
 from ffenergy.learners.ff.model import FFNetwork
+from ffenergy.learners.ff.options import FFOptions
+from ffenergy.learners.local import train_frozen_heads
 
 if TYPE_CHECKING:
     from ffenergy.config import ModelConfig
@@ -31,7 +36,8 @@ class TrainLog:
     seconds: float  # training time over every run that contributed epochs
     device: str
     ff_loss: list[float]
-    head_loss: list[float]
+    head_loss: list[float]  # per FF epoch, summed over the heads
+    frozen_head_loss: list[float]  # each head's mean loss in the last frozen-head epoch (empty: none)
     resumed_after: int  # epochs a previous, interrupted run had finished (0: trained in one go)
 
 
@@ -50,9 +56,11 @@ def train(
     device: str = "cpu",
     progress: bool = True,
     checkpoint: EpochCheckpoint | None = None,
+    options: FFOptions | None = None,
 ) -> TrainLog:
     """Train ``net`` in place on (x, y); deterministic on CPU for a given seed, resumed or not."""
     checkpoint = checkpoint or EpochCheckpoint()
+    options = options or FFOptions()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net.to(device).train()
@@ -81,7 +89,7 @@ def train(
         n_batches = 0
         for i in range(0, len(xs), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
-            ff_loss, head_loss = _batch_loss(net, xs[idx], ys[idx], cfg, peer_means, gen)
+            ff_loss, head_loss = _batch_loss(net, xs[idx], ys[idx], cfg, options, peer_means, gen)
             opt.zero_grad(set_to_none=True)
             (ff_loss + head_loss).backward()
             opt.step()
@@ -93,9 +101,36 @@ def train(
         hist["epoch_seconds"].append(time.perf_counter() - start)
         checkpoint.save("ff", epoch + 1, net, opt, gen, hist, peer_means)
         bar.set_postfix(ff_loss=f"{hist['ff_loss'][-1]:.3f}", head_loss=f"{hist['head_loss'][-1]:.3f}")
+    frozen: dict[str, list[float]] = {"head_loss": [], "epoch_seconds": []}
+    if options.head_epochs:
+        checkpoint.finish("ff", cfg.epochs, hist)
+        net.eval()
+        frozen = train_frozen_heads(
+            net,
+            list(net.heads),
+            partial(neutral_features, net),
+            xs,
+            ys,
+            cfg.head_lr,
+            options.head_epochs,
+            cfg.batch_size,
+            gen,
+            progress,
+            checkpoint,
+            "OP heads (frozen FF layers)",
+        )
     net.eval()
-    seconds = sum(hist["epoch_seconds"])
-    return TrainLog(cfg.epochs, seconds, device, hist["ff_loss"], hist["head_loss"], done.epochs)
+    seconds = sum(hist["epoch_seconds"]) + sum(frozen["epoch_seconds"])
+    return TrainLog(cfg.epochs, seconds, device, hist["ff_loss"], hist["head_loss"], frozen["head_loss"], done.epochs)
+
+
+def neutral_features(net: FFNetwork, x: torch.Tensor) -> list[torch.Tensor]:
+    """Each OP head's input: the concatenated neutral-label activations of layers 1..k."""
+    acts, h = [], net.neutral(x)
+    for k in range(net.n_layers):
+        h = net.layer(k, h)
+        acts.append(h)
+    return [torch.cat(acts[: k + 1], dim=1) for k in range(net.n_layers)]
 
 
 def _cooldown_lr(lr: float, epoch: int, epochs: int) -> float:
@@ -110,6 +145,7 @@ def _batch_loss(
     x: torch.Tensor,
     y: torch.Tensor,
     cfg: ModelConfig,
+    options: FFOptions,
     peer_means: list[torch.Tensor],
     gen: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,7 +157,10 @@ def _batch_loss(
     ff_loss = torch.zeros((), device=x.device)
     for k in range(net.n_layers):
         z = net.layer(k, h, train=True)
-        logits = (z * z).sum(dim=1) - z.shape[1]
+        width = z.shape[1]
+        logits = (z * z).sum(dim=1) - width  # G - d: the loeweX logit, loss_scale = None
+        if options.loss_scale is not None:
+            logits = logits * (options.loss_scale / width)
         ff_loss = ff_loss + F.binary_cross_entropy_with_logits(logits, target)
         if cfg.peer_weight > 0:
             batch_mean = z[:batch].mean(dim=0)
