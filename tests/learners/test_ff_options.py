@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from ffenergy.config import ConfigError, ModelConfig, parse_config
-from ffenergy.learners.exits import depth_scores
+from ffenergy.learners.exits import depth_accuracies, depth_scores
 from ffenergy.learners.ff.learner import FFOnePass
 from ffenergy.learners.ff.model import FFNetwork
 from ffenergy.learners.ff.options import FFOptions
 from ffenergy.learners.ff.train import _batch_loss, neutral_features
-from tests.learners.kit import DIMS, depth_accuracies, trained
+from tests.learners.kit import DIMS, trained
 
 
 @pytest.mark.parametrize(
