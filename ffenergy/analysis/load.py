@@ -68,6 +68,7 @@ class RunManifest:
     run_id: str
     config_name: str
     dataset: str
+    data_caveat: str  # how the run's data differs from the original dataset ("" when it does not)
     meters: tuple[MeterRecord, ...]
     host: dict[str, Any]
     versions: dict[str, Any]
@@ -260,6 +261,7 @@ def _load_manifest(path: Path) -> RunManifest:
         run_id=str(raw["run_id"]),
         config_name=str(config.get("name", "?")),
         dataset=str(data.get("dataset", "?")),
+        data_caveat=str(_mapping(raw, "dataset").get("caveat", "")),
         meters=tuple(records),
         host=_mapping(raw, "host"),
         versions=_mapping(raw, "versions"),

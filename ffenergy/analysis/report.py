@@ -92,6 +92,8 @@ def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> st
         f"Dataset **{m.dataset}**. Written by `ffenergy plot` from the result files in this directory.",
         "",
     ]
+    if m.data_caveat:
+        lines += [f"> **Data caveat:** {m.data_caveat}", ""]
     unfinished = run.unfinished_stages()
     if unfinished or run.missing:
         lines += [
@@ -306,6 +308,9 @@ def comparison_report(runs: list[RunData], figures: list[SavedFigure], base: Pat
             for r in runs
         ],
     )
+    lines += [""] + [
+        f"> **Data caveat** ({r.run_id}): {r.manifest.data_caveat}" for r in runs if r.manifest.data_caveat
+    ]
     lines += ["", "## Full vs light", ""]
     rows = []
     for run in runs:

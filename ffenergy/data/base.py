@@ -37,6 +37,7 @@ class Dataset:
     class_names: list[str]
     label_value: float = 1.0
     source: str = ""  # where the data came from, for the manifest
+    caveat: str = ""  # how this copy differs from the original dataset; every report repeats it
     extra: dict = field(default_factory=dict)  # loader facts for the manifest (record lists, split kind)
 
     @classmethod

@@ -15,6 +15,7 @@ The batches are read with an unpickler that only admits numpy arrays and plain c
 from __future__ import annotations
 
 import io
+import json
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from ffenergy.data.base import DataError, Dataset, require_option
 from ffenergy.data.splits import cache_root, check_fraction, class_counts, require_online, stratified_split
 
 BATCH_DIR = "cifar-10-batches-py"
+BUILD_STATS = "build_stats.json"  # written by whoever rebuilt an offline copy (see copy_caveat)
 NORMALIZATIONS = {
     "paper": ((0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261), 2.13),
     "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 1.0),
@@ -96,6 +98,7 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
         class_names=class_names,
         label_value=label_value,
         source=f"{source}: CIFAR-10 python batches in {folder.name}/; {ATTRIBUTION}",
+        caveat=copy_caveat(folder),
         extra={
             "train_batches": list(options.train_batches),
             "normalization": {"name": options.normalization, "mean": list(mean), "std": list(std)},
@@ -106,6 +109,34 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
                 "test": class_counts(y_test, class_names),
             },
         },
+    )
+
+
+def copy_caveat(folder: Path) -> str:
+    """What ``BUILD_STATS`` beside the batches says of a rebuilt copy ("" without one, or when every pixel is exact).
+
+    An offline copy rebuilt from other sources records, per batch file, its images (``n``), how many
+    have their exact original pixels (``exact``) and the rest's mean absolute error in grey levels
+    (``mae_jpeg_vs_exact``); the original archive has no such file.
+    """
+    path = folder / BUILD_STATS
+    if not path.exists():
+        return ""
+    try:
+        stats = json.loads(path.read_text())
+        n = sum(int(b["n"]) for b in stats.values())
+        exact = sum(int(b["exact"]) for b in stats.values())
+        mae = max(float(b["mae_jpeg_vs_exact"]) for b in stats.values())
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise DataError(
+            f"CIFAR-10 {path}: not a build record with n, exact and mae_jpeg_vs_exact per batch ({exc!r}); "
+            "fix or remove it"
+        ) from exc
+    if exact >= n:
+        return ""
+    return (
+        f"not the original CIFAR-10: pixels are exact for {exact:,} of {n:,} images, the rest JPEG-decoded "
+        f"(mean absolute error up to {mae:.1f} grey levels, {folder.name}/{BUILD_STATS}); accuracies are approximate"
     )
 
 

@@ -136,6 +136,7 @@ class Runner:
                     "n_features": data.n_features,
                     "classes": data.class_names,
                     "label_value": data.label_value,
+                    "caveat": data.caveat,
                     **data.extra,
                 }
             )

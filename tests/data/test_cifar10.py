@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from ffenergy.data import cifar10
 from ffenergy.data.base import DataError
+from tests.data.conftest import shared_data_dir
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -117,3 +119,29 @@ def test_options_validation_names_the_field(change: dict, field: str) -> None:
 def test_download_offline_fails_fast(tmp_path: Path, offline: None) -> None:
     with pytest.raises(DataError, match="torchvision|unreachable"):
         cifar10.load("download", tmp_path, 0.1, 0, cifar10.Options())
+
+
+def test_a_rebuilt_copy_carries_its_caveat_and_the_original_none(batches: Path) -> None:
+    assert cifar10.load("local", batches, 0.1, 0, cifar10.Options()).caveat == ""  # the archive has no build record
+    record = {f"data_batch_{b}": {"n": 20, "exact": 5, "mae_jpeg_vs_exact": 5.0 + b / 10} for b in range(1, 6)}
+    record["test_batch"] = {"n": 10, "exact": 10, "mae_jpeg_vs_exact": 0.0}
+    (batches / cifar10.BUILD_STATS).write_text(json.dumps(record))
+    caveat = cifar10.load("local", batches, 0.1, 0, cifar10.Options()).caveat
+    assert "exact for 35 of 110 images" in caveat and "JPEG-decoded" in caveat and "up to 5.5 grey levels" in caveat
+    for b in record:
+        record[b]["exact"] = record[b]["n"]
+    (batches / cifar10.BUILD_STATS).write_text(json.dumps(record))
+    assert cifar10.load("local", batches, 0.1, 0, cifar10.Options()).caveat == ""  # every pixel exact
+
+
+def test_a_malformed_build_record_names_the_file(batches: Path) -> None:
+    (batches / cifar10.BUILD_STATS).write_text(json.dumps({"data_batch_1": {"n": 20}}))
+    with pytest.raises(DataError, match=f"{cifar10.BUILD_STATS}.*fix or remove it"):
+        cifar10.load("local", batches, 0.1, 0, cifar10.Options())
+
+
+def test_the_shared_offline_copy_says_it_is_not_the_original() -> None:
+    folder = shared_data_dir() / cifar10.BATCH_DIR
+    if not (folder / "batches.meta").exists():
+        pytest.skip(f"shared CIFAR-10 copy not found at {folder} (set FFENERGY_SHARED_DATA)")
+    assert "exact for 6,102 of 60,000 images" in cifar10.copy_caveat(folder)

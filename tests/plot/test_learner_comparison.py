@@ -22,7 +22,7 @@ def _sweep(procedure: str, alpha: float, accuracy: float, macs: float) -> SweepR
 
 
 def _run() -> RunData:
-    manifest = RunManifest("toy-run", "toy", "toy", (), {}, {}, {}, {})
+    manifest = RunManifest("toy-run", "toy", "toy", "", (), {}, {}, {}, {})
     summary = [
         _summary("a", "full", 0.95, 1000),
         _summary("a", "light", 0.94, 400),
