@@ -18,6 +18,7 @@ log = logging.getLogger("ffenergy")
 def _cmd_run(args: argparse.Namespace) -> int:
     from ffenergy.config import ConfigError, load_config, resumed_config
     from ffenergy.data.base import DataError
+    from ffenergy.experiment.manifest import Manifest
     from ffenergy.experiment.runner import RunError, RunInterrupted, RunOptions, run_experiment
     from ffenergy.experiment.table import format_summary
     from ffenergy.firmware.dut import DutError
@@ -73,6 +74,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"\nno energy was measured: {why}. `ffenergy meters` says which meters work here and how to fix the "
             "others; `--meter simulated` exercises the whole pipeline (labelled simulated)."
         )
+    caveat = Manifest.load(run_dir / "manifest.json").data.get("dataset", {}).get("caveat")
+    if caveat:
+        print(f"\ndata caveat: {caveat}")
     print(f"\nresults in {run_dir}  (figures: ffenergy plot {run_dir})")
     return 0
 

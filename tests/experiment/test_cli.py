@@ -108,3 +108,17 @@ def test_targets_say_what_a_real_board_needs():
 
     usable, reason = target_status("mcu")
     assert not usable and "mcu.options.dut_port" in reason and "meter_port" in reason
+
+
+def test_a_run_on_a_rebuilt_dataset_copy_ends_with_its_caveat(tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    from ffenergy.cli import main
+    from ffenergy.experiment import runner
+
+    loaded = runner.load_experiment_data
+    monkeypatch.setattr(runner, "load_experiment_data", lambda cfg: dataclasses.replace(loaded(cfg), caveat="rebuilt"))
+    monkeypatch.setenv("FFENERGY_CACHE", str(tmp_path / "cache"))
+    config = Path(__file__).resolve().parents[2] / "experiments" / "tiny.yaml"
+    assert main(["run", str(config), "--out", str(tmp_path / "results"), "--meter", "none", "--no-progress"]) == 0
+    assert "\ndata caveat: rebuilt\n" in capsys.readouterr().out
