@@ -238,13 +238,18 @@ def test_short_windows_are_reported_once_with_the_fix(firmware, data, tmp_path):
 
 
 class _KillMeterAt(_UnplugMeterAt):
-    """Kills the simulated logger's process (not the DUT) just before the ``at``-th INFER."""
+    """Kills the simulated logger's process (not the DUT) just before the ``at``-th INFER.
+
+    ``stop`` kills it and removes its port's path, as a dead device's node goes. Left behind, the
+    path would name a freed pty number that another process (a second test run on the same
+    machine, with its own simulated logger) can be handed at once: the driver's reopen would then
+    reach that logger and call the meter back.
+    """
 
     def infer(self, mode, repeats=1, timeout_s=None):
         self._calls += 1
         if self._calls == self._at:
-            self._sim.proc.kill()
-            self._sim.proc.wait(timeout=5)
+            self._sim.stop()
         return self._dut.infer(mode, repeats, timeout_s)
 
 
