@@ -35,35 +35,24 @@ from ffenergy.learners.exits import batched_depth_scores, exits_from_scores, inf
 from ffenergy.targets.allocator import keep_freed_memory
 
 
-def time_mode(learner, batches, thresholds, depth) -> float:
-    """Seconds for the second of two passes over ``batches`` (the first warms the caches)."""
-    for xb in batches:
+def time_calls(learner, calls) -> float:
+    """Seconds for the second of two passes over ``calls``, each the (inputs, thresholds, depth) of
+    one ``infer`` (the first pass warms the caches)."""
+    for xb, thresholds, depth in calls:
         infer(learner, xb, thresholds, depth)
     start = time.perf_counter()
-    for xb in batches:
+    for xb, thresholds, depth in calls:
         infer(learner, xb, thresholds, depth)
     return time.perf_counter() - start
 
 
-def time_oracle(learner, groups) -> float:
-    """``time_mode`` for the oracle: ``groups`` is, per batch, its (rows, exit depth) groups."""
-    for batch in groups:
-        for xg, depth in batch:
-            infer(learner, xg, None, depth)
-    start = time.perf_counter()
-    for batch in groups:
-        for xg, depth in batch:
-            infer(learner, xg, None, depth)
-    return time.perf_counter() - start
-
-
-def oracle_groups(batches, exits, batch) -> list:
-    """Per batch, its samples split by exit depth (as (inputs, depth), shallow first)."""
-    groups = []
+def oracle_calls(batches, exits, batch) -> list:
+    """The oracle's calls: each batch's samples split by exit depth, forced there (shallow first)."""
+    calls = []
     for i, xb in enumerate(batches):
         e = exits[i * batch : i * batch + len(xb)]
-        groups.append([(xb[torch.from_numpy(e == d)], int(d)) for d in np.unique(e)])
-    return groups
+        calls += [(xb[torch.from_numpy(e == d)], None, int(d)) for d in np.unique(e)]
+    return calls
 
 
 def main() -> None:
@@ -102,17 +91,15 @@ def main() -> None:
             batches = [torch.from_numpy(x[i : i + batch]) for i in range(0, n, batch)]
             _, exits = exits_from_scores(learner, batched_depth_scores(learner, x[:n], 1024), th)
             p = np.bincount(exits, minlength=learner.n_layers + 1)[1:] / n
-            groups = oracle_groups(batches, exits, batch)
-            modes: list = ["light", "oracle", *range(1, learner.n_layers + 1)]
+            calls: dict = {"light": [(xb, thresholds, None) for xb in batches]}
+            calls |= {k: [(xb, thresholds, k) for xb in batches] for k in range(1, learner.n_layers + 1)}
+            calls["oracle"] = oracle_calls(batches, exits, batch)
+            modes = list(calls)
             times: dict[str, list[float]] = {"light": [], "ideal": [], "oracle": []}
             for _ in range(args.rounds):
                 t = {}
                 for i in rng.permutation(len(modes)):
-                    mode = modes[i]
-                    if mode == "oracle":
-                        t[mode] = time_oracle(learner, groups) / n
-                    else:
-                        t[mode] = time_mode(learner, batches, thresholds, None if mode == "light" else mode) / n
+                    t[modes[i]] = time_calls(learner, calls[modes[i]]) / n
                 t["ideal"] = sum(p[k - 1] * t[k] for k in range(1, learner.n_layers + 1))
                 for key in times:
                     times[key].append(t[key])
