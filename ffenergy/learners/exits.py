@@ -27,15 +27,18 @@ def infer(
     check is one comparison and one ``nonzero`` (a single row reads its confidence as a float),
     and the output tensors are only scattered into once some rows have left the batch.
     """
-    if forced_depth is None and thresholds is None:
+    if forced_depth is not None:  # every row runs to forced_depth
+        state = learner.start(x)
+        for k in range(forced_depth - 1):
+            state.step(k)
+        return _all_leave(state, state.step(forced_depth - 1), forced_depth - 1, None)
+    if thresholds is None:
         raise ValueError("light inference needs calibrated thresholds")
-    last = learner.n_layers if forced_depth is None else forced_depth
-    out: tuple[torch.Tensor, torch.Tensor] | None = None  # (pred, exit_layer), made at the first compaction
+    last = learner.n_layers
     state = learner.start(x)
+    out: tuple[torch.Tensor, torch.Tensor] | None = None  # (pred, exit_layer), made at the first compaction
     for k in range(last - 1):
         scores = state.step(k)
-        if thresholds is None or forced_depth is not None:
-            continue
         confidence = learner.confidence(scores)
         if len(scores) == 1:
             if confidence.item() >= thresholds[k]:
