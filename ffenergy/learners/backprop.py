@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
-from ffenergy.learners.base import LearnerOptionsError, learner_options
+from ffenergy.learners.base import LearnerOptionsError, RowState, learner_options
 from ffenergy.learners.checkpoint import EpochCheckpoint, epoch_bar
 from ffenergy.learners.confidence import HeadExits
 
@@ -89,8 +89,10 @@ def exit_mlp_arrays(net: ExitMLP) -> NetworkArrays:
     )
 
 
-class ExitMLPPass:
+class ExitMLPPass(RowState):
     """A batch in an ``ExitMLP``: the active rows' activations of the last layer run."""
+
+    row_state: ClassVar[tuple[str, ...]] = ("h",)
 
     def __init__(self, net: ExitMLP, x: torch.Tensor):
         self.net = net
@@ -100,10 +102,6 @@ class ExitMLPPass:
     def step(self, k: int) -> torch.Tensor:
         self.h = self.net.layer(k, self.h)
         return self.net.exit(k, self.h)
-
-    def keep(self, idx: torch.Tensor) -> None:
-        self.rows = self.rows.index_select(0, idx)
-        self.h = self.h.index_select(0, idx)
 
 
 class ExitMLPLearner(HeadExits):

@@ -4,7 +4,8 @@ A learner class says how its network is built and trained (``build``, ``fit``; t
 weights are cached by ``network_id``, ``training_version`` and the config) and, bound to a
 trained network, how it infers layer by layer: ``start`` opens a pass over a batch whose
 ``step(k)`` runs layer k on the rows still active and returns their scores, and whose
-``keep(idx)`` drops the rows that exited (compaction), so later layers run on fewer rows.
+``keep(idx)`` drops the rows that exited (compaction), so later layers run on fewer rows, and
+whose ``merge`` pools the rows of several batches that reached the same depth.
 ``confidence`` is the label-free exit statistic of a row of scores, ``layer_macs`` the
 multiply-accumulates each layer adds as implemented (``naive_layer_macs``: as the paper counts
 them, where the implementation shortcuts that count), and ``firmware`` the numpy hand-off for export, the
@@ -17,7 +18,7 @@ Registered by name in ``ffenergy.learners.LEARNERS``; that name is the result fi
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 import numpy as np
 import torch
@@ -48,6 +49,35 @@ class LayerPass(Protocol):
     def keep(self, idx: torch.Tensor) -> None:
         """Keep only the active rows at positions ``idx`` (compaction)."""
         ...
+
+    def merge(self, others: list[Self]) -> None:
+        """Append the active rows of ``others``, passes of the same learner at the same depth."""
+        ...
+
+
+class RowState:
+    """``keep`` and ``merge`` for a pass whose per-row state is the tensors, or lists of tensors
+    (one per layer so far), named in ``row_state``, each with the rows along dimension 0."""
+
+    row_state: ClassVar[tuple[str, ...]]
+    rows: torch.Tensor
+
+    def keep(self, idx: torch.Tensor) -> None:
+        """index_select: several times faster than boolean or advanced indexing on CPU."""
+        for name in ("rows", *self.row_state):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                setattr(self, name, [t.index_select(0, idx) for t in value])
+            else:
+                setattr(self, name, value.index_select(0, idx))
+
+    def merge(self, others: list[Self]) -> None:
+        for name in ("rows", *self.row_state):
+            parts = [getattr(p, name) for p in (self, *others)]
+            if isinstance(parts[0], list):
+                setattr(self, name, [torch.cat(layer) for layer in zip(*parts, strict=True)])
+            else:
+                setattr(self, name, torch.cat(parts))
 
 
 class Learner(ABC):
@@ -124,6 +154,14 @@ class Learner(ABC):
     @abstractmethod
     def confidence(self, scores: torch.Tensor) -> torch.Tensor:
         """Label-free confidence of each row of ``scores`` (higher: more confident)."""
+
+    def confidence_of_row(self, scores: list[float]) -> float:
+        """``confidence`` of a single row given as Python floats, for a batch of one. Learners
+        override it with the statistic on floats, which checks an exit without the batched
+        form's kernel launches; in double precision it can differ from the float32 batched value
+        in the last bits, as the logits of a batch of one already differ from those of a larger
+        batch (another GEMM summation order). The default is the batched form on one row."""
+        return float(self.confidence(torch.tensor([scores])))
 
     @abstractmethod
     def layer_macs(self) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -25,6 +26,20 @@ def top_probability(logits: torch.Tensor) -> torch.Tensor:
     return (logits - logits.amax(dim=1, keepdim=True)).exp().sum(dim=1).reciprocal()
 
 
+def top_gap_of_row(scores: list[float]) -> float:
+    """``top_gap`` of one row, on Python floats."""
+    if len(scores) < 2:
+        return math.inf
+    ranked = sorted(scores)  # faster than heapq.nlargest on a row of a few classes
+    return ranked[-1] - ranked[-2]
+
+
+def top_probability_of_row(logits: list[float]) -> float:
+    """``top_probability`` of one row, on Python floats."""
+    top = max(logits)
+    return 1.0 / sum([math.exp(s - top) for s in logits])
+
+
 class HeadExits(Learner):
     """Scores are a softmax exit head's logits: confidence is ``inference.op_statistic`` of them (FF OP, bp-exits,
     PEPITA share it, so all of them are calibrated and exited by the same rule)."""
@@ -39,6 +54,9 @@ class HeadExits(Learner):
 
     def confidence(self, scores: torch.Tensor) -> torch.Tensor:
         return top_gap(scores) if self._statistic == "gap" else top_probability(scores)
+
+    def confidence_of_row(self, scores: list[float]) -> float:
+        return top_gap_of_row(scores) if self._statistic == "gap" else top_probability_of_row(scores)
 
     @property
     def confidence_floor(self) -> float:

@@ -24,7 +24,7 @@ def infer(
     """(pred, exit_layer) for one batch; ``forced_depth`` None means light (early exit).
 
     Written for few kernels per layer, since small batches are bound by their count: the exit
-    check is one comparison and one ``nonzero`` (a single row reads its confidence as a float),
+    check is one comparison and one ``nonzero`` (a single row computes its confidence on Python floats),
     and the output tensors are only scattered into once some rows have left the batch.
     """
     if forced_depth is not None:  # every row runs to forced_depth
@@ -39,12 +39,11 @@ def infer(
     out: tuple[torch.Tensor, torch.Tensor] | None = None  # (pred, exit_layer), made at the first compaction
     for k in range(last - 1):
         scores = state.step(k)
-        confidence = learner.confidence(scores)
         if len(scores) == 1:
-            if confidence.item() >= thresholds[k]:
+            if learner.confidence_of_row(scores.tolist()[0]) >= thresholds[k]:
                 return _all_leave(state, scores, k, out)
             continue
-        done = confidence >= thresholds[k]
+        done = learner.confidence(scores) >= thresholds[k]
         exited = done.nonzero().squeeze(1)
         if len(exited) == len(scores):
             return _all_leave(state, scores, k, out)
@@ -59,6 +58,59 @@ def infer(
             out[1][rows] = k + 1
             state.keep((~done).nonzero().squeeze(1))
     return _all_leave(state, state.step(last - 1), last - 1, out)
+
+
+@torch.inference_mode()
+def infer_pooled(
+    learner: Learner, x: torch.Tensor, thresholds: Sequence[float], batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Light (pred, exit_layer) of ``x`` arriving in batches of ``batch_size``, with the rows that
+    stay pooled by depth: a throughput mode.
+
+    Per-batch light inference runs each deeper layer on the few rows of one batch that stayed,
+    and a GEMM of a few rows still streams its whole weight matrix. Here the rows waiting for
+    layer k are held until ``batch_size`` of them have gathered (or the input has ended), so
+    every layer runs on full batches; a row's answer can wait for later batches. Same exits and
+    predictions as ``infer`` batch by batch, but for float rounding (GEMMs of other sizes).
+    """
+    last = learner.n_layers
+    pred = torch.empty(len(x), dtype=torch.long, device=x.device)
+    exit_layer = torch.empty(len(x), dtype=torch.long, device=x.device)
+    waiting: list[list[LayerPass]] = [[] for _ in range(last)]  # [k]: passes that have run layers 1..k
+
+    def run_layer(state: LayerPass, k: int) -> None:
+        """Layer k on ``state``: its confident rows (every row at the last layer) leave, the rest wait."""
+        scores = state.step(k)
+        if k == last - 1:
+            done = torch.ones(len(scores), dtype=torch.bool, device=x.device)
+        else:
+            done = learner.confidence(scores) >= thresholds[k]
+        exited = done.nonzero().squeeze(1)
+        rows = state.rows.index_select(0, exited)
+        pred[rows] = scores.index_select(0, exited).argmax(dim=1)
+        exit_layer[rows] = k + 1
+        if len(exited) < len(scores):
+            state.keep((~done).nonzero().squeeze(1))
+            waiting[k + 1].append(state)
+
+    def run_pool(k: int) -> None:
+        state, *others = waiting[k]
+        waiting[k] = []
+        if others:
+            state.merge(others)
+        run_layer(state, k)
+
+    for i in range(0, len(x), batch_size):
+        state = learner.start(x[i : i + batch_size])
+        state.rows = state.rows + i
+        run_layer(state, 0)
+        for k in range(1, last):
+            if sum(len(p.rows) for p in waiting[k]) >= batch_size:
+                run_pool(k)
+    for k in range(1, last):  # the input has ended: what still waits runs, shallow layers first
+        if waiting[k]:
+            run_pool(k)
+    return pred, exit_layer
 
 
 def _all_leave(

@@ -16,7 +16,7 @@ from ffenergy.firmware.reference import layer_scores, reference_predict
 from ffenergy.learners.base import Learner
 from ffenergy.learners.calibrate import calibrate
 from ffenergy.learners.checkpoint import EpochCheckpoint
-from ffenergy.learners.exits import depth_scores, exits_from_scores, infer, predict
+from ffenergy.learners.exits import depth_scores, exits_from_scores, infer, infer_pooled, predict
 from ffenergy.vocabulary import all_modes, forced_depth
 
 DIMS = [20, 16, 12, 8]
@@ -59,13 +59,21 @@ def counted_linear_macs(net: nn.Module) -> Iterator[list[int]]:
             h.remove()
 
 
-def check_compaction_equals_masking(learner: Learner, x: np.ndarray, y: np.ndarray) -> None:
+def check_light_inference_equals_masking(learner: Learner, x: np.ndarray, y: np.ndarray) -> None:
+    """Every light path gives the exits and predictions of masking the per-depth scores: one
+    compacted batch, batches of 7 pooled by depth (``infer_pooled``), and single rows (whose
+    confidence is computed on Python floats)."""
     xt = torch.from_numpy(x)
     th = calibrate(learner, depth_scores(learner, xt), y).thresholds(0.5)
-    pred, exits = infer(learner, xt, tuple(th.tolist()), None)
     masked_pred, masked_exits = exits_from_scores(learner, depth_scores(learner, xt), th)
-    assert np.array_equal(exits.numpy(), masked_exits)
-    assert np.array_equal(pred.numpy(), masked_pred)
+    single = predict(learner, x, tuple(th.tolist()), None, batch_size=1)
+    for pred, exits in (
+        infer(learner, xt, tuple(th.tolist()), None),
+        infer_pooled(learner, xt, tuple(th.tolist()), 7),
+        (torch.from_numpy(single.pred), torch.from_numpy(single.exit_layer)),
+    ):
+        assert np.array_equal(exits.numpy(), masked_exits)
+        assert np.array_equal(pred.numpy(), masked_pred)
     assert len(np.unique(masked_exits)) > 1, "the test needs samples exiting at different depths"
 
 

@@ -22,9 +22,9 @@ from ffenergy.vocabulary import all_modes
 from tests.learners.kit import (
     DIMS,
     blobs,
-    check_compaction_equals_masking,
     check_exited_rows_skip_later_layers,
     check_firmware_reference_equals_torch,
+    check_light_inference_equals_masking,
     check_macs_are_exactly_what_inference_runs,
     trained,
 )
@@ -48,8 +48,8 @@ def test_macs_are_exactly_what_inference_runs(bp):
 
 
 @pytest.mark.parametrize("statistic", ["max", "gap"])
-def test_compaction_gives_the_same_exits_and_predictions_as_masking(statistic):
-    check_compaction_equals_masking(*trained(BackpropMultiExit, {"lr": 3e-3}, statistic=statistic))
+def test_every_light_path_gives_the_exits_and_predictions_of_masking(statistic):
+    check_light_inference_equals_masking(*trained(BackpropMultiExit, {"lr": 3e-3}, statistic=statistic))
 
 
 def test_rows_that_exited_never_reach_later_layers(bp, monkeypatch):

@@ -17,9 +17,9 @@ from ffenergy.learners.exits import depth_accuracies, depth_scores
 from tests.learners.kit import (
     DIMS,
     blobs,
-    check_compaction_equals_masking,
     check_exited_rows_skip_later_layers,
     check_labels_enter_only_through_calibration,
+    check_light_inference_equals_masking,
     check_macs_are_exactly_what_inference_runs,
     trained,
 )
@@ -47,8 +47,8 @@ def test_macs_are_exactly_what_inference_runs(cafo):
 
 
 @pytest.mark.parametrize("statistic", ["max", "gap"])
-def test_compaction_gives_the_same_exits_and_predictions_as_masking(statistic):
-    check_compaction_equals_masking(*trained(Cafo, OPTIONS, statistic=statistic))
+def test_every_light_path_gives_the_exits_and_predictions_of_masking(statistic):
+    check_light_inference_equals_masking(*trained(Cafo, OPTIONS, statistic=statistic))
 
 
 def test_rows_that_exited_never_reach_later_layers(cafo, monkeypatch):

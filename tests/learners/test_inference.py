@@ -7,7 +7,7 @@ import torch
 from ffenergy.config import InferenceConfig
 from ffenergy.learners import LEARNERS
 from ffenergy.learners.calibrate import calibrate
-from ffenergy.learners.exits import depth_scores, exits_from_scores, infer, predict
+from ffenergy.learners.exits import depth_scores, exits_from_scores, infer, infer_pooled, predict
 from ffenergy.learners.ff.macs import mp_layer_macs
 from ffenergy.learners.ff.model import FFNetwork
 
@@ -45,11 +45,43 @@ def test_compaction_gives_the_same_exits_and_predictions_as_masking(net_and_data
     net, x, y = net_and_data
     learner = make(net, *spec)
     thresholds, th = _thresholds(learner, x, y)
-    pred, exits = infer(learner, torch.from_numpy(x), thresholds, None)
     masked_pred, masked_exits = exits_from_scores(learner, depth_scores(learner, torch.from_numpy(x)), th)
-    assert np.array_equal(exits.numpy(), masked_exits)
-    assert np.array_equal(pred.numpy(), masked_pred)
+    # one compacted batch; batches of 7 and of 64 pooled by depth (pools that fill mid-stream and
+    # pools flushed at the end)
+    for pred, exits in (
+        infer(learner, torch.from_numpy(x), thresholds, None),
+        *(infer_pooled(learner, torch.from_numpy(x), thresholds, size) for size in (7, 64)),
+    ):
+        assert np.array_equal(exits.numpy(), masked_exits)
+        assert np.array_equal(pred.numpy(), masked_pred)
     assert 1 < len(np.unique(masked_exits)), "the test needs samples exiting at different depths"
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s[0]}-{s[1]}-p{s[2]}")
+def test_the_confidence_of_a_single_row_is_the_batched_confidence(net_and_data, spec):
+    net, x, _ = net_and_data
+    learner = make(net, *spec)
+    for scores in depth_scores(learner, torch.from_numpy(x)):  # mp-pruned: -inf for pruned labels
+        rows = [learner.confidence_of_row(row) for row in scores.tolist()]
+        np.testing.assert_allclose(rows, learner.confidence(scores).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mp", "op"])
+def test_pooled_inference_runs_deeper_layers_on_full_batches(net_and_data, name, monkeypatch):
+    """Rows that stay wait until a full batch of them has gathered for the next layer; only the
+    flush at the end of the input runs fewer. Every row still runs every layer up to its exit."""
+    net, x, y = net_and_data
+    learner = make(net, name, "max")
+    thresholds, th = _thresholds(learner, x, y, alpha=1.0)
+    _, exits = exits_from_scores(learner, depth_scores(learner, torch.from_numpy(x)), th)
+    seen = []
+    original = net.layer
+    monkeypatch.setattr(net, "layer", lambda k, h, train=False: (seen.append((k, len(h))), original(k, h))[1])
+    infer_pooled(learner, torch.from_numpy(x), thresholds, 4)
+    for k in range(1, net.n_layers):
+        rows = [r // (net.n_classes if name == "mp" else 1) for layer, r in seen if layer == k]
+        assert sum(rows) == int(np.sum(exits >= k + 1)), f"layer {k + 1}"
+        assert all(r >= 4 for r in rows[:-1]) and len(rows) > 1, f"layer {k + 1} ran on {rows} rows"
 
 
 def test_labels_enter_only_through_calibration(net_and_data):

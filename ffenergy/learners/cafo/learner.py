@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 class CascadePass(ExitMLPPass):
     """An ``ExitMLPPass`` whose scores are the running sum of the exit logits of the active rows."""
 
+    row_state = ("h", "total")
+
     def __init__(self, net: ExitMLP, x: torch.Tensor):
         super().__init__(net, x)
         self.total = torch.zeros(len(x), net.n_classes, device=x.device, dtype=x.dtype)
@@ -56,10 +58,6 @@ class CascadePass(ExitMLPPass):
     def step(self, k: int) -> torch.Tensor:
         self.total = self.total + super().step(k)
         return self.total
-
-    def keep(self, idx: torch.Tensor) -> None:
-        super().keep(idx)
-        self.total = self.total.index_select(0, idx)
 
 
 class Cafo(ExitMLPLearner):

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
-from ffenergy.learners.base import Learner, LearnerOptionsError
+from ffenergy.learners.base import Learner, LearnerOptionsError, RowState
 from ffenergy.learners.checkpoint import EpochCheckpoint
-from ffenergy.learners.confidence import HeadExits, top_gap
+from ffenergy.learners.confidence import HeadExits, top_gap, top_gap_of_row
 from ffenergy.learners.ff.macs import mp_layer_macs, mp_layer_macs_naive, op_layer_macs
 from ffenergy.learners.ff.model import FFNetwork
 from ffenergy.learners.ff.options import FFOptions
@@ -97,6 +97,9 @@ class FFMultiPass(_FFLearner):
     def confidence(self, scores: torch.Tensor) -> torch.Tensor:
         return top_gap(scores) if self._statistic == "gap" else scores.amax(dim=1)
 
+    def confidence_of_row(self, scores: list[float]) -> float:
+        return top_gap_of_row(scores) if self._statistic == "gap" else max(scores)
+
     @property
     def confidence_floor(self) -> float:
         return 0.0  # goodness is a sum of squares: its gap and its maximum are never negative
@@ -149,11 +152,13 @@ class FFOnePass(HeadExits, _FFLearner):
         return self.net.to_arrays("op"), policy
 
 
-class _MultiPass:
+class _MultiPass(RowState):
     """A batch in MP: one copy of each row per live candidate label, with running goodness.
 
     Layer 1 runs factorised (``FFNetwork.label_layer``): every row starts with every label.
     """
+
+    row_state = ("h", "cand", "goodness")
 
     def __init__(self, learner: FFMultiPass, x: torch.Tensor):
         net, c = learner.net, learner.n_classes
@@ -185,27 +190,19 @@ class _MultiPass:
         self.goodness = torch.gather(self.goodness, 1, order)
         self.h = torch.gather(self.h, 1, order[:, :, None].expand(-1, -1, self.h.shape[2]))
 
-    def keep(self, idx: torch.Tensor) -> None:
-        """index_select: several times faster than boolean or advanced indexing on CPU."""
-        self.rows = self.rows.index_select(0, idx)
-        self.h, self.cand, self.goodness = (t.index_select(0, idx) for t in (self.h, self.cand, self.goodness))
 
+class _OnePass(RowState):
+    """A batch in OP: the neutral-label activations of every layer so far (the heads' input);
+    before layer 1, the neutral-label input alone."""
 
-class _OnePass:
-    """A batch in OP: the neutral-label activations of every layer so far (the heads' input)."""
+    row_state = ("acts",)
 
     def __init__(self, net: FFNetwork, x: torch.Tensor):
         self.net = net
         self.rows = torch.arange(len(x), device=x.device)
-        self.h = net.neutral(x)
-        self.acts: list[torch.Tensor] = []
+        self.acts = [net.neutral(x)]
 
     def step(self, k: int) -> torch.Tensor:
-        self.h = self.net.layer(k, self.h)
-        self.acts.append(self.h)
-        return self.net.heads[k](torch.cat(self.acts, dim=1) if k else self.h)
-
-    def keep(self, idx: torch.Tensor) -> None:
-        self.rows = self.rows.index_select(0, idx)
-        self.acts = [a.index_select(0, idx) for a in self.acts]
-        self.h = self.acts[-1]
+        h = self.net.layer(k, self.acts[-1])
+        self.acts = [h] if k == 0 else [*self.acts, h]  # the input is not kept past layer 1
+        return self.net.heads[k](torch.cat(self.acts, dim=1) if k else h)
