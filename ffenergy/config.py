@@ -99,6 +99,7 @@ class MeasurementConfig:
     min_window_s: float = 2.0  # and at least 20 meter update periods
     warmup_s: float = 0.5
     batch_size: int = 1024  # inference batch inside a measured window
+    pool_survivors: bool = False  # light windows pool the rows that stay across batches by depth (throughput mode)
     max_idle_drift: float = 0.05  # warn when idle power moves more than this between consecutive idle windows
     procedures: list[str] = field(default_factory=list)  # empty: every inference procedure
     seed: int = 0

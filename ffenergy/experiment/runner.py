@@ -359,6 +359,7 @@ class Runner:
                             proc.thresholds,
                             forced_depth(mode, proc.learner.n_layers),
                             m.batch_size,
+                            pooled=m.pool_survivors,
                         ),
                         target.sync,
                     )

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ffenergy.learners.base import Learner
-from ffenergy.learners.exits import infer, predict
+from ffenergy.learners.exits import infer, infer_pooled, predict
 from ffenergy.targets.allocator import keep_freed_memory
 from ffenergy.targets.registry import TARGETS
 from ffenergy.vocabulary import Predictions
@@ -60,11 +60,31 @@ class HostTarget:
         return predict(learner, x, thresholds, depth, batch_size)
 
     def batch_runner(
-        self, learner: Learner, x: np.ndarray, thresholds: Sequence[float] | None, depth: int | None, batch_size: int
+        self,
+        learner: Learner,
+        x: np.ndarray,
+        thresholds: Sequence[float] | None,
+        depth: int | None,
+        batch_size: int,
+        pooled: bool = False,
     ) -> Callable[[], tuple[int, int]]:
         """A function that runs the next batch of ``x`` (cycling, inputs already on the device) and
-        returns (n, MACs). Cycling over all of ``x`` makes light mode's exit mix the evaluated one."""
+        returns (n, MACs). Cycling over all of ``x`` makes light mode's exit mix the evaluated one.
+
+        ``pooled`` (light mode only): each call runs the whole of ``x`` through ``infer_pooled``,
+        the rows that stay pooled across its batches by depth (a throughput mode)."""
         cost = learner.macs_at_exit()
+        if pooled and depth is None:
+            assert thresholds is not None, "light inference needs calibrated thresholds"
+            xs = torch.from_numpy(x).to(self.device)
+            _, exits = infer_pooled(learner, xs, thresholds, batch_size)
+            macs = int(cost[exits.cpu().numpy() - 1].sum())
+
+            def run_all() -> tuple[int, int]:
+                infer_pooled(learner, xs, thresholds, batch_size)
+                return len(xs), macs
+
+            return run_all
         batches, batch_macs = [], []
         for i in range(0, len(x), batch_size):
             xb = torch.from_numpy(x[i : i + batch_size]).to(self.device)

@@ -25,6 +25,7 @@ def test_defaults_validate_and_hash_is_stable():
         ({"data": {"val_fraction": 1.5}}, "data.val_fraction", "(0, 1)"),
         ({"data": {"dataset": "imagenet"}}, "data.dataset", "mnist"),
         ({"measurement": {"repeats": 2}}, "measurement.repeats", ">= 5"),
+        ({"measurement": {"pool_survivors": "yes"}}, "measurement.pool_survivors", "expected bool"),
         ({"data": {"dataset": "mitbih", "source": "local", "options": {"beat_len": 1}}}, "data.options.beat_len", ""),
         ({"surprise": 1}, "surprise", "allowed keys here"),
         ({"measurement": {"warmup_s": -0.5}}, "measurement.warmup_s", ">= 0"),

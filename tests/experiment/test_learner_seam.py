@@ -14,10 +14,12 @@ import torch
 import yaml
 from torch import nn
 
+import ffenergy.targets.host as host_target
 from ffenergy.cli import main
+from ffenergy.config import InferenceConfig
 from ffenergy.contract import read_rows
 from ffenergy.learners import LEARNERS
-from ffenergy.learners.base import Learner
+from ffenergy.learners.base import Learner, RowState
 
 pytestmark = pytest.mark.slow  # whole runs of ffenergy: seconds each
 
@@ -32,7 +34,11 @@ class ToyNet(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(b, n_classes) for b in dims[1:])
 
 
-class ToyPass:
+class ToyPass(RowState):
+    """Its per-row state is ``h``: RowState compacts and pools it."""
+
+    row_state = ("h",)
+
     def __init__(self, net: ToyNet, x: torch.Tensor, seen: list[tuple[int, int]]):
         self.net, self.h, self.seen = net, x, seen
         self.rows = torch.arange(len(x))
@@ -41,9 +47,6 @@ class ToyPass:
         self.seen.append((k, len(self.h)))
         self.h = torch.relu(self.net.layers[k](self.h))
         return self.net.heads[k](self.h)
-
-    def keep(self, idx: torch.Tensor) -> None:
-        self.rows, self.h = self.rows[idx], self.h[idx]
 
 
 class ToyLearner(Learner):
@@ -113,10 +116,17 @@ def test_a_learner_registered_from_outside_runs_end_to_end(toy_registered, tmp_p
         "max_loss_pp": 2.0,
         "prune_after": 1,
     }
+    tiny["measurement"]["pool_survivors"] = True  # light windows pool the rows that stay (RowState.merge)
     config = tmp_path / "toy.yaml"
     config.write_text(yaml.safe_dump(tiny))
     ToyLearner.seen.clear()
+    pooled_calls = []
+    original = host_target.infer_pooled
+    monkeypatch.setattr(
+        host_target, "infer_pooled", lambda *a: (pooled_calls.append((a[0].name, len(a[1]), a[3])), original(*a))[1]
+    )
     assert main(["run", str(config), "--out", str(tmp_path / "results"), "--no-progress"]) == 0
+    assert pooled_calls and set(pooled_calls) == {("toy-linear", 2000, 256)}  # every test digit, measurement batch
     (run_dir,) = (tmp_path / "results").iterdir()
 
     summary = {r["mode"]: r for r in read_rows(run_dir / "summary.csv")}
@@ -144,3 +154,10 @@ def test_a_learner_registered_from_outside_runs_end_to_end(toy_registered, tmp_p
     assert [f["procedure"] for f in fits] == ["toy-linear"]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["model"]["networks"]["toy-linear-test"]["cache"] == "miss"
+
+
+def test_a_learner_without_a_row_confidence_checks_single_rows_with_its_batched_one():
+    learner = ToyLearner("toy-linear", ToyLearner.build([6, 5, 4], 3, 1.0), InferenceConfig())
+    scores = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+    rows = [learner.confidence_of_row(row) for row in scores.tolist()]
+    assert rows == pytest.approx(learner.confidence(scores).tolist(), rel=1e-6)
