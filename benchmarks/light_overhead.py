@@ -6,6 +6,11 @@ of mixing depths: the ideal times each depth on its own, so its weights stay in 
 samples, which no mix of exits allows. The oracle separates the two: it is told every sample's
 exit depth and runs each batch's samples grouped by depth, forced to it (no check, no
 compaction), in the samples' own order; light / oracle - 1 is the exit machinery's own cost.
+At batch sizes above one the pooled light mode (``infer_pooled``, a throughput mode) is timed too:
+the same stream of batches, with the rows that stay after a layer pooled across batches until a
+full batch of them waits for the next layer, so deeper layers run on full batches as the ideal
+assumes, instead of on one batch's survivors. It needs a stream long against batch / p_k: run it
+on the whole test split (--samples 10000) for rows that really pool.
 Modes are timed interleaved, several rounds; the overhead is computed within each round (light
 and its ideal measured side by side) and its median and interquartile range over the rounds
 printed (this machine is shared and noisy).
@@ -20,8 +25,11 @@ Uses the config's cached model (run the config once first) or trains it.
 """
 
 import argparse
+import math
 import statistics
 import time
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
@@ -31,27 +39,26 @@ from ffenergy.experiment.dataset import load_experiment_data
 from ffenergy.experiment.model_cache import load_or_train
 from ffenergy.learners import LEARNERS
 from ffenergy.learners.calibrate import calibrate
-from ffenergy.learners.exits import batched_depth_scores, exits_from_scores, infer
+from ffenergy.learners.exits import batched_depth_scores, exits_from_scores, infer, infer_pooled
 from ffenergy.targets.allocator import keep_freed_memory
 
 
-def time_calls(learner, calls) -> float:
-    """Seconds for the second of two passes over ``calls``, each the (inputs, thresholds, depth) of
-    one ``infer`` (the first pass warms the caches)."""
-    for xb, thresholds, depth in calls:
-        infer(learner, xb, thresholds, depth)
+def time_calls(calls: list[Callable[[], object]]) -> float:
+    """Seconds for the second of two passes over ``calls`` (the first pass warms the caches)."""
+    for call in calls:
+        call()
     start = time.perf_counter()
-    for xb, thresholds, depth in calls:
-        infer(learner, xb, thresholds, depth)
+    for call in calls:
+        call()
     return time.perf_counter() - start
 
 
-def oracle_calls(batches, exits, batch) -> list:
+def oracle_calls(learner, batches, exits, batch) -> list[Callable[[], object]]:
     """The oracle's calls: each batch's samples split by exit depth, forced there (shallow first)."""
     calls = []
     for i, xb in enumerate(batches):
         e = exits[i * batch : i * batch + len(xb)]
-        calls += [(xb[torch.from_numpy(e == d)], None, int(d)) for d in np.unique(e)]
+        calls += [partial(infer, learner, xb[torch.from_numpy(e == d)], None, int(d)) for d in np.unique(e)]
     return calls
 
 
@@ -76,9 +83,13 @@ def main() -> None:
         f"torch threads: {torch.get_num_threads()}, samples: {len(x)}, hidden {cfg.model.hidden}, "
         f"freed memory {'kept' if kept else 'returned to the OS'}"
     )
+    ratios = [("light", "ideal"), ("light", "oracle"), ("pooled", "ideal")]
     print(
-        f"{'procedure':<10} {'batch':>5} {'light us/inf':>12} {'ideal us/inf':>12} {'oracle us/inf':>13} "
-        f"{'vs ideal':>9} {'[IQR]':>16} {'vs oracle':>9} {'[IQR]':>16}  exits p_k"
+        f"{'procedure':<10} {'batch':>5} "
+        + " ".join(f"{f'{m} us/inf':>13}" for m in ("light", "pooled", "ideal", "oracle"))
+        + " "
+        + " ".join(f"{f'{m} vs {r}':>16} {'[IQR]':>16}" for m, r in ratios)
+        + "  exits p_k"
     )
     for name in args.procedures.split(","):
         cls = LEARNERS.get(name)
@@ -91,26 +102,28 @@ def main() -> None:
             batches = [torch.from_numpy(x[i : i + batch]) for i in range(0, n, batch)]
             _, exits = exits_from_scores(learner, batched_depth_scores(learner, x[:n], 1024), th)
             p = np.bincount(exits, minlength=learner.n_layers + 1)[1:] / n
-            calls: dict = {"light": [(xb, thresholds, None) for xb in batches]}
-            calls |= {k: [(xb, thresholds, k) for xb in batches] for k in range(1, learner.n_layers + 1)}
-            calls["oracle"] = oracle_calls(batches, exits, batch)
+            calls = {"light": [partial(infer, learner, xb, thresholds, None) for xb in batches]}
+            calls |= {
+                k: [partial(infer, learner, xb, thresholds, k) for xb in batches]
+                for k in range(1, learner.n_layers + 1)
+            }
+            calls["oracle"] = oracle_calls(learner, batches, exits, batch)
+            if batch > 1:  # pooling needs batches to pool across
+                calls["pooled"] = [partial(infer_pooled, learner, torch.from_numpy(x[:n]), thresholds, batch)]
             modes = list(calls)
-            times: dict[str, list[float]] = {"light": [], "ideal": [], "oracle": []}
+            times: dict[str, list[float]] = {key: [] for key in ("light", "pooled", "ideal", "oracle")}
             for _ in range(args.rounds):
                 t = {}
                 for i in rng.permutation(len(modes)):
-                    t[modes[i]] = time_calls(learner, calls[modes[i]]) / n
+                    t[modes[i]] = time_calls(calls[modes[i]]) / n
                 t["ideal"] = sum(p[k - 1] * t[k] for k in range(1, learner.n_layers + 1))
                 for key in times:
-                    times[key].append(t[key])
-            light = np.array(times["light"])
-            vs = {ref: np.percentile(light / np.array(times[ref]) - 1, [25, 50, 75]) for ref in ("ideal", "oracle")}
-            medians = " ".join(f"{statistics.median(times[key]) * 1e6:>12.1f}" for key in ("light", "ideal"))
-            print(
-                f"{name:<10} {batch:>5} {medians} {statistics.median(times['oracle']) * 1e6:>13.1f} "
-                + " ".join(f"{med:>+9.1%} [{q1:+.1%}, {q3:+.1%}]" for q1, med, q3 in vs.values())
-                + f"  {' '.join(f'{v:.3f}' for v in p)}"
-            )
+                    times[key].append(t.get(key, math.nan))
+            row = f"{name:<10} {batch:>5} " + " ".join(f"{statistics.median(v) * 1e6:>13.1f}" for v in times.values())
+            for mode, ref in ratios:
+                q1, med, q3 = np.percentile(np.array(times[mode]) / np.array(times[ref]) - 1, [25, 50, 75])
+                row += f" {med:>+16.1%} [{q1:+.1%}, {q3:+.1%}]" if mode in calls else f" {'-':>16} {'':>16}"
+            print(row + f"  {' '.join(f'{v:.3f}' for v in p)}")
 
 
 if __name__ == "__main__":
