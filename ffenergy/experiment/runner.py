@@ -373,12 +373,13 @@ class Runner:
                     if r["target"] == target.name and r["meter"] == info.name and r["domain"] == "total"
                 }
                 log.info(
-                    "measuring %d modes x %d repeats on %s with meter %s (%s)",
+                    "measuring %d modes x %d repeats on %s with meter %s (%s)%s",
                     len(workloads),
                     m.repeats,
                     target.name,
                     info.name,
                     info.provenance,
+                    "; light pooled across batches (measurement.pool_survivors)" if m.pool_survivors else "",
                 )
                 with CsvAppender(path, WINDOWS_COLUMNS) as out:
 
