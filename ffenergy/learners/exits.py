@@ -1,8 +1,9 @@
 """Early-exit inference for any learner, batched, with compaction.
 
 After every layer the samples that exited leave the batch, so later layers really run on
-fewer rows (on CPU and CUDA alike). The exit rule reads only the learner's own confidence,
-never a label. ``depth_scores`` runs every sample through every layer and keeps the scores of
+fewer rows (on CPU and CUDA alike); ``infer_pooled`` also pools the rows that stay across
+batches, so deeper layers run on full batches (a throughput mode). The exit rule reads only the
+learner's own confidence, never a label. ``depth_scores`` runs every sample through every layer and keeps the scores of
 each depth: calibration, the alpha sweep and the compaction-equals-masking test use it.
 """
 
