@@ -3,8 +3,9 @@
 After every layer the samples that exited leave the batch, so later layers really run on
 fewer rows (on CPU and CUDA alike); ``infer_pooled`` also pools the rows that stay across
 batches, so deeper layers run on full batches (a throughput mode). The exit rule reads only the
-learner's own confidence, never a label. ``depth_scores`` runs every sample through every layer and keeps the scores of
-each depth: calibration, the alpha sweep and the compaction-equals-masking test use it.
+learner's own confidence, never a label. ``depth_scores`` runs every sample through every layer
+and keeps the scores of each depth: calibration, the alpha sweep and the compaction-equals-masking
+test use it.
 """
 
 from __future__ import annotations
@@ -54,10 +55,7 @@ def infer(
                     torch.empty(len(x), dtype=torch.long, device=x.device),
                     torch.empty(len(x), dtype=torch.long, device=x.device),
                 )
-            rows = state.rows.index_select(0, exited)
-            out[0][rows] = scores.index_select(0, exited).argmax(dim=1)
-            out[1][rows] = k + 1
-            state.keep((~done).nonzero().squeeze(1))
+            _some_leave(state, scores, done, exited, k, out)
     return _all_leave(state, state.step(last - 1), last - 1, out)
 
 
@@ -75,24 +73,24 @@ def infer_pooled(
     predictions as ``infer`` batch by batch, but for float rounding (GEMMs of other sizes).
     """
     last = learner.n_layers
-    pred = torch.empty(len(x), dtype=torch.long, device=x.device)
-    exit_layer = torch.empty(len(x), dtype=torch.long, device=x.device)
+    out = (
+        torch.empty(len(x), dtype=torch.long, device=x.device),
+        torch.empty(len(x), dtype=torch.long, device=x.device),
+    )
     waiting: list[list[LayerPass]] = [[] for _ in range(last)]  # [k]: passes that have run layers 1..k
 
     def run_layer(state: LayerPass, k: int) -> None:
         """Layer k on ``state``: its confident rows (every row at the last layer) leave, the rest wait."""
         scores = state.step(k)
-        if k == last - 1:
-            done = torch.ones(len(scores), dtype=torch.bool, device=x.device)
-        else:
+        if k < last - 1:
             done = learner.confidence(scores) >= thresholds[k]
-        exited = done.nonzero().squeeze(1)
-        rows = state.rows.index_select(0, exited)
-        pred[rows] = scores.index_select(0, exited).argmax(dim=1)
-        exit_layer[rows] = k + 1
-        if len(exited) < len(scores):
-            state.keep((~done).nonzero().squeeze(1))
-            waiting[k + 1].append(state)
+            exited = done.nonzero().squeeze(1)
+            if len(exited) < len(scores):
+                if len(exited):
+                    _some_leave(state, scores, done, exited, k, out)
+                waiting[k + 1].append(state)
+                return
+        _all_leave(state, scores, k, out)
 
     def run_pool(k: int) -> None:
         state, *others = waiting[k]
@@ -111,7 +109,22 @@ def infer_pooled(
     for k in range(1, last):  # the input has ended: what still waits runs, shallow layers first
         if waiting[k]:
             run_pool(k)
-    return pred, exit_layer
+    return out
+
+
+def _some_leave(
+    state: LayerPass,
+    scores: torch.Tensor,
+    done: torch.Tensor,
+    exited: torch.Tensor,
+    k: int,
+    out: tuple[torch.Tensor, torch.Tensor],
+) -> None:
+    """The rows ``exited`` (the positions where ``done``) leave at depth k + 1 into ``out``; the rest stay."""
+    rows = state.rows.index_select(0, exited)
+    out[0][rows] = scores.index_select(0, exited).argmax(dim=1)
+    out[1][rows] = k + 1
+    state.keep((~done).nonzero().squeeze(1))
 
 
 def _all_leave(
