@@ -17,6 +17,7 @@ from ffenergy.learners.base import Learner
 from ffenergy.learners.calibrate import calibrate
 from ffenergy.learners.checkpoint import EpochCheckpoint
 from ffenergy.learners.exits import depth_scores, exits_from_scores, infer, infer_pooled, predict
+from ffenergy.learners.ff.model import FFNetwork
 from ffenergy.vocabulary import all_modes, forced_depth
 
 DIMS = [20, 16, 12, 8]
@@ -41,6 +42,31 @@ def trained(
     net = cls.build(DIMS, 4, 1.0)
     cls.fit(net, x, y, model, seed, "cpu", progress=False, checkpoint=EpochCheckpoint())
     return cls(cls.network_id, net.eval(), InferenceConfig(op_statistic=statistic)), x, y
+
+
+def untrained_ff(seed: int = 0) -> tuple[FFNetwork, np.ndarray, np.ndarray]:
+    """An FF network 20-16-12-8 (4 classes) with random layers and heads, and 300 random samples."""
+    torch.manual_seed(seed)
+    net = FFNetwork(DIMS, n_classes=4)
+    for head in net.heads:  # heads start at zero: give them something to say
+        nn.init.normal_(head.weight, std=0.5)
+    rng = np.random.default_rng(seed)
+    x = rng.random((300, DIMS[0]), dtype=np.float32)
+    y = rng.integers(0, 4, 300)
+    return net.eval(), x, y
+
+
+def layer_rows_seen(net: nn.Module, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """(layer, rows) of every later ``net.layer`` call, in order (the call still runs)."""
+    seen: list[tuple[int, int]] = []
+    original = net.layer
+
+    def layer(k: int, h: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        seen.append((k, len(h)))
+        return original(k, h, **kwargs)
+
+    monkeypatch.setattr(net, "layer", layer)
+    return seen
 
 
 @contextmanager
@@ -91,9 +117,7 @@ def check_exited_rows_skip_later_layers(
     xt = torch.from_numpy(x)
     th = calibrate(learner, depth_scores(learner, xt), y).thresholds(1.0)
     _, exits = exits_from_scores(learner, depth_scores(learner, xt), th)
-    seen: list[tuple[int, int]] = []
-    original = learner.net.layer
-    monkeypatch.setattr(learner.net, "layer", lambda k, h: (seen.append((k, len(h))), original(k, h))[1])
+    seen = layer_rows_seen(learner.net, monkeypatch)
     infer(learner, xt, tuple(th.tolist()), None)
     assert [k for k, _ in seen] == list(range(int(exits.max())))
     for k, rows in seen:

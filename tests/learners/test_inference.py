@@ -9,7 +9,7 @@ from ffenergy.learners import LEARNERS
 from ffenergy.learners.calibrate import calibrate
 from ffenergy.learners.exits import depth_scores, exits_from_scores, infer, infer_pooled, predict
 from ffenergy.learners.ff.macs import mp_layer_macs
-from ffenergy.learners.ff.model import FFNetwork
+from tests.learners.kit import layer_rows_seen, untrained_ff
 
 SPECS = [("mp", "gap", 0), ("mp", "max", 0), ("mp-pruned", "gap", 3), ("op", "max", 0), ("op", "gap", 0)]
 
@@ -24,14 +24,7 @@ def make(net, name, statistic="gap", prune_keep=2, prune_after=1):
 
 @pytest.fixture(scope="module")
 def net_and_data():
-    torch.manual_seed(0)
-    net = FFNetwork([20, 16, 12, 8], n_classes=4)
-    for head in net.heads:  # heads start at zero: give them something to say
-        torch.nn.init.normal_(head.weight, std=0.5)
-    rng = np.random.default_rng(0)
-    x = rng.random((300, 20), dtype=np.float32)
-    y = rng.integers(0, 4, 300)
-    return net.eval(), x, y
+    return untrained_ff()
 
 
 def _thresholds(learner, x, y, alpha=0.5):
@@ -74,9 +67,7 @@ def test_pooled_inference_runs_deeper_layers_on_full_batches(net_and_data, name,
     learner = make(net, name, "max")
     thresholds, th = _thresholds(learner, x, y, alpha=1.0)
     _, exits = exits_from_scores(learner, depth_scores(learner, torch.from_numpy(x)), th)
-    seen = []
-    original = net.layer
-    monkeypatch.setattr(net, "layer", lambda k, h, train=False: (seen.append((k, len(h))), original(k, h))[1])
+    seen = layer_rows_seen(net, monkeypatch)
     infer_pooled(learner, torch.from_numpy(x), thresholds, 4)
     for k in range(1, net.n_layers):
         rows = [r // (net.n_classes if name == "mp" else 1) for layer, r in seen if layer == k]
@@ -123,9 +114,7 @@ def test_light_inference_really_skips_work(net_and_data, monkeypatch):
     learner = make(net, "op", "max")
     thresholds, th = _thresholds(learner, x, y, alpha=1.0)
     _, exits = exits_from_scores(learner, depth_scores(learner, torch.from_numpy(x)), th)
-    seen = []
-    original = net.layer
-    monkeypatch.setattr(net, "layer", lambda k, h, train=False: (seen.append((k, len(h))), original(k, h))[1])
+    seen = layer_rows_seen(net, monkeypatch)
     infer(learner, torch.from_numpy(x), thresholds, None)
     assert seen, "the monkeypatched layer must be the one inference runs"
     for k, rows in seen:

@@ -9,18 +9,13 @@ from ffenergy.config import InferenceConfig
 from ffenergy.learners.calibrate import calibrate
 from ffenergy.learners.exits import depth_scores
 from ffenergy.learners.ff.learner import FFOnePass
-from ffenergy.learners.ff.model import FFNetwork
 from ffenergy.targets.host import HostTarget
+from tests.learners.kit import layer_rows_seen, untrained_ff
 
 
 def _op_learner() -> tuple[FFOnePass, np.ndarray, tuple[float, ...]]:
-    torch.manual_seed(0)
-    net = FFNetwork([20, 16, 12, 8], n_classes=4)
-    for head in net.heads:  # heads start at zero: give them something to say
-        torch.nn.init.normal_(head.weight, std=0.5)
-    x = np.random.default_rng(0).random((300, 20), dtype=np.float32)
-    y = np.random.default_rng(1).integers(0, 4, 300)
-    learner = FFOnePass("op", net.eval(), InferenceConfig(op_statistic="max"))
+    net, x, y = untrained_ff()
+    learner = FFOnePass("op", net, InferenceConfig(op_statistic="max"))
     th = calibrate(learner, depth_scores(learner, torch.from_numpy(x)), y).thresholds(1.0)
     return learner, x, tuple(th.tolist())
 
@@ -30,9 +25,7 @@ def test_a_pooled_light_call_runs_all_inputs_with_the_macs_of_per_batch_light(mo
     target = HostTarget("cpu", "cpu")
     per_batch = target.batch_runner(learner, x, th, None, 16)
     calls = [per_batch() for _ in range(math.ceil(len(x) / 16))]  # one cycle over x
-    seen = []
-    original = learner.net.layer
-    monkeypatch.setattr(learner.net, "layer", lambda k, h, train=False: (seen.append((k, len(h))), original(k, h))[1])
+    seen = layer_rows_seen(learner.net, monkeypatch)
     pooled = target.batch_runner(learner, x, th, None, 16, pooled=True)
     seen.clear()
     assert pooled() == (len(x), sum(macs for _, macs in calls))
