@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -85,8 +86,14 @@ def train_local_rule(
 HeadFeatures = Callable[[torch.Tensor], list[torch.Tensor]]  # a minibatch -> each head's (frozen) input
 
 
-def layer_features(net: ExitMLP, n_heads: int) -> HeadFeatures:
-    """Heads 1..``n_heads`` of an ``ExitMLP`` read their own layer's activations."""
+class Layered(Protocol):
+    """A network whose layer k maps the previous layer's output on (``ExitMLP``, ``FFNetwork``)."""
+
+    def layer(self, k: int, x: torch.Tensor, /) -> torch.Tensor: ...
+
+
+def layer_features(net: Layered, n_heads: int) -> HeadFeatures:
+    """Heads 1..``n_heads`` read their own layer's activations (layers 1..``n_heads``)."""
 
     def features(x: torch.Tensor) -> list[torch.Tensor]:
         acts, h = [], x

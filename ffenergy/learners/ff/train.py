@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ffenergy.learners.checkpoint import EpochCheckpoint, epoch_bar
 from ffenergy.learners.ff.model import FFNetwork
 from ffenergy.learners.ff.options import FFOptions
-from ffenergy.learners.local import train_frozen_heads
+from ffenergy.learners.local import layer_features, train_frozen_heads
 
 if TYPE_CHECKING:
     from ffenergy.config import ModelConfig
@@ -126,10 +126,7 @@ def train(
 
 def neutral_features(net: FFNetwork, x: torch.Tensor) -> list[torch.Tensor]:
     """Each OP head's input: the concatenated neutral-label activations of layers 1..k."""
-    acts, h = [], net.neutral(x)
-    for k in range(net.n_layers):
-        h = net.layer(k, h)
-        acts.append(h)
+    acts = layer_features(net, net.n_layers)(net.neutral(x))
     return [torch.cat(acts[: k + 1], dim=1) for k in range(net.n_layers)]
 
 
