@@ -1,17 +1,23 @@
 """Nordic Power Profiler Kit II through the ``ppk2-api`` package (pip install ppk2-api; GPL-2.0).
 
-The PPK2 samples current at 100 kS/s with its 8 logic inputs in the same 32-bit word, so the
-DUT's trigger pin wired to one of D0..D7 gives sample-aligned windows (``TriggeredMeter``).
+The PPK2 samples current with its 8 logic inputs in the same 32-bit word, so the DUT's trigger
+pin wired to one of D0..D7 gives sample-aligned windows (``TriggeredMeter``). Its firmware streams
+100 kS/s; ppk2-api does not report the rate, so the driver takes it from ``sample_rate_hz``, else
+from the API object's ``sample_rate_hz`` where one has it, else 100 kS/s, and checks it against the
+data: after ``RATE_CHECK_S`` of streaming, samples received over wall-clock time more than
+``RATE_TOLERANCE`` away from it are logged and recorded as ``observed_rate_hz``.
 Source-meter mode powers the DUT at ``voltage_mv``; ampere mode sits in series with the DUT's own
 supply, whose voltage you state with ``voltage_mv``. The PPK2 has no sample timestamps: time is
-sample index / 100 kHz. ppk2-api silently drops samples it cannot convert (time then drifts a
+sample index / the sample rate. ppk2-api silently drops samples it cannot convert (time then drifts a
 little); only a mismatch between its current and logic lists is visible, and counted as lost.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Literal, Unpack
 
@@ -20,8 +26,11 @@ import numpy as np
 from ffenergy.meters.base import MeterInfo, MeterUnavailable
 from ffenergy.meters.triggered import DOMAIN, MeterDisconnected, TriggeredMeter, WindowOptions
 
-SAMPLE_RATE_HZ = 100_000.0
+SAMPLE_RATE_HZ = 100_000.0  # the PPK2 firmware's stream rate
+RATE_CHECK_S = 2.0
+RATE_TOLERANCE = 0.1
 PIP_HINT = "pip install ppk2-api"
+log = logging.getLogger(__name__)
 
 
 def _load_api_class(multiprocess: bool) -> Any:
@@ -42,6 +51,7 @@ class Ppk2Meter(TriggeredMeter):
         mode: Literal["source", "ampere"] = "source",
         voltage_mv: int = 3300,
         trigger_channel: int = 0,
+        sample_rate_hz: float | None = None,
         multiprocess: bool = True,
         api_factory: Callable[[str], Any] | None = None,
         **window_options: Unpack[WindowOptions],
@@ -59,8 +69,13 @@ class Ppk2Meter(TriggeredMeter):
         self.port = port or self._find_port(factory)
         self.lost_samples = 0
         self._n_seen = 0
+        self.observed_rate_hz: float | None = None
+        self._first_data_s: float | None = None
         try:
             self._api = factory(self.port)
+            self.sample_rate_hz = float(sample_rate_hz or getattr(self._api, "sample_rate_hz", None) or SAMPLE_RATE_HZ)
+            if not self.sample_rate_hz > 0:
+                raise ValueError(f"PPK2 sample_rate_hz {self.sample_rate_hz}: must be positive")
             self._api.get_modifiers()
             if mode == "source":
                 self._api.use_source_meter()
@@ -120,11 +135,30 @@ class Ppk2Meter(TriggeredMeter):
         self.lost_samples += abs(len(micro_amps) - len(logic))
         if n == 0:
             return
-        t = (self._n_seen + np.arange(n)) / SAMPLE_RATE_HZ
+        t = (self._n_seen + np.arange(n)) / self.sample_rate_hz
         self._n_seen += n
+        self._check_rate()
         current = np.asarray(micro_amps[:n], np.float64) * 1e-6
         trig = (np.asarray(logic[:n], np.int64) >> self.trigger_channel) & 1
         self._append(t, np.full(n, self.voltage_mv / 1000.0), current, trig.astype(np.float64))
+
+    def _check_rate(self) -> None:
+        """Compare the stated rate with samples received over wall-clock time, once, after RATE_CHECK_S."""
+        now = time.monotonic()
+        if self._first_data_s is None:
+            self._first_data_s, self._n_at_first = now, self._n_seen
+            return
+        if self.observed_rate_hz is not None or now - self._first_data_s < RATE_CHECK_S:
+            return
+        self.observed_rate_hz = (self._n_seen - self._n_at_first) / (now - self._first_data_s)
+        if abs(self.observed_rate_hz / self.sample_rate_hz - 1) > RATE_TOLERANCE:
+            log.warning(
+                "PPK2 on %s: %.4g samples/s arrived, the stated rate is %.4g: time and energy scale with the rate;"
+                " pass sample_rate_hz if the device streams at another rate (or the host drops samples)",
+                self.port,
+                self.observed_rate_hz,
+                self.sample_rate_hz,
+            )
 
     @property
     def info(self) -> MeterInfo:
@@ -132,13 +166,15 @@ class Ppk2Meter(TriggeredMeter):
             name="ppk2",
             provenance="measured",
             domains=(DOMAIN,),
-            update_period_s=1.0 / SAMPLE_RATE_HZ,
+            update_period_s=1.0 / self.sample_rate_hz,
             details={
                 "port": self.port,
                 "mode": self.mode,
                 "voltage_mv": self.voltage_mv,
                 "trigger_channel": f"D{self.trigger_channel}",
                 "lost_samples": self.lost_samples,
+                "sample_rate_hz": self.sample_rate_hz,
+                "observed_rate_hz": self.observed_rate_hz,
             },
         )
 

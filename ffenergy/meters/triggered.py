@@ -15,9 +15,10 @@ from typing import Any, TypedDict
 import numpy as np
 
 from ffenergy.meters.base import Meter, MeterError, WindowEnergy
-from ffenergy.meters.trigger_windows import MIN_WINDOW_SAMPLES, WindowEnergyDetail, find_windows, measure_window
+from ffenergy.meters.trigger_windows import EDGE_SHARE_LIMIT, WindowEnergyDetail, find_windows, measure_window
 
 DOMAIN = "dut"
+MAX_OPEN_WINDOWS = 8  # the newest open windows whose samples the history keeps, however long they last
 
 
 class MeterDisconnected(MeterError):
@@ -43,7 +44,7 @@ class WindowOptions(TypedDict, total=False):
     post_idle_s: float
     window_timeout_s: float
     history_s: float
-    min_window_samples: int
+    edge_share_limit: float
 
 
 class TriggeredMeter(Meter):
@@ -52,6 +53,10 @@ class TriggeredMeter(Meter):
     ``start()`` returns a ``Token`` (the next sample's index); ``next_window(token)`` waits for the first
     complete window whose rising edge comes at or after it, plus ``post_idle_s`` of idle samples
     after the falling edge (they feed the idle level), and returns its energy.
+
+    History: the buffer keeps at least the last ``history_s`` seconds, and every sample from
+    ``idle_span_s`` before the oldest open window on, however long that window lasts (a window is
+    open from ``start()`` until ``next_window`` returns or raises for it).
     """
 
     def __init__(
@@ -61,18 +66,19 @@ class TriggeredMeter(Meter):
         post_idle_s: float = 0.005,
         window_timeout_s: float = 10.0,
         history_s: float = 60.0,
-        min_window_samples: int = MIN_WINDOW_SAMPLES,
+        edge_share_limit: float = EDGE_SHARE_LIMIT,
     ):
         self.idle_span_s = idle_span_s
         self.post_idle_s = post_idle_s
         self.window_timeout_s = window_timeout_s
         self.history_s = history_s
-        self.min_window_samples = min_window_samples
+        self.edge_share_limit = edge_share_limit
         self._cond = threading.Condition()
         self._cols = np.zeros((4, 1 << 16), dtype=np.float64)  # t, v, i, trig
         self._n = 0  # samples held
         self._base = 0  # absolute index of self._cols[:, 0]
         self._restarts: list[int] = []  # absolute indices where the stream started over
+        self._open_windows: dict[int, int] = {}  # absolute start index of each open window -> how many are open there
         self._error: MeterError | None = None
         self._down: str | None = None  # why the stream stopped while the driver tries to get it back
 
@@ -91,8 +97,8 @@ class TriggeredMeter(Meter):
         cap = self._cols.shape[1]
         if self._n + k <= cap:
             return
-        if self._n > 1 and self._cols[0, self._n - 1] - self._cols[0, 0] > self.history_s:
-            drop = int(np.searchsorted(self._cols[0, : self._n], self._cols[0, self._n - 1] - self.history_s / 2))
+        drop = self._droppable()
+        if drop >= cap // 4:  # trim only when it frees a good share, so appends stay amortised O(1)
             self._cols[:, : self._n - drop] = self._cols[:, drop : self._n]
             self._n -= drop
             self._base += drop
@@ -100,6 +106,17 @@ class TriggeredMeter(Meter):
             grown = np.zeros((4, max(2 * self._cols.shape[1], self._n + k)), dtype=np.float64)
             grown[:, : self._n] = self._cols[:, : self._n]
             self._cols = grown
+
+    def _droppable(self) -> int:
+        """Samples at the head of the buffer older than ``history_s`` and than every open window's idle span."""
+        if self._n < 2:
+            return 0
+        t = self._cols[0, : self._n]
+        keep_from = t[-1] - self.history_s
+        first_open = min(self._open_windows, default=None)
+        if first_open is not None and first_open - self._base < self._n:
+            keep_from = min(keep_from, t[max(first_open - self._base, 0)] - self.idle_span_s)
+        return int(np.searchsorted(t, keep_from))
 
     def _restart(self) -> None:
         with self._cond:
@@ -135,37 +152,54 @@ class TriggeredMeter(Meter):
         with self._cond:
             if self._error:
                 raise self._error
-            return Token(self._base + self._n, len(self._restarts))
+            index = self._base + self._n
+            self._open_windows[index] = self._open_windows.get(index, 0) + 1
+            while sum(self._open_windows.values()) > MAX_OPEN_WINDOWS:  # windows never closed (their caller failed)
+                del self._open_windows[min(self._open_windows)]
+            return Token(index, len(self._restarts))
+
+    def _close_token(self, token: Token) -> None:
+        left = self._open_windows.get(token.index, 0) - 1
+        if left > 0:
+            self._open_windows[token.index] = left
+        else:
+            self._open_windows.pop(token.index, None)
 
     def next_window(self, token: Token, timeout_s: float | None = None) -> WindowEnergyDetail:
         """The first complete trigger window at or after ``token`` (see the class doc)."""
         timeout = self.window_timeout_s if timeout_s is None else timeout_s
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while True:
-                if self._error:
-                    raise self._error
-                if len(self._restarts) > token.restarts:
-                    raise StreamRestarted(
-                        f"{self.info.name}: the meter stream started over after the window opened"
-                        " (port reopened or logger reset); measure the window again"
-                    )
-                if token.index < self._base:
-                    raise MeterError(
-                        f"{self.info.name}: window start {token.index} has left the {self.history_s} s sample"
-                        " history; call next_window sooner after start, or raise history_s"
-                    )
-                found = self._complete_window(token.index)
-                if found is not None:
-                    return found
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise MeterError(
-                        f"{self.info.name}: no complete trigger window within {timeout} s after sample {token.index}"
-                        f" ({self._base + self._n - token.index} samples arrived). Check the trigger wiring, and that a pulse"
-                        " lasts several sample periods (raise INFER repeats)"
-                    )
-                self._cond.wait(min(left, 0.5))
+            try:
+                return self._await_window(token, timeout)
+            finally:
+                self._close_token(token)
+
+    def _await_window(self, token: Token, timeout: float) -> WindowEnergyDetail:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._error:
+                raise self._error
+            if len(self._restarts) > token.restarts:
+                raise StreamRestarted(
+                    f"{self.info.name}: the meter stream started over after the window opened"
+                    " (port reopened or logger reset); measure the window again"
+                )
+            if token.index < self._base:
+                raise MeterError(
+                    f"{self.info.name}: window start {token.index} has left the {self.history_s} s sample"
+                    " history; call next_window sooner after start, or raise history_s"
+                )
+            found = self._complete_window(token.index)
+            if found is not None:
+                return found
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise MeterError(
+                    f"{self.info.name}: no complete trigger window within {timeout} s after sample {token.index}"
+                    f" ({self._base + self._n - token.index} samples arrived). Check the trigger wiring, and that a pulse"
+                    " lasts several sample periods (raise INFER repeats)"
+                )
+            self._cond.wait(min(left, 0.5))
 
     def _complete_window(self, token: int) -> WindowEnergyDetail | None:
         lo = token - self._base
@@ -180,7 +214,7 @@ class TriggeredMeter(Meter):
         s0 = max(s0, max((r - self._base for r in self._restarts if r - self._base <= start), default=0))
         s1 = int(np.searchsorted(t, t[end] + self.idle_span_s, side="right"))
         detail = measure_window(
-            t[s0:s1], v[s0:s1], i[s0:s1], trig[s0:s1], start - s0, end - s0, self.idle_span_s, self.min_window_samples
+            t[s0:s1], v[s0:s1], i[s0:s1], trig[s0:s1], start - s0, end - s0, self.idle_span_s, self.edge_share_limit
         )
         return dataclasses.replace(detail, start_index=start + self._base, end_index=end + self._base)
 
