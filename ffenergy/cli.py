@@ -1,4 +1,4 @@
-"""The ``ffenergy`` command line: run, plot, sweep, bench, export, meters, targets.
+"""The ``ffenergy`` command line: run, plot, import, sweep, bench, export, meters, targets.
 
 Building the parser imports only the registries, so ``ffenergy --help``, ``ffenergy meters`` and
 ``ffenergy targets`` load neither torch nor matplotlib; each command imports what it needs.
@@ -149,11 +149,48 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from ffenergy.experiment.import_run import import_recording, summary_line
+    from ffenergy.recordings.formats import ReadOptions
+    from ffenergy.recordings.recording import RecordingError
+
+    options = ReadOptions(
+        voltage_v=args.voltage_v,
+        board=args.board,
+        workload=args.workload,
+        sample_rate_hz=args.sample_rate_hz,
+        trigger=args.trigger,
+        inferences=args.inferences,
+    )
+    worst, lines = 0, []
+    for path in args.paths:
+        try:
+            imported = import_recording(
+                path, args.out, fmt=args.fmt, options=options, idle_span_s=args.idle_span_s, trace=not args.no_trace
+            )
+        except RecordingError as exc:
+            log.error("data: %s", exc, exc_info=args.verbose)
+            worst = max(worst, 3)
+            continue
+        except OSError as exc:
+            log.error("file: %s: %s", getattr(exc, "filename", None) or path, exc, exc_info=args.verbose)
+            worst = max(worst, 6)
+            continue
+        for warning in imported.warnings:
+            log.warning("%s: %s", path, warning)
+        lines.append(f"{summary_line(imported)}\n  -> {imported.run_dir}")
+    if lines:
+        print("\n".join(lines))
+        print("\nfigures and report: ffenergy plot " + " ".join(str(p.rsplit("-> ", 1)[1]) for p in lines))
+    return worst
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ffenergy.firmware.boards import BOARDS
     from ffenergy.learners import LEARNERS
     from ffenergy.meters.registry import host_meter_choices
     from ffenergy.plot import FORMATS
+    from ffenergy.recordings.formats import FORMATS as RECORDING_FORMATS
     from ffenergy.targets.registry import TARGETS
 
     parser = argparse.ArgumentParser(
@@ -207,6 +244,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=None, metavar="N", help="worker processes (default: one per core, at most 2)"
     )
     plot.set_defaults(func=_cmd_plot)
+
+    imp = sub.add_parser(
+        "import",
+        help="turn real meters' recordings into run directories",
+        description=(
+            "Read recordings of real meters on real boards (an EnergyRunner session folder, an EnergyRunner 3.x "
+            "results.json, a Joulescope .jls, a PPK2 CSV export, an ffenergy trace.csv), integrate every trigger "
+            "window (gross and net energy, with the +-1-sample edge band), compare with the figures the source "
+            "published, and write one run directory per recording (provenance measured) for ffenergy plot."
+        ),
+    )
+    imp.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="recordings (files or session folders)")
+    imp.add_argument("--out", type=Path, default=Path("results"), help="parent folder of the run directories")
+    imp.add_argument("--format", dest="fmt", choices=RECORDING_FORMATS.names(), help="the format (default: detected)")
+    imp.add_argument("--board", help="the board recorded (default: from the folder name where it says)")
+    imp.add_argument("--workload", help="what ran (default: the recording's model name, else its file name)")
+    imp.add_argument("--voltage-v", type=float, help="supply voltage (PPK2 CSV has none; overrides the file's)")
+    imp.add_argument("--sample-rate-hz", type=float, help="sample rate where the format does not store it")
+    imp.add_argument("--trigger", help="trigger channel: a JLS signal (default gpi[0]) or a PPK2 input (default D0)")
+    imp.add_argument("--inferences", type=int, help="inferences per window, where the recording does not say")
+    imp.add_argument(
+        "--idle-span-s", type=float, default=0.05, help="idle level from trigger-low samples this close to a window"
+    )
+    imp.add_argument("--no-trace", action="store_true", help="do not write trace.csv (the power trace for the figure)")
+    imp.set_defaults(func=_cmd_import)
 
     meters = sub.add_parser("meters", help="which energy meters work here, and why not")
     meters.set_defaults(func=_cmd_meters)

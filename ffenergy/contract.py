@@ -43,6 +43,8 @@ WINDOWS_COLUMNS = [
     "energy_j",
     "idle_power_w",
     "net_energy_j",
+    "energy_lo_j",  # the edge band of energy_j (each edge one sample inward / outward), where the meter has one
+    "energy_hi_j",
 ]
 SUMMARY_COLUMNS = [
     "dataset",
@@ -64,6 +66,8 @@ SUMMARY_COLUMNS = [
     "n_repeats",
     "co2_g_per_1000_inferences",
     "idle_drift_max",
+    "gross_energy_j_per_inference",  # energy_j_per_inference and energy_ci95_j are net (idle subtracted)
+    "gross_energy_ci95_j",
 ]
 # additions to DESIGN.md section 5 (see docs/DESIGN.md)
 # a sweep directory's index (ffenergy sweep): the point id, one column per grid key (JSON values), then these
@@ -98,6 +102,10 @@ FIT_KEYS = [
     "prediction_error",
 ]
 EXPECTED_FILES = ("summary.csv", "samples.csv", "sweep.csv")  # every finished run has these
+# An imported recording's run (ffenergy import) also holds this JSON object: the source's format, files
+# (with sha256), board, meter, sample rate and voltage, and per window the energy beside the figures the
+# source published, with the verdict of each comparison.
+RECORDING_FILE = "recording.json"
 # A run committed as an example (results/examples/) holds this JSON object: {"trimmed": [file names
 # left out for size], "note": "..."}. Its report.md and figures were drawn before trimming, so
 # `ffenergy plot` reads it (for comparisons) but never rewrites it.
@@ -124,6 +132,8 @@ class SummaryRow:
     n_repeats: int | None
     idle_drift_max: float | None = None  # absent from runs before ffenergy 0.2
     macs_per_inference_naive: float = math.nan  # the paper's count; NaN in runs before ffenergy 0.2
+    gross_energy_j_per_inference: float | None = None  # absent from runs before ffenergy 0.3
+    gross_energy_ci95_j: float | None = None
 
 
 @dataclass(frozen=True)

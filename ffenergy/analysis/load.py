@@ -36,6 +36,7 @@ import numpy as np
 from ffenergy.contract import (
     EXAMPLE_FILE,
     EXPECTED_FILES,
+    RECORDING_FILE,
     SAMPLES_COLUMNS,
     SUMMARY_COLUMNS,
     SWEEP_COLUMNS,
@@ -434,6 +435,8 @@ def _opt(value: float) -> float | None:
 def _load_summary(path: Path) -> list[SummaryRow]:
     required = ["target", "meter", "procedure", "mode", "accuracy", "mean_layers", "macs_per_inference"]
     t = _Table(path, required)
+    if (path.parent / RECORDING_FILE).is_file():
+        required = required[:4]  # an imported recording: no predictions, so no accuracy, layers or MACs
     for name in ("target", "procedure", "mode"):
         if "" in t.text(name):
             raise RunLoadError(f"{path}: line {t.text(name).index('') + 2}: column {name!r} is empty")
@@ -465,6 +468,8 @@ def _load_summary(path: Path) -> list[SummaryRow]:
             n_repeats=None if math.isnan(col("n_repeats")[i]) else int(col("n_repeats")[i]),
             idle_drift_max=_opt(col("idle_drift_max")[i]),
             macs_per_inference_naive=float(col("macs_per_inference_naive")[i]),
+            gross_energy_j_per_inference=_opt(col("gross_energy_j_per_inference")[i]),
+            gross_energy_ci95_j=_opt(col("gross_energy_ci95_j")[i]),
         )
         for i in range(t.n)
     ]

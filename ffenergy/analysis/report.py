@@ -13,7 +13,7 @@ from pathlib import Path
 from ffenergy.analysis.learners import LearnerRow, equal_accuracy_table, learner_rows
 from ffenergy.analysis.load import RunData, SummaryRow
 from ffenergy.analysis.metrics import class_recalls
-from ffenergy.contract import EarlyExitCosts, read_rows
+from ffenergy.contract import RECORDING_FILE, EarlyExitCosts, read_rows
 from ffenergy.units import format_energy
 
 INLINE_FORMATS = (".png", ".svg")  # GitHub shows these inline; PDFs are linked
@@ -27,7 +27,7 @@ class SavedFigure:
 
 
 def _num(value: float | None, spec: str, suffix: str = "") -> str:
-    return "—" if value is None else f"{value:{spec}}{suffix}"
+    return "—" if value is None or value != value else f"{value:{spec}}{suffix}"  # None or NaN
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -58,8 +58,9 @@ def _summary_rows(rows: list[SummaryRow]) -> list[list[str]]:
             r.mode,
             _num(r.accuracy * 100, ".2f", "%"),
             _num(r.mean_layers, ".2f"),
-            f"{r.macs_per_inference:,.0f}",
+            _num(r.macs_per_inference, ",.0f"),
             _num(r.mac_reduction, ".2f", "×"),
+            format_energy(r.gross_energy_j_per_inference, r.gross_energy_ci95_j),
             format_energy(r.energy_j_per_inference, r.energy_ci95_j),
             _num(r.energy_reduction, ".2f", "×"),
             _num(r.n_samples, "d"),
@@ -78,10 +79,20 @@ _SUMMARY_HEADER = [
     "mean layers",
     "MACs/inference (as run)",
     "MAC reduction (paper's count)",
-    "energy/inference (95% CI)",
+    "gross energy/inference (95% CI)",
+    "net energy/inference (95% CI)",
     "energy reduction",
     "n",
 ]
+
+
+_HEADLINES = {
+    "net": "**Headline: net energy** (idle power × window time subtracted): what the inference itself costs, and so "
+    "what early exit saves; energy reductions are net. Gross (everything the meter saw) is what MLPerf Tiny publishes.",
+    "gross": "**Headline: gross energy** (everything the meter saw in the window), as MLPerf Tiny publishes it: the "
+    "recording has no idle stretch (between windows the board loads inputs and reports results), so net energy "
+    "subtracts a busy level, not idle power.",
+}
 
 
 def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> str:
@@ -126,6 +137,7 @@ def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> st
             ]
         lines += _table(_SUMMARY_HEADER, _summary_rows(run.summary))
         lines += ["", "Reductions are full ÷ mode (> 1 means savings). Energy is per inference.", ""]
+        lines += [_HEADLINES[str(m.raw.get("energy_headline", "net"))], ""]
         depth_1 = dict.fromkeys(
             (r.procedure, r.target) for r in run.summary if r.mode == "light" and r.mean_layers == 1.0
         )
@@ -137,6 +149,7 @@ def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> st
         lines += [""] if depth_1 else []
     else:
         lines += ["No summary.csv: nothing was summarised yet.", ""]
+    lines += _recording_lines(run.path / RECORDING_FILE)
     lines += _per_class_lines(run.path / "per_class.csv")
     lines += _equal_accuracy_section(learner_rows(run), label_run=False)
     lines += ["## Attribution", ""]
@@ -208,6 +221,44 @@ def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> st
         "",
     ]
     return "\n".join(lines)
+
+
+def _recording_lines(path: Path) -> list[str]:
+    """An imported recording's source and its windows beside the figures the source published."""
+    if not path.is_file():
+        return []
+    rec = json.loads(path.read_text())
+    checks = rec.get("checks", {})
+    lines = [
+        "## Recording",
+        "",
+        f"Imported from a **{rec.get('format')}** recording of **{rec.get('board')}** on a **{rec.get('meter')}** meter: "
+        f"{rec.get('n_samples')} samples at {rec.get('sample_rate_hz')} Hz, {rec.get('voltage_v')} V; window edges known "
+        f"to ±{rec.get('edge_uncertainty_samples')} sample(s). Files: "
+        + ", ".join(f"`{f['path']}` (sha256 {f['sha256'][:12]}…)" for f in rec.get("files", [])),
+        "",
+    ]
+    rows = [
+        [
+            str(c["window"]),
+            format_energy(c["gross_j"]),
+            f"{format_energy(c['edge_band_j'][0])} – {format_energy(c['edge_band_j'][1])}",
+            format_energy(c["published_j"]),
+            _num(None if c["relative_difference"] is None else c["relative_difference"] * 100, "+.4f", "%"),
+            c["verdict"],
+        ]
+        for c in checks.get("windows", [])
+    ]
+    lines += _table(["window", "gross energy", "edge band (±1 sample)", "published", "difference", "verdict"], rows)
+    median, published = checks.get("median_j_per_inference"), checks.get("published_median_j_per_inference")
+    lines += [
+        "",
+        f"Median gross energy per inference: {format_energy(median)} (published: {format_energy(published)}): "
+        f"{checks.get('median_verdict')}.",
+        "",
+    ]
+    lines += [f"> **Warning:** {w}" for w in checks.get("warnings", [])]
+    return lines + ([""] if checks.get("warnings") else [])
 
 
 def _mode_order(mode: str) -> tuple[int, int]:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 import ffenergy
 from ffenergy.contract import write_json
@@ -23,29 +22,27 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def host_info() -> dict[str, Any]:
-    """CPU model, cores, GPU and driver where torch can see one."""
-    info: dict[str, Any] = {
-        "os": platform.platform(),
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": None,
-    }
+def host_info(with_torch: bool = True) -> dict[str, Any]:
+    """CPU model, cores, and (``with_torch``) torch's threads, GPU and driver where torch can see one."""
+    info: dict[str, Any] = {"os": platform.platform(), "cpu": _cpu_model(), "cores": os.cpu_count()}
+    if not with_torch:
+        return info
+    import torch
+
+    info.update(torch_threads=torch.get_num_threads(), gpu=None)
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda"] = torch.version.cuda
     return info
 
 
-def versions() -> dict[str, str]:
-    return {
-        "ffenergy": ffenergy.__version__,
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "git_commit": _git_commit(),
-    }
+def versions(with_torch: bool = True) -> dict[str, str]:
+    found = {"ffenergy": ffenergy.__version__, "python": sys.version.split()[0]}
+    if with_torch:
+        import torch
+
+        found["torch"] = torch.__version__
+    return found | {"numpy": np.__version__, "git_commit": _git_commit()}
 
 
 class Manifest:

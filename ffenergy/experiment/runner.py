@@ -8,14 +8,12 @@ and ``--resume`` completes only what is missing.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +46,7 @@ from ffenergy.experiment.mcu_run import (
     run_mcu_job,
 )
 from ffenergy.experiment.model_cache import load_or_train
+from ffenergy.experiment.run_dir import new_run_dir
 from ffenergy.learners import LEARNERS
 from ffenergy.learners.base import Learner, LearnerOptionsError
 from ffenergy.learners.calibrate import Calibration, calibrate, select_alpha
@@ -514,6 +513,8 @@ class Runner:
                         if e and intensity
                         else None,
                         "idle_drift_max": drift.get((target, meter)) if e else None,
+                        "gross_energy_j_per_inference": e.gross_j_per_inference if e else None,
+                        "gross_energy_ci95_j": e.gross_ci95_j if e else None,
                     }
                 )
         _rewrite_csv(self.run_dir / "summary.csv", SUMMARY_COLUMNS, rows)
@@ -658,20 +659,6 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -
         elif a != b:
             changes.append(where)
     return changes
-
-
-def new_run_dir(out_root: Path, name: str) -> Path:
-    """``out_root/<name>-<YYYYmmdd-HHMMSS>``, created; runs started in the same second get -2, -3, ..."""
-    out_root.mkdir(parents=True, exist_ok=True)
-    stem = f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    for n in itertools.count(1):
-        run_dir = out_root / (stem if n == 1 else f"{stem}-{n}")
-        try:
-            run_dir.mkdir()  # atomic: two processes never get the same directory
-            return run_dir
-        except FileExistsError:
-            continue
-    raise AssertionError("unreachable")
 
 
 def _to_cpu(procedures: list[Procedure]) -> None:

@@ -190,6 +190,7 @@ def integrate_windows(
     quantity: Literal["power", "energy"] = "power",
     idle_span_s: float = 0.05,
     guard: int = IDLE_GUARD_SAMPLES,
+    t_s: np.ndarray | None = None,
 ) -> WindowEnergies:
     """Gross and net joules of windows [start, end) of a uniformly sampled stream, with the edge band.
 
@@ -197,6 +198,8 @@ def integrate_windows(
     is an (n, 2) array of sample indices. The idle level of a window is the mean power of the samples
     within ``idle_span_s`` before and after it that lie in no window, ``guard`` samples next to each
     edge left out (as ``measure_window`` does). Vectorised: one cumulative sum over the stream.
+    ``t_s`` (the sample times, one more than the samples) gives exact durations to a stream that is
+    not uniformly sampled; its samples must then be energies.
     """
     if not (math.isfinite(sample_rate_hz) and sample_rate_hz > 0):
         raise ValueError(f"sample rate {sample_rate_hz!r} Hz: must be a positive number")
@@ -213,7 +216,7 @@ def integrate_windows(
     outer = np.where(start > 0, energy[np.maximum(start - 1, 0)], 0.0) + np.where(
         end < n, energy[np.minimum(end, n - 1)], 0.0
     )
-    duration = (end - start) / sample_rate_hz
+    duration = (end - start) / sample_rate_hz if t_s is None else np.asarray(t_s, np.float64)[end] - t_s[start]
     # idle: samples of no window, in [start - span, start - guard) and [end + guard, end + span]
     in_window = np.zeros(n + 1, np.int64)
     np.add.at(in_window, start, 1)

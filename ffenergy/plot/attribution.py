@@ -35,6 +35,9 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
         if not meters:
             out.append(Skipped(f"energy vs layers ({target})", "no energy measured for this target (MACs only)"))
         for meter in meters:
+            if not any(_depth_rows(run, target, meter, p) for p in run.procedures):
+                out.append(Skipped(f"energy vs layers ({target}, {meter})", "no depth-k modes were measured"))
+                continue
             out.append(_draw_one(run, target, meter))
     return out
 

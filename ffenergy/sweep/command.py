@@ -43,7 +43,7 @@ class Attempt:
 
 def start_sweep(sweep: Sweep, out_root: Path) -> Path:
     """A new sweep directory under ``out_root`` with its ``sweep.json``."""
-    from ffenergy.experiment.runner import new_run_dir
+    from ffenergy.experiment.run_dir import new_run_dir
 
     sweep_dir = new_run_dir(out_root, f"sweep-{sweep.name}")
     write_json(

@@ -64,7 +64,7 @@ def test_summary_table_says_when_light_is_depth_1():
 
 
 def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
-    from ffenergy.experiment.runner import new_run_dir
+    from ffenergy.experiment.run_dir import new_run_dir
 
     dirs = [new_run_dir(tmp_path, "tiny") for _ in range(3)]
     assert len({d.name for d in dirs}) == 3 and all(d.is_dir() and d.name.startswith("tiny-") for d in dirs)
