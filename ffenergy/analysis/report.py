@@ -229,10 +229,11 @@ def _recording_lines(path: Path) -> list[str]:
         return []
     rec = json.loads(path.read_text())
     checks = rec.get("checks", {})
+    uj = lambda j: "—" if j is None else f"{j * 1e6:,.3f} µJ"  # the precision the published figures have
     lines = [
         "## Recording",
         "",
-        f"Imported from a **{rec.get('format')}** recording of **{rec.get('board')}** on a **{rec.get('meter')}** meter: "
+        f"Imported from the **{rec.get('format')}** recording of **{rec.get('board')}** on a **{rec.get('meter')}** meter: "
         f"{rec.get('n_samples')} samples at {rec.get('sample_rate_hz')} Hz, {rec.get('voltage_v')} V; window edges known "
         f"to ±{rec.get('edge_uncertainty_samples')} sample(s). Files: "
         + ", ".join(f"`{f['path']}` (sha256 {f['sha256'][:12]}…)" for f in rec.get("files", [])),
@@ -241,9 +242,9 @@ def _recording_lines(path: Path) -> list[str]:
     rows = [
         [
             str(c["window"]),
-            format_energy(c["gross_j"]),
-            f"{format_energy(c['edge_band_j'][0])} – {format_energy(c['edge_band_j'][1])}",
-            format_energy(c["published_j"]),
+            uj(c["gross_j"]),
+            f"{uj(c['edge_band_j'][0])} – {uj(c['edge_band_j'][1])}",
+            uj(c["published_j"]),
             _num(None if c["relative_difference"] is None else c["relative_difference"] * 100, "+.4f", "%"),
             c["verdict"],
         ]
@@ -253,7 +254,7 @@ def _recording_lines(path: Path) -> list[str]:
     median, published = checks.get("median_j_per_inference"), checks.get("published_median_j_per_inference")
     lines += [
         "",
-        f"Median gross energy per inference: {format_energy(median)} (published: {format_energy(published)}): "
+        f"Median gross energy per inference: {uj(median)} (published: {uj(published)}): "
         f"{checks.get('median_verdict')}.",
         "",
     ]
