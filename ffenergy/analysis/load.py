@@ -140,6 +140,17 @@ class RunData:
         """The run's procedures in the order it ran them (summary, then sweep)."""
         return list(dict.fromkeys([r.procedure for r in self.summary] + [r.procedure for r in self.sweep]))
 
+    @property
+    def energy_headline(self) -> str:
+        """``net`` (ffenergy runs) or ``gross`` (imported recordings): the energy this run leads with."""
+        return str(self.manifest.raw.get("energy_headline", "net"))
+
+    def headline_energy(self, row: SummaryRow) -> tuple[float | None, float | None]:
+        """A summary row's energy per inference and CI95 in this run's headline (net or gross)."""
+        if self.energy_headline == "gross":
+            return row.gross_energy_j_per_inference, row.gross_energy_ci95_j
+        return row.energy_j_per_inference, row.energy_ci95_j
+
     def provenance(self, target: str, meter: str) -> str:
         """Provenance of a (target, meter) pair: from summary.csv, else from the manifest."""
         for row in self.summary:

@@ -77,7 +77,10 @@ def comparison_dir(paths: list[Path], runs: list[RunData]) -> Path:
     """``<parent>/comparison`` for a single folder of runs, else next to the runs' common parent."""
     if len(paths) == 1 and Path(paths[0]).is_dir() and not (Path(paths[0]) / "manifest.json").exists():
         return Path(paths[0]) / COMPARISON_DIR
-    return Path(os.path.commonpath([str(r.path.resolve().parent) for r in runs])) / COMPARISON_DIR
+    common = Path(os.path.commonpath([str(r.path.resolve().parent) for r in runs]))
+    if common == Path(common.anchor):  # runs with nothing in common but the file-system root: here, not there
+        return Path.cwd() / COMPARISON_DIR
+    return common / COMPARISON_DIR
 
 
 def _plot_one(job: tuple[Path, str]) -> tuple[RunData | None, list[str]]:

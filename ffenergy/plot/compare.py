@@ -71,7 +71,7 @@ def _accuracy_vs_macs(runs: list[RunData]) -> Drawn | Skipped:
 
 
 def _energy_bars(runs: list[RunData]) -> list[Drawn | Skipped]:
-    rows = [(run, r) for run in runs for r in run.summary if r.mode in MODES and r.energy_j_per_inference is not None]
+    rows = [(run, r) for run in runs for r in run.summary if r.mode in MODES and run.headline_energy(r)[0] is not None]
     if not rows:
         return [Skipped("energy per inference across runs", "no run has energy in summary.csv (MACs only)")]
     targets = list(dict.fromkeys(r.target for _, r in rows))
@@ -82,18 +82,20 @@ def _energy_bars(runs: list[RunData]) -> list[Drawn | Skipped]:
         mine = [(run, r) for run, r in rows if r.target == target]
         groups = sorted(dict.fromkeys((r.procedure, r.mode) for _, r in mine), key=_group_order)
         series = list(dict.fromkeys((run.run_id, r.meter) for run, r in mine))
-        values = np.array([r.energy_j_per_inference for _, r in mine], dtype=float)
+        values = np.array([run.headline_energy(r)[0] for run, r in mine], dtype=float)
         scale, unit = energy_unit(values)
         width = 0.8 / len(series)
         for si, (run_id, meter) in enumerate(series):
-            found = {(r.procedure, r.mode): r for run, r in mine if (run.run_id, r.meter) == (run_id, meter)}
+            run = next(run for run, _ in mine if run.run_id == run_id)
+            found = {
+                (r.procedure, r.mode): run.headline_energy(r)
+                for rr, r in mine
+                if (rr.run_id, r.meter) == (run_id, meter)
+            }
             x = np.arange(len(groups)) + (si - (len(series) - 1) / 2) * width
-            y = (
-                np.array([found[g].energy_j_per_inference if g in found else np.nan for g in groups], dtype=float)
-                / scale
-            )
-            err = [(found[g].energy_ci95_j or 0) / scale if g in found else 0 for g in groups]
-            provenance = next(iter(found.values())).provenance
+            y = np.array([found[g][0] if g in found else np.nan for g in groups], dtype=float) / scale
+            err = [(found[g][1] or 0) / scale if g in found else 0 for g in groups]
+            provenance = next(r.provenance for rr, r in mine if (rr.run_id, r.meter) == (run_id, meter))
             ax.bar(
                 x,
                 y,
@@ -101,12 +103,12 @@ def _energy_bars(runs: list[RunData]) -> list[Drawn | Skipped]:
                 yerr=err,
                 capsize=2,
                 color=colors[(run_id, meter)],
-                label=f"{run_id}\n{meter} ({provenance})",
+                label=f"{run_id}\n{meter} ({provenance}, {run.energy_headline})",
             )
         if values.max() / values.min() > 30:
             log_axis(ax, "y")
         ax.set_xticks(range(len(groups)), [f"{procedure_label(p)}\n{m}" for p, m in groups], fontsize=8)
-        ax.set_ylabel(f"energy / inference ({unit})")
+        ax.set_ylabel(f"energy / inference ({unit})\neach run's headline: net or gross")
         ax.set_title(target, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, ncols=max(1, len(series) // 8), loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -126,7 +128,7 @@ def _energy_bars(runs: list[RunData]) -> list[Drawn | Skipped]:
 
 
 def _energies(run: RunData) -> list[float | None]:
-    return [r.energy_j_per_inference for r in run.summary if r.mode in MODES]
+    return [run.headline_energy(r)[0] for r in run.summary if r.mode in MODES]
 
 
 def _group_order(group: tuple[str, str]) -> tuple:
