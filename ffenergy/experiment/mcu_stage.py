@@ -242,6 +242,8 @@ def _write_rows(
             "energy_j": win.gross_j,
             "idle_power_w": win.idle_power_w,
             "net_energy_j": win.net_j,
+            "energy_lo_j": win.gross_lo_j,
+            "energy_hi_j": win.gross_hi_j,
         }
     )
 

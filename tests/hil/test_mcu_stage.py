@@ -235,6 +235,8 @@ def test_short_windows_are_reported_once_with_the_fix(firmware, data, tmp_path):
         result = run_mcu_stage(session.dut, session.meter, x[:3], y[:3], ["depth-1"], 1, samples, windows, "mcu-sim")
     assert result.measured == 3
     assert len(result.warnings) == 1 and "repeat inferences inside the window" in result.warnings[0]
+    rows = read_rows(tmp_path / "windows.csv")
+    assert all(float(w["energy_lo_j"]) < float(w["energy_j"]) < float(w["energy_hi_j"]) for w in rows)
 
 
 class _KillMeterAt(_UnplugMeterAt):
