@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from ffenergy.meters.ina226 import Ina226Meter
+from ffenergy.meters.ina226_wire import RawSamples, StreamDecoder
 from ffenergy.meters.ppk2 import Ppk2Meter
 from ffenergy.meters.trigger_windows import integrate_windows
 from ffenergy.meters.triggered import Token, TriggeredMeter
@@ -241,3 +242,13 @@ def test_command_line_replay_into_the_ina226_driver(tmp_path):
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert b"REPLAY (test tool, not a measurement)" in err
+
+
+def test_a_looping_replay_runs_its_counter_and_clock_on():
+    rec = _recording(np.full(70_000, 0.01), [[10, 20]])  # past the 16-bit counter's wrap
+    replay = Ina226Replay(rec, Path("/nonexistent/link"), loop=True)
+    (raw,) = StreamDecoder().feed(replay.frames(69_990, 140_030)).items
+    assert isinstance(raw, RawSamples)
+    assert np.all(np.diff(raw.seq.astype(np.int64)) % (1 << 16) == 1)
+    assert np.all(np.diff(raw.t_us.astype(np.int64)) % (1 << 32) == 1000)
+    assert np.flatnonzero(raw.flags).tolist() == [*range(20, 30), *range(70_020, 70_030)]
