@@ -25,6 +25,8 @@ from ffenergy.meters.triggered import DOMAIN, MeterDisconnected, TriggeredMeter,
 log = logging.getLogger(__name__)
 DEFAULT_BAUD = 500_000
 _REQUIRED = ("shunt_ohm", "shunt_lsb_v", "bus_lsb_v")
+READ_BATCH = 1 << 16  # bytes decoded at once when they are waiting (a tty read returns at most 4 KiB)
+STAND_INS = ("simulator", "replay")  # info-line sources whose figures are not measurements of the DUT
 
 
 @dataclass
@@ -62,7 +64,9 @@ class _Timeline:
 class Ina226Meter(TriggeredMeter):
     """INA226 logger on a serial port (a real board, or the simulator's pty).
 
-    Provenance is ``simulated`` when the info line says ``source=simulator``, else ``measured``.
+    Provenance is ``simulated`` when the info line says ``source=simulator`` or ``source=replay`` (a
+    recording replayed by ``ffenergy.sim.replay``: real samples, but not of the DUT this run
+    drives), else ``measured``.
     """
 
     def __init__(
@@ -169,7 +173,9 @@ class Ina226Meter(TriggeredMeter):
     def _run(self) -> None:
         while not self._closing.is_set():
             try:
-                data = self._ser.read(max(1, min(self._ser.in_waiting, 1 << 16)))
+                data = self._ser.read(max(1, min(self._ser.in_waiting, READ_BATCH)))
+                while data and len(data) < READ_BATCH and self._ser.in_waiting:  # a tty hands out 4 KiB a read
+                    data += self._ser.read(min(self._ser.in_waiting, READ_BATCH - len(data)))
             except (serial.SerialException, OSError, TypeError) as exc:  # TypeError: port closed under us
                 if self._closing.is_set():
                     return
@@ -235,7 +241,7 @@ class Ina226Meter(TriggeredMeter):
     # --- Meter interface --------------------------------------------------------------------
     @property
     def provenance(self) -> Provenance:
-        return "simulated" if self.header.get("source") == "simulator" else "measured"
+        return "simulated" if self.header.get("source") in STAND_INS else "measured"
 
     @property
     def info(self) -> MeterInfo:

@@ -10,6 +10,8 @@ Source-meter mode powers the DUT at ``voltage_mv``; ampere mode sits in series w
 supply, whose voltage you state with ``voltage_mv``. The PPK2 has no sample timestamps: time is
 sample index / the sample rate. ppk2-api silently drops samples it cannot convert (time then drifts a
 little); only a mismatch between its current and logic lists is visible, and counted as lost.
+An API object with a ``replay`` attribute (``ffenergy.sim.replay.Ppk2ReplayApi``) is a
+recording replayed, not a PPK2: its figures are labelled ``simulated`` and ``replay`` names the recording.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ class Ppk2Meter(TriggeredMeter):
         self._first_data_s: float | None = None
         try:
             self._api = factory(self.port)
+            replay = getattr(self._api, "replay", None)
+            self.replay: dict[str, Any] | None = dict(replay) if isinstance(replay, dict) else None
             self.sample_rate_hz = float(sample_rate_hz or getattr(self._api, "sample_rate_hz", None) or SAMPLE_RATE_HZ)
             if not self.sample_rate_hz > 0:
                 raise ValueError(f"PPK2 sample_rate_hz {self.sample_rate_hz}: must be positive")
@@ -164,7 +168,7 @@ class Ppk2Meter(TriggeredMeter):
     def info(self) -> MeterInfo:
         return MeterInfo(
             name="ppk2",
-            provenance="measured",
+            provenance="simulated" if self.replay else "measured",
             domains=(DOMAIN,),
             update_period_s=1.0 / self.sample_rate_hz,
             details={
@@ -175,6 +179,7 @@ class Ppk2Meter(TriggeredMeter):
                 "lost_samples": self.lost_samples,
                 "sample_rate_hz": self.sample_rate_hz,
                 "observed_rate_hz": self.observed_rate_hz,
+                **({"replay": self.replay} if self.replay else {}),
             },
         )
 

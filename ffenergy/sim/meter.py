@@ -34,6 +34,7 @@ from pathlib import Path
 from ffenergy.firmware.protocol import TriggerEvent, parse_trigger_events
 from ffenergy.meters.ina226_wire import INFO_REQUEST, encode_info
 from ffenergy.sim.model import EnergyModel, TraceSynth
+from ffenergy.sim.pty import PtyLink
 
 MAX_CATCH_UP_S = 0.2  # idle backlog emitted at most per loop turn after a stall
 
@@ -90,40 +91,22 @@ class SimLogger:
         self.reader = TriggerReader(trigger, self.events)
         self.replug_delay_s = replug_delay_s
         self.unplug_requested = threading.Event()
-        self.master = self.slave = -1
+        self.pty = PtyLink(port)
 
     def plug(self) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)  # no echo of our own frames before the host configures the port
-        os.set_blocking(self.master, True)
-        tmp = self.port.with_name(self.port.name + ".new")
-        tmp.unlink(missing_ok=True)
-        os.symlink(os.ttyname(self.slave), tmp)
-        os.replace(tmp, self.port)
+        self.pty.open()
         self.synth.restart()
         self.write(encode_info(self.synth.info_fields()))
 
     def unplug(self) -> None:
-        self.port.unlink(missing_ok=True)
-        for fd in (self.master, self.slave):
-            os.close(fd)
-        self.master = self.slave = -1
+        self.pty.close()
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.master, view) :]
+        self.pty.write(data)
 
     def answer_requests(self) -> None:
-        while select.select([self.master], [], [], 0)[0]:
-            try:
-                data = os.read(self.master, 256)
-            except OSError:
-                return
-            if not data:
-                return
-            if INFO_REQUEST in data:
-                self.write(encode_info(self.synth.info_fields()))
+        if INFO_REQUEST in self.pty.read_requests():
+            self.write(encode_info(self.synth.info_fields()))
 
     def start(self) -> None:
         self.reader.start()

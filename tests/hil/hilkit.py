@@ -6,6 +6,7 @@ import os
 import select
 import threading
 import tty
+from pathlib import Path
 
 
 class FakeLogger:
@@ -31,3 +32,9 @@ class FakeLogger:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def shared_data_dir() -> Path:
+    """``$FFENERGY_SHARED_DATA`` if set, else ``../shared/data`` next to the repository (as tests/data does)."""
+    env = os.environ.get("FFENERGY_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
