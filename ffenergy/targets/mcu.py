@@ -25,6 +25,7 @@ from ffenergy.firmware.launch import HostDut, QemuDut
 from ffenergy.meters.auto import make_meter
 from ffenergy.meters.triggered import TriggeredMeter
 from ffenergy.sim.meter import SimMeterProcess, spawn_sim_meter
+from ffenergy.sim.profiles import PROFILES
 from ffenergy.targets.mcu_config import McuConfig
 
 
@@ -63,6 +64,13 @@ class McuSession:
         if self.sim_meter is not None:
             meter["ground_truth"] = self.sim_meter.ground_truth
             meter["energy_model"] = self.energy_model
+            if self.config.sim_profile:
+                meter["profile"] = {
+                    "name": self.config.sim_profile,
+                    "source": PROFILES[self.config.sim_profile].source,
+                    "scale": self.config.sim_scale,
+                    "status": "calibrated" if self.config.sim_scale != 1.0 else "datasheet",
+                }
         return {"target": self.config.target, "dut": dataclasses.asdict(self.dut.info_), "meter": meter}
 
 

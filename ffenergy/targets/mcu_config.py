@@ -9,6 +9,7 @@ from typing import Any
 
 from ffenergy.meters.registry import mcu_meter_choices
 from ffenergy.sim.model import EnergyModel
+from ffenergy.sim.profiles import PROFILES, profile
 from ffenergy.targets.registry import TARGETS
 
 
@@ -30,21 +31,31 @@ class McuConfig:
     ppk2_voltage_mv: int = 3300
     ppk2_trigger_channel: int = 0
     sim: EnergyModel = field(default_factory=EnergyModel)
+    sim_profile: str | None = None  # the board profile ``sim`` was built from (sim.profiles), if any
+    sim_scale: float = 1.0  # its calibration scale (1: the datasheet-anchored profile as it is)
 
     @classmethod
     def from_dict(cls, target: str, options: dict[str, Any]) -> McuConfig:
         """From YAML-style options (``sim`` may be a dict of EnergyModel fields); unknown keys are errors."""
-        names = {f.name for f in dataclasses.fields(cls)} - {"target"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"target", "sim_profile", "sim_scale"}
         unknown = sorted(set(options) - names)
         if unknown:
             raise ValueError(f"unknown MCU option(s) {', '.join(unknown)}: use {', '.join(sorted(names))}")
         opts = dict(options)
         if isinstance(opts.get("sim"), dict):
+            sim = dict(opts["sim"])
             sim_fields = {f.name for f in dataclasses.fields(EnergyModel)}
-            bad = sorted(set(opts["sim"]) - sim_fields)
+            bad = sorted(set(sim) - sim_fields - {"profile", "scale"})
             if bad:
-                raise ValueError(f"unknown sim option(s) {', '.join(bad)}: use {', '.join(sorted(sim_fields))}")
-            opts["sim"] = EnergyModel(**opts["sim"])
+                raise ValueError(
+                    f"unknown sim option(s) {', '.join(bad)}: use profile ({', '.join(PROFILES)}), scale, or"
+                    f" {', '.join(sorted(sim_fields))}"
+                )
+            name, scale = sim.pop("profile", None), float(sim.pop("scale", 1.0))
+            if name is None and scale != 1.0:
+                raise ValueError("sim.scale calibrates a board profile: give sim.profile too")
+            opts["sim"] = profile(name).model(scale, **sim) if name else EnergyModel(**sim)
+            opts["sim_profile"], opts["sim_scale"] = name, scale
         config = cls(target=target, **opts)
         config.validate()
         return config
