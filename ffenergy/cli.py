@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 from pathlib import Path
+from typing import Any
 
 from ffenergy import __version__
 
@@ -17,6 +19,7 @@ log = logging.getLogger("ffenergy")
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ffenergy.config import ConfigError, load_config, resumed_config
+    from ffenergy.contract import RunBusy
     from ffenergy.data.base import DataError
     from ffenergy.experiment.manifest import Manifest
     from ffenergy.experiment.runner import RunError, RunInterrupted, RunOptions, run_experiment
@@ -33,7 +36,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         (MeterError, 4, "meter"),
         ((TargetUnavailable, ToolchainMissing, DutError), 5, "target"),
         (OSError, 6, "file"),
-        (RunError, 1, "run"),
+        ((RunError, RunBusy), 1, "run"),
     )
 
     overrides = {k: v for k, v in (("meter", args.meter), ("targets", args.target)) if v is not None}
@@ -46,14 +49,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         log.error("%s: %s", args.config or args.resume, exc)
         return 2
     opts = RunOptions(out_root=args.out, resume=args.resume, progress=not args.no_progress)
+    stopped_by: list[str] = []
+    signal.signal(signal.SIGTERM, lambda *_: _stop_like_ctrl_c("SIGTERM", stopped_by))
     try:
         run_dir, rows = run_experiment(cfg, opts)
     except RunInterrupted as stop:
         log.error(
-            "interrupted: everything finished so far is on disk; continue with\n  ffenergy run --resume %s",
+            "interrupted%s: everything finished so far is on disk; continue with\n  ffenergy run --resume %s",
+            f" by {stopped_by[0]}" if stopped_by else "",
             stop.run_dir,
         )
-        return 130
+        return 143 if stopped_by else 130
     except Exception as exc:
         for kinds, code, what in failures:
             if isinstance(exc, kinds):
@@ -79,6 +85,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"\ndata caveat: {caveat}")
     print(f"\nresults in {run_dir}  (figures: ffenergy plot {run_dir})")
     return 0
+
+
+def _stop_like_ctrl_c(name: str, stopped_by: list[str]) -> None:
+    """SIGTERM (timeout, systemd, docker stop) ends a run as Ctrl-C does: everything kept, the resume line."""
+    stopped_by.append(name)
+    raise KeyboardInterrupt
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
@@ -201,8 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
     loudness.add_argument("-v", "--verbose", action="store_true", help="also log debugging detail")
     loudness.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)  # -v / -q after the command too: ffenergy run X.yaml -v
+    after = common.add_mutually_exclusive_group()
+    after.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="also log debugging detail"
+    )
+    after.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="log warnings and errors only"
+    )
 
-    run = sub.add_parser(
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    run = add(
         "run",
         help="run an experiment end to end",
         description=(
@@ -231,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
 
-    plot = sub.add_parser("plot", help="figures and report.md from result directories")
+    plot = add("plot", help="figures and report.md from result directories")
     plot.add_argument(
         "results",
         nargs="+",
@@ -245,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plot.set_defaults(func=_cmd_plot)
 
-    imp = sub.add_parser(
+    imp = add(
         "import",
         help="turn real meters' recordings into run directories",
         description=(
@@ -270,13 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--no-trace", action="store_true", help="do not write trace.csv (the power trace for the figure)")
     imp.set_defaults(func=_cmd_import)
 
-    meters = sub.add_parser("meters", help="which energy meters work here, and why not")
+    meters = add("meters", help="which energy meters work here, and why not")
     meters.set_defaults(func=_cmd_meters)
 
-    targets = sub.add_parser("targets", help="which inference targets work here, and why not")
+    targets = add("targets", help="which inference targets work here, and why not")
     targets.set_defaults(func=_cmd_targets)
 
-    sweep = sub.add_parser(
+    sweep = add(
         "sweep",
         help="run a grid of configs as ordinary runs on a Ray cluster",
         description=(
@@ -298,10 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(func=_cmd_sweep)
 
-    bench = sub.add_parser("bench", help="the Ray resources (benches) this machine offers, as ray start flags")
+    bench = add("bench", help="the Ray resources (benches) this machine offers, as ray start flags")
     bench.set_defaults(func=_cmd_bench)
 
-    export = sub.add_parser("export", help="export a trained run's model for the microcontroller firmware")
+    export = add("export", help="export a trained run's model for the microcontroller firmware")
     export.add_argument("run_dir", type=Path, help="a run directory made by ffenergy run")
     export.add_argument("--procedure", choices=LEARNERS.names(), default="mp")
     export.add_argument("--dtype", choices=["f32", "int8"], default="f32")

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -165,9 +166,15 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
     """Read, validate and resolve a YAML experiment file."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder; give a YAML file, e.g. experiments/mnist.yaml") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if raw is None:
@@ -183,6 +190,21 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
     return cfg
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error, not the last value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise ConfigError(
+                    f"key {key!r} is given twice in one section (line {key_node.start_mark.line + 1}); keep one"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def config_of_run(manifest: dict[str, Any]) -> ExperimentConfig:
     """The config a run used, from its manifest (relative data paths still resolve)."""
     cfg = parse_config(manifest["config"])
@@ -195,10 +217,12 @@ def resumed_config(run_dir: str | Path, overrides: dict[str, Any] | None = None)
     path = Path(run_dir) / "manifest.json"
     try:
         manifest = json.loads(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise ConfigError(
             f"--resume {run_dir}: no manifest.json there; give a run directory made by ffenergy run"
         ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--resume {run_dir}: {path} cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON ({exc}); the run cannot be resumed") from None
     return config_of_run({**manifest, "config": {**manifest["config"], **(overrides or {})}})
@@ -245,6 +269,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return dict(value)
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: {value!r} is not a finite number; give a finite value")
         return float(value)
     if tp in (int, str, bool) and type(value) is tp:
         return value
@@ -253,7 +279,16 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 
 def _check_values(cfg: ExperimentConfig) -> None:
     m, inf, meas = cfg.model, cfg.inference, cfg.measurement
-    _require(bool(m.hidden) and all(h > 0 for h in m.hidden), "model.hidden", "a non-empty list of positive widths")
+    _require(
+        bool(RUN_NAME.fullmatch(cfg.name)),
+        "name",
+        f"a run name of letters, digits, '.', '_' and '-' (no path separators; got {cfg.name!r})",
+    )
+    _require(
+        bool(m.hidden) and all(0 < h <= MAX_WIDTH for h in m.hidden),
+        "model.hidden",
+        f"a non-empty list of widths between 1 and {MAX_WIDTH:,}",
+    )
     for name in ("epochs", "batch_size"):
         _require(getattr(m, name) > 0, f"model.{name}", "a positive integer")
     for name in ("lr", "head_lr"):
@@ -294,7 +329,7 @@ def _check_values(cfg: ExperimentConfig) -> None:
         _one_of(target, TARGETS.names(), f"targets[{i}]")
     _one_of(cfg.meter, host_meter_choices(), "meter")
     _require(meas.repeats >= 5, "measurement.repeats", "an integer >= 5 (repeats give the 95% CI)")
-    _require(meas.min_window_s > 0, "measurement.min_window_s", "a positive number of seconds")
+    _require(0 < meas.min_window_s <= MAX_WINDOW_S, "measurement.min_window_s", f"seconds in (0, {MAX_WINDOW_S:g}]")
     _require(meas.warmup_s >= 0, "measurement.warmup_s", "a number of seconds >= 0 (0: no warm-up)")
     _require(meas.batch_size > 0, "measurement.batch_size", "a positive integer")
     _require(meas.max_idle_drift > 0, "measurement.max_idle_drift", "a relative change > 0, e.g. 0.05")
@@ -309,6 +344,11 @@ def _check_values(cfg: ExperimentConfig) -> None:
     data_options(cfg.data)
     _check_data_source(cfg.data)
     _check_mcu(cfg)
+
+
+RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # a run directory's name: one path component
+MAX_WIDTH = 100_000  # a layer wider than this does not fit a machine's memory next to a 784-wide input
+MAX_WINDOW_S = 3600.0  # a measurement window; each mode takes at least repeats of them
 
 
 def _check_data_source(data: DataConfig) -> None:

@@ -8,9 +8,11 @@ it measured; readers skip a torn last line.
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import math
 import os
+import platform
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,3 +303,61 @@ def _fmt(value: Any) -> Any:
     if isinstance(value, float):
         return f"{value:.9g}"
     return value
+
+
+LOCK_FILE = ".lock"  # held (flock) by the one process writing a run directory; names it while held
+
+
+class RunBusy(RuntimeError):
+    """Another live process is writing this run directory."""
+
+
+class RunLock:
+    """An advisory lock on a run directory: one writer at a time, released on exit or death.
+
+    The kernel drops an ``flock`` when its process dies (kill -9 included), so a lock left by a
+    dead process is simply taken over; its file still names that process, which is logged.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+        self.previous = ""  # what the lock file said before we took it (a dead holder, or "")
+
+    def __enter__(self) -> RunLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 256, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunBusy(
+                f"{self.path.parent} is being written by {holder}; wait for it to finish or stop it"
+                " (two writers would measure the same windows twice)"
+            ) from None
+        self.previous = os.pread(fd, 256, 0).decode(errors="replace").strip()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {platform.node() or 'this host'}".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+
+def lock_held(run_dir: Path) -> bool:
+    """Whether a live process holds ``run_dir``'s lock (a stage left 'running' without one was cut off)."""
+    path = Path(run_dir) / LOCK_FILE
+    if not path.is_file():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -38,6 +38,8 @@ class RunLearner:
 def load_learner(run_dir: Path, procedure: str) -> RunLearner:
     """Rebuild ``procedure`` of the run in ``run_dir`` from manifest.json, calibration.json and model.pt."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ExportError(f"{run_dir} is not a folder; give a run directory made by ffenergy run (results/<run-id>)")
     try:
         manifest = json.loads((run_dir / "manifest.json").read_text())
         calibration = json.loads((run_dir / "calibration.json").read_text())

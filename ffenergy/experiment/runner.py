@@ -32,6 +32,7 @@ from ffenergy.contract import (
     SWEEP_COLUMNS,
     WINDOWS_COLUMNS,
     CsvAppender,
+    RunLock,
     read_rows,
     write_json,
 )
@@ -56,8 +57,9 @@ from ffenergy.measure import MethodConfig, Workload, measure
 from ffenergy.meters.auto import auto_meter, make_meter
 from ffenergy.meters.base import Meter, MeterUnavailable
 from ffenergy.meters.codecarbon_meter import CarbonIntensity, grams_co2_per_1000_inferences, resolve_intensity
-from ffenergy.targets.host import HostTarget
-from ffenergy.targets.registry import TARGETS, host_targets, mcu_targets
+from ffenergy.targets.host import HostTarget, TargetUnavailable
+from ffenergy.targets.mcu_config import McuConfig
+from ffenergy.targets.registry import TARGETS, host_targets, mcu_targets, target_status
 from ffenergy.vocabulary import all_modes, forced_depth
 
 log = logging.getLogger(__name__)
@@ -613,34 +615,64 @@ class Runner:
 
 
 def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[dict]]:
-    """Start (or resume) a run; returns its directory and summary rows."""
+    """Start (or resume) a run; returns its directory and summary rows. One writer per run directory."""
+    for target in host_targets(cfg.targets):
+        HostTarget.open(target)  # fail before any work (and any folder) when a target cannot run here
+    for target in mcu_targets(cfg.targets):
+        _check_mcu_target(cfg, target)
     if opts.resume:
         run_dir = Path(opts.resume)
-        if not (run_dir / "manifest.json").exists():
+        if not (run_dir / "manifest.json").is_file():
             raise RunError(f"--resume {run_dir}: no manifest.json there; give a run directory made by ffenergy run")
-        manifest = Manifest.load(run_dir / "manifest.json")
-        changed = config_changes(manifest.data["config"], cfg.to_dict())
-        refused = [c for c in changed if not c.startswith(RESUMABLE_CHANGES)]
-        if refused:
-            raise RunError(
-                f"--resume {run_dir}: the config differs from the one that run used in {', '.join(refused)}; "
-                "those change what was measured, so the finished rows would not belong to it. Resume with "
-                f"`ffenergy run --resume {run_dir}` alone (it reads the run's own config), or start a new run"
-            )
-        if changed:
-            log.info("resuming with changed %s (they cannot change what was measured)", ", ".join(changed))
-            manifest.update(config=cfg.to_dict(), config_hash=cfg.hash())
     else:
         run_dir = new_run_dir(Path(opts.out_root), cfg.name)
-        manifest = Manifest.create(run_dir / "manifest.json", run_dir.name, cfg.to_dict(), cfg.hash(), cfg.seed)
-        manifest.update(config_dir=str(cfg.config_dir))
-    for target in host_targets(cfg.targets):
-        HostTarget.open(target)  # fail before any work when a host target cannot run here
-    runner = Runner(cfg, run_dir, manifest, opts)
+    with RunLock(run_dir) as lock:
+        if lock.previous:
+            log.info("%s: took over the run from %s, which is no longer running", run_dir, lock.previous)
+        manifest = _resumed_manifest(cfg, run_dir) if opts.resume else _new_manifest(cfg, run_dir)
+        runner = Runner(cfg, run_dir, manifest, opts)
+        try:
+            return run_dir, runner.run()
+        except KeyboardInterrupt:
+            raise RunInterrupted(run_dir) from None
+
+
+def _check_mcu_target(cfg: ExperimentConfig, target: str) -> None:
+    """Fail before training when an MCU target cannot run: a real board's ports, a simulated one's toolchain."""
+    if TARGETS.entry(target).fact("simulated"):
+        usable, reason = target_status(target)
+        if not usable:
+            raise TargetUnavailable(f"target {target}: {reason}")
+        return
     try:
-        return run_dir, runner.run()
-    except KeyboardInterrupt:
-        raise RunInterrupted(run_dir) from None
+        McuConfig.from_dict(target, cfg.mcu.options)
+    except ValueError as exc:
+        raise TargetUnavailable(f"target {target}: {exc} (set it under mcu.options in the config)") from None
+
+
+def _new_manifest(cfg: ExperimentConfig, run_dir: Path) -> Manifest:
+    manifest = Manifest.create(run_dir / "manifest.json", run_dir.name, cfg.to_dict(), cfg.hash(), cfg.seed)
+    manifest.update(config_dir=str(cfg.config_dir))
+    return manifest
+
+
+def _resumed_manifest(cfg: ExperimentConfig, run_dir: Path) -> Manifest:
+    manifest = Manifest.load(run_dir / "manifest.json")
+    changed = config_changes(manifest.data["config"], cfg.to_dict())
+    refused = [c for c in changed if not c.startswith(RESUMABLE_CHANGES)]
+    if refused:
+        raise RunError(
+            f"--resume {run_dir}: the config differs from the one that run used in {', '.join(refused)}; "
+            "those change what was measured, so the finished rows would not belong to it. Resume with "
+            f"`ffenergy run --resume {run_dir}` alone (it reads the run's own config), or start a new run"
+        )
+    if changed:
+        log.info("resuming with changed %s (they cannot change what was measured)", ", ".join(changed))
+        manifest.update(config=cfg.to_dict(), config_hash=cfg.hash())
+    cut = [name for name, status in manifest.data["stages"].items() if status == "running"]
+    for name in cut:  # the process that ran them died without a word (kill -9, power loss)
+        manifest.set_stage(name, "interrupted")
+    return manifest
 
 
 # Config fields a resume may change: how to reach devices, meter options, carbon accounting, the

@@ -26,6 +26,7 @@ from typing import IO
 
 import numpy as np
 
+from ffenergy.children import spawn
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.firmware.boards import BOARDS, buildable_boards
 from ffenergy.firmware.deployed import DType
@@ -159,7 +160,7 @@ class HostDut:
 
     def start(self) -> HostDut:
         args = [self.exe] + (["--trigger", self.trigger_path] if self.trigger_path else [])
-        self.proc = subprocess.Popen(args, stdin=self._master, stdout=self._master)  # stderr: ours
+        self.proc = spawn(args, stdin=self._master, stdout=self._master)  # stderr: ours
         return self
 
     def restart(self) -> None:
@@ -244,7 +245,7 @@ class QemuDut:
         """Start QEMU and wait until its UART0 server listens (read from /proc, never probed: with
         wait=on the first connection gets the boot frame); a QEMU that exits raises with its stderr."""
         self._log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+        self.proc = spawn(self.command(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
         deadline = time.monotonic() + wait_s
         while not _listening(self.tcp_port):
             if self.proc.poll() is not None:

@@ -31,6 +31,7 @@ import tty
 from dataclasses import dataclass
 from pathlib import Path
 
+from ffenergy.children import spawn
 from ffenergy.firmware.protocol import TriggerEvent, parse_trigger_events
 from ffenergy.meters.ina226_wire import INFO_REQUEST, encode_info
 from ffenergy.sim.model import EnergyModel, TraceSynth
@@ -197,7 +198,7 @@ def spawn_sim_meter(
         "--model",
         json.dumps(dataclasses.asdict(model)),
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=None)
+    proc = spawn(args, stdout=subprocess.PIPE, stderr=None)
     sim = SimMeterProcess(proc, Path(port), Path(trigger), model)
     stdout = proc.stdout
     assert stdout is not None  # stdout=PIPE
@@ -241,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     logger = SimLogger(model, args.port, args.trigger, args.replug_delay_s)
     signal.signal(signal.SIGUSR1, lambda *_: logger.unplug_requested.set())
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the run stops us itself
     try:
         logger.start()
         sys.stdout.buffer.write(encode_info(logger.synth.info_fields()))  # the spawner's "ready"

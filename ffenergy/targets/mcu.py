@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ffenergy.children import end_stale
 from ffenergy.firmware.dut import Dut
 from ffenergy.firmware.insn import InsnLog, plugin_args
 from ffenergy.firmware.launch import HostDut, QemuDut
@@ -88,6 +89,7 @@ def open_mcu(config: McuConfig, workdir: str | Path | None = None):
             return
         work = Path(workdir) if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ffmcu-")))
         work.mkdir(parents=True, exist_ok=True)
+        end_stale(work.resolve())  # a logger or DUT an earlier, killed process of this run left holding the ports
         sim = stack.enter_context(spawn_sim_meter(work / "meter.tty", work / "trigger.fifo", config.sim))
         assert config.firmware is not None  # validate() insists on it
         launcher: HostDut | QemuDut
