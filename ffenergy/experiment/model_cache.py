@@ -64,7 +64,7 @@ def load_or_train(
                 type(exc).__name__,
                 str(exc).splitlines()[0] if str(exc) else "",
             )
-            path.unlink()
+            path.unlink(missing_ok=True)  # another run sharing the cache may have removed it already
             net = fresh()  # the failed load may have written into the first one
         else:
             net.eval()
@@ -74,11 +74,19 @@ def load_or_train(
     shape = "-".join(map(str, [data.n_features, *cfg.model.hidden]))
     log.info("model %s: training %s on %s", learner.network_id, shape, device)
     checkpoint = EpochCheckpoint(path.with_suffix(".partial.pt"))  # an interrupted training resumes from it
-    info = learner.fit(net, data.x_train, data.y_train, cfg.model, cfg.seed, device, progress, checkpoint)
-    net.to("cpu").eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"state": net.state_dict(), "info": info}, tmp)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        info = learner.fit(net, data.x_train, data.y_train, cfg.model, cfg.seed, device, progress, checkpoint)
+        net.to("cpu").eval()
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # one per writer: runs may share a cache
+        torch.save({"state": net.state_dict(), "info": info}, tmp)
+        tmp.replace(path)
+    except PermissionError as exc:
+        raise PermissionError(
+            exc.errno,
+            f"the model cache {path.parent} is not writable ({exc.strerror}); make it writable or point"
+            " FFENERGY_CACHE at a writable folder",
+            exc.filename,
+        ) from None
     checkpoint.discard()
     return net, {"cache": "miss", "cache_key": key, **info}

@@ -69,6 +69,21 @@ class RunError(RuntimeError):
     """The run cannot go on; the message says what happened and how to continue."""
 
 
+class RunFileError(OSError):
+    """A file-system failure in a run: names the file and the resume command (finished rows are kept)."""
+
+    def __init__(self, run_dir: Path, cause: OSError):
+        where = cause.filename or run_dir
+        super().__init__(
+            cause.errno,
+            f"{where}: {cause.strerror or cause}. Everything finished so far is on disk; once that is fixed"
+            f" (free space, permissions), continue with: ffenergy run --resume {run_dir}",
+        )
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C: everything finished is on disk in ``run_dir``."""
 
@@ -635,6 +650,8 @@ def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[
             return run_dir, runner.run()
         except KeyboardInterrupt:
             raise RunInterrupted(run_dir) from None
+        except OSError as exc:  # disk full, a folder made read-only: say where, and how to go on
+            raise RunFileError(run_dir, exc) from exc
 
 
 def _check_mcu_target(cfg: ExperimentConfig, target: str) -> None:
@@ -647,7 +664,7 @@ def _check_mcu_target(cfg: ExperimentConfig, target: str) -> None:
     try:
         McuConfig.from_dict(target, cfg.mcu.options)
     except ValueError as exc:
-        raise TargetUnavailable(f"target {target}: {exc} (set it under mcu.options in the config)") from None
+        raise TargetUnavailable(f"{exc} (set it under mcu.options in the config)") from None
 
 
 def _new_manifest(cfg: ExperimentConfig, run_dir: Path) -> Manifest:

@@ -11,6 +11,7 @@ Without a path (``EpochCheckpoint()``) nothing is kept: tests and one-off traini
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ class EpochCheckpoint:
             "finished": {s: {"epochs": d.epochs, "history": d.history} for s, d in self._finished.items()},
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")  # one per writer: runs may share a cache
         torch.save(state, tmp)
         tmp.replace(self.path)
 
