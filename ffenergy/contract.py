@@ -240,6 +240,16 @@ class CsvAppender:
         self.close()
 
 
+def rewrite_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
+    """Replace ``path`` with exactly ``rows`` (a temporary file renamed into place: never half-written)."""
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    with CsvAppender(tmp, columns) as out:
+        out.write_many(rows)
+    tmp.replace(path)
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     """All complete rows of a result CSV (a torn last line from a crash is skipped)."""
     path = Path(path)

@@ -19,7 +19,7 @@ from ffenergy.analysis.mcu_savings import exit_check_cost, mode_figures
 from ffenergy.config import McuSection
 from ffenergy.contract import INSN_CLASS_COLUMNS, SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows
 from ffenergy.data.base import Dataset
-from ffenergy.experiment.mcu_stage import fit_energy_vs_exit, run_mcu_stage
+from ffenergy.experiment.mcu_stage import drop_torn_rows, fit_energy_vs_exit, run_mcu_stage
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.firmware.export import check_fit, deploy, export_model
 from ffenergy.firmware.launch import build_firmware
@@ -91,6 +91,9 @@ def run_mcu_job(
             len(modes),
             section.repeats,
         )
+        dropped = drop_torn_rows(run_dir, job.target)
+        if dropped:
+            log.warning("%s: %d rows of a window the last run was killed in are measured again", job.target, dropped)
         with (
             CsvAppender(run_dir / "samples.csv", SAMPLES_COLUMNS) as samples,
             CsvAppender(run_dir / "windows.csv", WINDOWS_COLUMNS) as windows,

@@ -21,7 +21,15 @@ import numpy as np
 from tqdm import tqdm
 
 from ffenergy.analysis.stats import r_squared
-from ffenergy.contract import INSN_CLASS_COLUMNS, TRACE_COLUMNS, CsvAppender, read_rows
+from ffenergy.contract import (
+    INSN_CLASS_COLUMNS,
+    SAMPLES_COLUMNS,
+    TRACE_COLUMNS,
+    WINDOWS_COLUMNS,
+    CsvAppender,
+    read_rows,
+    rewrite_csv,
+)
 from ffenergy.firmware.dut import Dut, DutError, DutReset, DutResult
 from ffenergy.firmware.insn import InsnCounts, InsnLog
 from ffenergy.meters.base import MeterError
@@ -66,6 +74,22 @@ def fit_energy_vs_exit(exit_layers: np.ndarray, energy_j: np.ndarray) -> ExitFit
         )
     slope, intercept = np.polyfit(x, y, 1)
     return ExitFit(float(slope), float(intercept), r_squared(y, intercept + slope * x), len(x))
+
+
+def drop_torn_rows(run_dir: Path, target: str) -> int:
+    """Drop ``target``'s rows whose pair is missing: a sample row without its window row, or the reverse (a run
+    killed between writing the two). Those samples are measured again. Returns the rows dropped."""
+    samples, windows = read_rows(run_dir / "samples.csv"), read_rows(run_dir / "windows.csv")
+    in_samples = {(r["procedure"], r["mode"], r["sample"]) for r in samples if r["target"] == target}
+    in_windows = {(r["procedure"], r["mode"], r["repeat"]) for r in windows if r["target"] == target}
+    whole = in_samples & in_windows
+    kept_samples = [r for r in samples if r["target"] != target or (r["procedure"], r["mode"], r["sample"]) in whole]
+    kept_windows = [r for r in windows if r["target"] != target or (r["procedure"], r["mode"], r["repeat"]) in whole]
+    dropped = len(samples) - len(kept_samples) + len(windows) - len(kept_windows)
+    if dropped:
+        rewrite_csv(run_dir / "samples.csv", SAMPLES_COLUMNS, kept_samples)
+        rewrite_csv(run_dir / "windows.csv", WINDOWS_COLUMNS, kept_windows)
+    return dropped
 
 
 def done_keys(samples_csv: Path, target: str) -> set[tuple[str, str, int]]:

@@ -34,6 +34,7 @@ from ffenergy.contract import (
     CsvAppender,
     RunLock,
     read_rows,
+    rewrite_csv,
     write_json,
 )
 from ffenergy.data.base import Dataset
@@ -276,7 +277,7 @@ class Runner:
                     }
                 )
         write_json(self.run_dir / "calibration.json", calib_json)
-        _rewrite_csv(self.run_dir / "sweep.csv", SWEEP_COLUMNS, sweep_rows)
+        rewrite_csv(self.run_dir / "sweep.csv", SWEEP_COLUMNS, sweep_rows)
         return procedures
 
     def policy_on_test(
@@ -534,8 +535,8 @@ class Runner:
                         "gross_energy_ci95_j": e.gross_ci95_j if e else None,
                     }
                 )
-        _rewrite_csv(self.run_dir / "summary.csv", SUMMARY_COLUMNS, rows)
-        _rewrite_csv(self.run_dir / "per_class.csv", PER_CLASS_COLUMNS, per_class_rows(samples, self.class_names()))
+        rewrite_csv(self.run_dir / "summary.csv", SUMMARY_COLUMNS, rows)
+        rewrite_csv(self.run_dir / "per_class.csv", PER_CLASS_COLUMNS, per_class_rows(samples, self.class_names()))
         learners = {p.name: p.learner for p in procedures}
         fits = self.attribution(learners, samples, windows, domains, stats, rows, reference)
         write_json(self.run_dir / "attribution.json", {"fits": fits})
@@ -734,17 +735,9 @@ def _complete_groups(path: Path, n: int, targets: set[str]) -> set[tuple[str, st
             counts[(r["target"], r["procedure"], r["mode"])] += 1
     complete = {k for k, c in counts.items() if c == n}
     if len(complete) != len(counts):
-        _rewrite_csv(
+        rewrite_csv(
             path,
             SAMPLES_COLUMNS,
             [r for r in rows if r["target"] not in targets or (r["target"], r["procedure"], r["mode"]) in complete],
         )
     return complete
-
-
-def _rewrite_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    with CsvAppender(tmp, columns) as out:
-        out.write_many(rows)
-    tmp.replace(path)

@@ -287,3 +287,83 @@ def test_mcu_qemu_run_prices_instructions_and_reports_what_early_exit_saves(firs
         assert modes["full"]["instructions_per_mac"] > 1 and modes["full"]["pj_per_mac"] > 0
         check = fit["early_exit"]["exit_check"]
         assert check is None or check["instructions_per_check"] > 0
+
+
+def _mcu_config(tmp_path: Path, max_samples: int) -> Path:
+    config = tmp_path / "mcu.yaml"
+    config.write_text(
+        TINY.read_text().replace("targets: [cpu]", "targets: [mcu-sim]")
+        + f"mcu: {{max_samples: {max_samples}, repeats: 2, modes: [full, light, depth-1]}}\n"
+    )
+    return config
+
+
+def _keys(rows: list[dict]) -> list[tuple]:
+    return sorted(
+        (r["target"], r["procedure"], r["mode"], r["sample"], r["pred"], r["exit_layer"], r["macs"]) for r in rows
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
+def test_a_run_stopped_in_the_mcu_stage_leaves_no_process_and_resumes(first_run, tmp_path, sig):
+    """The simulated logger and the DUT die with the run, however it is stopped, and the resume completes
+    with the rows an uninterrupted run has."""
+    from ffenergy.children import stale_children
+
+    root, _, _ = first_run
+    config = _mcu_config(tmp_path, max_samples=6)
+    env = dict(os.environ, FFENERGY_CACHE=str(root / "cache"))
+    command = [sys.executable, "-m", "ffenergy", "run", str(config), "--no-progress", "--out"]
+    proc = subprocess.Popen(
+        [*command, str(tmp_path / "cut")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:  # until the MCU stage has measured a few windows
+        found = list((tmp_path / "cut").glob("*/windows.csv"))
+        if found and len(read_rows(found[0])) >= 3:
+            break
+        time.sleep(0.1)
+    (run_dir,) = (tmp_path / "cut").iterdir()
+    assert stale_children(run_dir.resolve()), "the MCU stage should be running its logger and DUT now"
+    proc.send_signal(sig)
+    text, _ = proc.communicate(timeout=60)
+    time.sleep(5)
+    assert stale_children(run_dir.resolve()) == [], f"processes of the run outlived it:\n{text}"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143 and f"--resume {run_dir}" in text
+        assert manifest["stages"]["hil"] == "interrupted"
+    done = subprocess.run(
+        [sys.executable, "-m", "ffenergy", "run", "--resume", str(run_dir), "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    whole = subprocess.run([*command, str(tmp_path / "whole")], env=env, capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    (whole_dir,) = (tmp_path / "whole").iterdir()
+    assert _keys(read_rows(run_dir / "samples.csv")) == _keys(read_rows(whole_dir / "samples.csv"))
+    windows = [
+        (w["target"], w["procedure"], w["mode"], w["repeat"], w["domain"]) for w in read_rows(run_dir / "windows.csv")
+    ]
+    assert len(windows) == len(set(windows)) == len(read_rows(whole_dir / "windows.csv"))
+
+
+def test_two_cold_runs_sharing_one_model_cache_both_finish(tmp_path):
+    env = dict(os.environ, FFENERGY_CACHE=str(tmp_path / "fresh-cache"))
+    command = [sys.executable, "-m", "ffenergy", "run", str(TINY), "--no-progress", "--meter", "none"]
+    procs = [
+        subprocess.Popen(
+            [*command, "--out", str(tmp_path / f"out{k}")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for k in range(2)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert not list((tmp_path / "fresh-cache").rglob("*.tmp"))

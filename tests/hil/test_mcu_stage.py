@@ -266,3 +266,57 @@ def test_a_dead_meter_process_is_named_not_blamed_on_the_dut(firmware, data, tmp
         ):
             run_mcu_stage(dut, session.meter, x, y, MODES, REPEATS, samples, windows, "mcu-sim")
     assert len(read_rows(tmp_path / "samples.csv")) == 4
+
+
+def test_a_sample_whose_window_row_was_never_written_is_measured_again(tmp_path):
+    from ffenergy.experiment.mcu_stage import drop_torn_rows
+
+    def sample(proc, mode, idx, target="mcu-sim"):
+        return {
+            "target": target,
+            "procedure": proc,
+            "mode": mode,
+            "sample": idx,
+            "label": 0,
+            "pred": 0,
+            "exit_layer": 1,
+            "macs": 10,
+            "correct": 1,
+        }
+
+    def window(proc, mode, idx, target="mcu-sim"):
+        return {
+            "target": target,
+            "meter": "ina226",
+            "domain": "dut",
+            "procedure": proc,
+            "mode": mode,
+            "repeat": idx,
+            "n_inferences": 2,
+            "duration_s": 0.1,
+            "energy_j": 1e-3,
+        }
+
+    with (
+        CsvAppender(tmp_path / "samples.csv", SAMPLES_COLUMNS) as s,
+        CsvAppender(tmp_path / "windows.csv", WINDOWS_COLUMNS) as w,
+    ):
+        s.write_many(
+            [
+                sample("mp", "full", 0),
+                sample("mp", "full", 1),
+                sample("mp", "full", 2),
+                sample("mp", "full", 0, "mcu-qemu"),
+            ]
+        )
+        w.write_many(
+            [window("mp", "full", 0), window("mp", "full", 1), window("mp", "light", 0)]
+        )  # 2 torn, light the reverse
+    assert drop_torn_rows(tmp_path, "mcu-sim") == 2
+    assert [(r["mode"], r["sample"]) for r in read_rows(tmp_path / "samples.csv") if r["target"] == "mcu-sim"] == [
+        ("full", "0"),
+        ("full", "1"),
+    ]
+    assert len(read_rows(tmp_path / "samples.csv")) == 3  # another target's rows stay
+    assert [(r["mode"], r["repeat"]) for r in read_rows(tmp_path / "windows.csv")] == [("full", "0"), ("full", "1")]
+    assert drop_torn_rows(tmp_path, "mcu-sim") == 0
