@@ -14,7 +14,7 @@ import os
 from ffenergy.firmware.boards import BOARDS
 from ffenergy.registry import Registry
 
-TARGETS: Registry[str] = Registry("target")
+TARGETS: Registry[str] = Registry("target", "ffenergy.targets")
 TARGETS.register("cpu", "ffenergy.targets.host:HostTarget", "this machine's CPU, with torch", device="cpu")
 TARGETS.register("cuda", "ffenergy.targets.host:HostTarget", "an NVIDIA GPU, with torch", device="cuda")
 TARGETS.register(
