@@ -10,6 +10,7 @@ import types
 
 import pytest
 
+from ffenergy.analysis.load import load_frames
 from ffenergy.analysis.stats import mean_ci95
 from ffenergy.config import MeasurementConfig
 from ffenergy.contract import WINDOWS_COLUMNS, read_rows
@@ -146,6 +147,8 @@ def test_results_append_to_the_contract_files_and_a_name_is_never_measured_twice
     manifest = json.loads((out / "manifest.json").read_text())
     assert [m["name"] for m in manifest["meters"]] == ["simulated"]
     assert [s["names"] for s in manifest["profiles"]] == [["first"], ["second"]]
+    windows = load_frames(out).windows  # the public loader reads a profiled directory like a run's
+    assert set(windows["procedure"]) == {"idle", "first", "second"} and len(windows) == len(rows)
     with pytest.raises(ValueError, match="first/full already measured on cpu/simulated"):
         profile(batch, "first", meter="simulated", method=FAST, out=out)
 
