@@ -496,7 +496,7 @@ class Runner:
                         "energy_j_per_inference": e.net_j_per_inference if e else None,
                         "energy_ci95_j": e.net_ci95_j if e else None,
                         "energy_reduction": e_full.net_j_per_inference / e.net_j_per_inference
-                        if e and e_full
+                        if e and e_full and e.net_j_per_inference != 0  # a flat power log nets exactly zero
                         else None,
                         "n_samples": s.n_samples,
                         "n_repeats": e.n_repeats if e else 0,
