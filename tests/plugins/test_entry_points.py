@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ffenergy.meters.registry import METERS
 from ffenergy.registry import PluginError, Registry, UnknownName
@@ -49,7 +50,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         site,
         "benchmeter",
         "1.2",
-        {"ffenergy.meters": GROUP},
+        {"ffenergy.meters": GROUP, "ffenergy.learners": {"not-a-learner": "benchmeter_plugins:wrong"}},
         {
             "benchmeter_plugins": SPEC,
             "benchmeter_impl": IMPL,
@@ -145,3 +146,15 @@ def test_every_command_keeps_working_beside_broken_plugins(site):
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
     assert "good" in _cli(site, "run", "--help").stdout  # a host meter plug-in is a --meter choice
+
+
+def test_a_run_naming_a_broken_plugin_stops_with_one_line_naming_the_package(site, tmp_path):
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "experiments" / "tiny.yaml").read_text())
+    config["inference"]["procedures"] = ["not-a-learner"]
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(config))
+    done = _cli(site, "run", str(tmp_path / "broken.yaml"), "--out", str(tmp_path / "results"), "--no-progress")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if "not-a-learner" in line]
+    assert line.startswith("error: plug-in: plug-in learner 'not-a-learner' from benchmeter 1.2: ")
+    assert "is not a subclass of ffenergy.learners.base.Learner" in line
