@@ -56,8 +56,13 @@ def target_status(name: str) -> tuple[bool, str]:
     device = entry.fact("device")
     if device == "cpu":
         return True, f"torch {_torch_version()}, {os.cpu_count()} cores"
-    if device == "cuda":
+    if isinstance(device, str) and device.startswith("cuda"):
         return _cuda_status()
+    if device is not None or not entry.fact("mcu") or entry.fact("board") not in BOARDS:
+        return (
+            False,
+            f"device {device!r} and board {entry.fact('board')!r}: a target runs on cpu or cuda, or is an mcu on a board",
+        )
     board = BOARDS.get(entry.fact("board"))
     missing = board.missing_tools()
     tools = f"missing {', '.join(missing)} ({board.install_hint(missing)})" if missing else "toolchain found"

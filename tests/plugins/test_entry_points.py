@@ -22,6 +22,8 @@ from ffenergy.registry import Plugin
 good = Plugin("benchmeter_impl:BenchMeter", "a bench's own meter", {"provenance": "measured", "host": True})
 wrong = Plugin("benchmeter_impl:NotAMeter", "names a function, not a Meter")
 unimportable = Plugin("benchmeter_missing:Meter", "names a module that is not there")
+gpu1 = Plugin("ffenergy.targets.host:HostTarget", "the second GPU", {"device": "cuda:1"})
+nowhere = Plugin("ffenergy.targets.host:HostTarget", "says neither a device nor a board")
 """
 IMPL = '''
 from ffenergy.meters.simulated import SimulatedMeter
@@ -50,7 +52,11 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         site,
         "benchmeter",
         "1.2",
-        {"ffenergy.meters": GROUP, "ffenergy.learners": {"not-a-learner": "benchmeter_plugins:wrong"}},
+        {
+            "ffenergy.meters": GROUP,
+            "ffenergy.learners": {"not-a-learner": "benchmeter_plugins:wrong"},
+            "ffenergy.targets": {"second-gpu": "benchmeter_plugins:gpu1", "nowhere": "benchmeter_plugins:nowhere"},
+        },
         {
             "benchmeter_plugins": SPEC,
             "benchmeter_impl": IMPL,
@@ -141,6 +147,12 @@ def test_every_command_keeps_working_beside_broken_plugins(site):
     assert "plug-in meter 'broken' from benchmeter 1.2 refused: cannot load" in rows["broken"]
     warnings = [line for line in meters.stderr.splitlines() if line.strip()]
     assert len(warnings) == 3 and all("refused" in line and "Traceback" not in line for line in warnings)
+    targets = _cli(site, "targets")
+    rows = {line.split()[0]: line.split() for line in targets.stdout.splitlines()[1:]}
+    assert rows["second-gpu"][1:4] == ["benchmeter", "1.2", "no"] and rows["cpu"][1:3] == ["built-in", "yes"]
+    assert rows["nowhere"][1:4] == ["benchmeter", "1.2", "no"] and "a target runs on cpu or cuda" in " ".join(
+        rows["nowhere"]
+    )
     for argv in (["targets"], ["--help"], ["run", "--help"]):
         done = _cli(site, *argv)
         assert done.returncode == 0, done.stderr

@@ -118,26 +118,11 @@ def test_idle_drift_is_checked_and_named(caplog):
 
 def test_results_append_to_the_contract_files_and_a_name_is_never_measured_twice(tmp_path):
     out = tmp_path / "my-model"
-    profile(
-        batch,
-        "first",
-        inferences=10,
-        macs=1_000_000,
-        meter="simulated",
-        meter_options={"update_period_s": 1e-4},
-        method=FAST,
-        out=out,
-    )
-    profile(
-        batch,
-        "second",
-        inferences=10,
-        macs=1_000_000,
-        meter="simulated",
-        meter_options={"update_period_s": 1e-4},
-        method=FAST,
-        out=out,
-    )
+    for name in ("first", "second"):  # two sessions into one directory, the meter by its registered name
+        options = {"update_period_s": 1e-4}
+        profile(
+            batch, name, inferences=10, macs=1_000_000, meter="simulated", meter_options=options, method=FAST, out=out
+        )
     rows = read_rows(out / "windows.csv")
     assert list(rows[0]) == WINDOWS_COLUMNS
     total = [r for r in rows if r["domain"] == "total"]
