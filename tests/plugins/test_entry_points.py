@@ -170,3 +170,34 @@ def test_a_run_naming_a_broken_plugin_stops_with_one_line_naming_the_package(sit
     (line,) = [line for line in done.stderr.splitlines() if "not-a-learner" in line]
     assert line.startswith("error: plug-in: plug-in learner 'not-a-learner' from benchmeter 1.2: ")
     assert "is not a subclass of ffenergy.learners.base.Learner" in line
+
+
+def _registries() -> list[tuple[Registry, str, object]]:
+    """Every registry, its entry-point group and one object of its kind."""
+    import ffenergy.data.mnist as mnist
+    from ffenergy.data.registry import DATASETS
+    from ffenergy.firmware.boards import BOARDS
+    from ffenergy.learners import LEARNERS
+    from ffenergy.learners.backprop import BackpropMultiExit
+    from ffenergy.meters.simulated import SimulatedMeter
+    from ffenergy.targets.registry import TARGETS
+
+    return [
+        (METERS, "ffenergy.meters", SimulatedMeter),
+        (LEARNERS, "ffenergy.learners", BackpropMultiExit),
+        (BOARDS, "ffenergy.boards", BOARDS.get("host")),
+        (DATASETS, "ffenergy.datasets", mnist),
+        (TARGETS, "ffenergy.targets", None),  # targets are facts: no object to check
+    ]
+
+
+def test_every_registry_reads_its_group_and_checks_the_kind_of_a_plugin_object():
+    for registry, group, good in _registries():
+        assert registry.group == group
+        if registry.check is None:
+            assert good is None
+            continue
+        registry.check(good)
+        for wrong in (len, "a string", object()):
+            with pytest.raises(TypeError, match="is not"):
+                registry.check(wrong)
