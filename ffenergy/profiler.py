@@ -37,7 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ffenergy.analysis.stats import EnergySummary, idle_drift, summarise
+from ffenergy.analysis.stats import idle_drift, summarise
 from ffenergy.config import MeasurementConfig
 from ffenergy.contract import WINDOWS_COLUMNS, CsvAppender, read_rows
 from ffenergy.measure import TOTAL, MethodConfig, WindowResult, Workload, measure, next_idle_index, window_rows
@@ -171,6 +171,7 @@ class Profiler:
         """
         meter = self.open()
         info = meter.info
+        started = _now()
         sync = self._sync or _cuda_sync()
         target = self._target or ("cuda" if sync is not None and self._sync is None else "cpu")
         workloads: dict[Hashable, Workload] = {
@@ -201,7 +202,7 @@ class Profiler:
         finally:
             if appender is not None:
                 appender.close()
-        record = self._record(meter, sync, target)
+        record = {**self._record(meter, sync, target), "started": started}
         if self.out is not None:
             _record_session(self.out, record, sorted(fns), mode)
         return self._profiles(windows, target, record, mode)
@@ -222,7 +223,7 @@ class Profiler:
         return existing
 
     def _record(self, meter: Meter, sync: Callable[[], None] | None, target: str) -> dict[str, Any]:
-        from ffenergy.experiment.manifest import host_info, now_iso, versions
+        from ffenergy.experiment.manifest import host_info, versions
 
         info = meter.info
         return {
@@ -239,7 +240,7 @@ class Profiler:
             "sync": "custom" if self._sync else "cuda" if sync is not None else "none",
             "versions": versions(),
             "host": host_info(),
-            "finished": now_iso(),
+            "finished": _now(),
         }
 
     def _profiles(
@@ -257,48 +258,36 @@ class Profiler:
         idle_w = sum(w.idle_power_w[TOTAL] for w in idle) / len(idle) if idle else None
         found: dict[str, Profile] = {}
         for key, s in summarise(windows, TOTAL).items():
-            name = key[0]  # type: ignore[index]  # keys are (name, mode)
-            work = tuple(w for w in windows if w.key == key)
-            found[name] = _profile(
-                name, mode, target, info, record, s, work + tuple(idle), idle_w, drift.max_abs, drift.ok
+            work = [w for w in windows if w.key == key]
+            name = work[0].key[0]  # type: ignore[index]  # keys are (name, mode)
+            found[name] = Profile(
+                name=name,
+                mode=mode,
+                target=target,
+                meter=info["name"],
+                provenance=info["provenance"],
+                n_repeats=s.n_repeats,
+                inferences_per_window=sum(w.n_inferences for w in work) / len(work),
+                window_s=record["method"]["window_s"],
+                mean_window_s=s.mean_duration_s,
+                macs_per_inference=s.macs_per_inference,
+                gross_j_per_inference=s.gross_j_per_inference,
+                gross_ci95_j=s.gross_ci95_j,
+                net_j_per_inference=s.net_j_per_inference,
+                net_ci95_j=s.net_ci95_j,
+                idle_power_w=idle_w,
+                idle_drift_max=drift.max_abs,
+                drift_ok=drift.ok,
+                windows=(*work, *idle),
+                record=record,
             )
         return found
 
 
-def _profile(
-    name: str,
-    mode: str,
-    target: str,
-    info: Mapping[str, Any],
-    record: dict[str, Any],
-    s: EnergySummary,
-    windows: tuple[WindowResult, ...],
-    idle_w: float | None,
-    drift_max: float | None,
-    drift_ok: bool,
-) -> Profile:
-    work = [w for w in windows if w.kind == "work"]
-    return Profile(
-        name=name,
-        mode=mode,
-        target=target,
-        meter=info["name"],
-        provenance=info["provenance"],
-        n_repeats=s.n_repeats,
-        inferences_per_window=sum(w.n_inferences for w in work) / len(work),
-        window_s=record["method"]["window_s"],
-        mean_window_s=s.mean_duration_s,
-        macs_per_inference=s.macs_per_inference,
-        gross_j_per_inference=s.gross_j_per_inference,
-        gross_ci95_j=s.gross_ci95_j,
-        net_j_per_inference=s.net_j_per_inference,
-        net_ci95_j=s.net_ci95_j,
-        idle_power_w=idle_w,
-        idle_drift_max=drift_max,
-        drift_ok=drift_ok,
-        windows=windows,
-        record=record,
-    )
+def _now() -> str:
+    from ffenergy.experiment.manifest import now_iso
+
+    return now_iso()
 
 
 def _no_sync() -> None:
