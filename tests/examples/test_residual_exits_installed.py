@@ -4,12 +4,14 @@ its meter (fed by the package's stand-in bench logger) and ``ffenergy plot`` on 
 
 No network: the fresh venv has no pip of its own and reaches this venv's site-packages (torch,
 numpy, pip, setuptools) through a ``.pth`` file; the ffenergy checkout and the example are
-installed into it with ``--no-deps --no-build-isolation``.
+installed into it with ``--no-deps --no-build-isolation``, each from a copy under the test's temp
+dir, so the builds leave nothing (``build/``, ``*.egg-info``) in the checkout.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -42,10 +44,20 @@ def _venv(path: Path) -> Path:
     return python
 
 
+def _sources(to: Path) -> list[Path]:
+    """Copies of what pip builds: the ffenergy package (its pyproject, README and code) and the example folder."""
+    skip = shutil.ignore_patterns("__pycache__", "build", "*.egg-info")
+    shutil.copytree(ROOT / "ffenergy", to / "ffenergy" / "ffenergy", ignore=skip)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, to / "ffenergy" / name)
+    shutil.copytree(EXAMPLE, to / "example", ignore=skip)
+    return [to / "ffenergy", to / "example"]
+
+
 def test_the_installed_example_runs_end_to_end_and_plots(tmp_path):
     python = _venv(tmp_path / "venv")
     subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT), str(EXAMPLE)],
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", *_sources(tmp_path / "src")],
         check=True,
         timeout=300,
         cwd=tmp_path,
