@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ffenergy import __version__
+from ffenergy.registry import PluginError, Registry
 
 log = logging.getLogger("ffenergy")
 
@@ -36,6 +37,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         (MeterError, 4, "meter"),
         ((TargetUnavailable, ToolchainMissing, DutError), 5, "target"),
         (OSError, 6, "file"),
+        (PluginError, 2, "plug-in"),
         ((RunError, RunBusy), 1, "run"),
     )
 
@@ -99,26 +101,40 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return plot_command(args.results, args.fmt, args.jobs)
 
 
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    """Left-aligned columns, the last one as wide as it needs."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        print("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]).rstrip())
+
+
+def _refused_rows(registry: Registry, width: int) -> list[list[str]]:
+    """A row per plug-in the registry refused: its name, where from, not usable, and why."""
+    return [[name, *[""] * (width - 4), "plug-in", "no", why] for name, why in registry.refused().items()]
+
+
 def _cmd_meters(args: argparse.Namespace) -> int:
     from ffenergy.meters.auto import available_meters
+    from ffenergy.meters.registry import METERS
 
-    statuses = available_meters()
-    width = max(len(s.name) for s in statuses)
-    print(f"{'meter'.ljust(width)}  {'provenance':<10}  usable  reason")
-    for s in statuses:
-        print(f"{s.name.ljust(width)}  {s.provenance:<10}  {'yes' if s.usable else 'no':<6}  {s.reason}")
+    rows = [
+        [s.name, s.provenance, METERS.entry(s.name).origin, "yes" if s.usable else "no", s.reason]
+        for s in available_meters()
+    ]
+    _print_table(["meter", "provenance", "from", "usable", "reason"], rows + _refused_rows(METERS, 5))
     return 0
 
 
 def _cmd_targets(args: argparse.Namespace) -> int:
     from ffenergy.targets.registry import TARGETS, target_status
 
-    width = max(len(name) for name in TARGETS.names())
-    print(f"{'target'.ljust(width)}  usable  reason")
-    for name in TARGETS.names():
-        usable, reason = target_status(name)
-        print(f"{name.ljust(width)}  {'yes' if usable else 'no':<6}  {reason}")
+    rows = [[name, TARGETS.entry(name).origin, *_usable(target_status(name))] for name in TARGETS.names()]
+    _print_table(["target", "from", "usable", "reason"], rows + _refused_rows(TARGETS, 4))
     return 0
+
+
+def _usable(status: tuple[bool, str]) -> list[str]:
+    return ["yes" if status[0] else "no", status[1]]
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from ffenergy.data.registry import DATASETS
 from ffenergy.firmware.boards import BOARDS
 from ffenergy.learners import LEARNERS
 from ffenergy.learners.options import LearnerOptionsError, check_learner_options
+from ffenergy.measure import MethodConfig
 from ffenergy.meters.registry import host_meter_choices
 from ffenergy.targets.registry import TARGETS
 from ffenergy.vocabulary import all_modes
@@ -104,6 +105,12 @@ class MeasurementConfig:
     max_idle_drift: float = 0.05  # warn when idle power moves more than this between consecutive idle windows
     procedures: list[str] = field(default_factory=list)  # empty: every inference procedure
     seed: int = 0
+
+    def method(self) -> MethodConfig:
+        """How ``ffenergy run`` (and ``ffenergy.profiler`` by default) sizes and repeats windows."""
+        return MethodConfig(
+            repeats=self.repeats, min_window_s=self.min_window_s, warmup_s=self.warmup_s, seed=self.seed
+        )
 
 
 @dataclass

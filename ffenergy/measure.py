@@ -15,9 +15,9 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Collection, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from tqdm import tqdm
 
@@ -25,6 +25,7 @@ from ffenergy.meters.base import Meter, MeterError, WindowEnergy
 
 Key = Hashable
 TOTAL = "total"
+IDLE = "idle"  # the procedure and mode of idle windows in windows.csv
 T = TypeVar("T")
 
 
@@ -103,6 +104,21 @@ class WindowResult:
             }
             for d, j in self.joules.items()
         ]
+
+
+def window_rows(window: WindowResult, target: str, meter: str) -> list[dict[str, Any]]:
+    """``windows.csv`` rows of a window whose key is ``(procedure, mode)`` (idle windows: ``idle``, ``idle``)."""
+    procedure, mode = (IDLE, IDLE) if window.key is None else cast(tuple[str, str], window.key)
+    return [
+        {"target": target, "meter": meter, "procedure": procedure, "mode": mode, **row} for row in window.domain_rows()
+    ]
+
+
+def next_idle_index(rows: Iterable[Mapping[str, str]], target: str, meter: str) -> int:
+    """The index the next idle window of (target, meter) takes after the ``windows.csv`` rows on disk."""
+    return sum(
+        1 for r in rows if (r["target"], r["meter"], r["procedure"], r["domain"]) == (target, meter, IDLE, TOTAL)
+    )
 
 
 def _with_total(energy: WindowEnergy) -> dict[str, float]:

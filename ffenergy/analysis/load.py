@@ -29,18 +29,20 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ffenergy.contract import (
     EXAMPLE_FILE,
     EXPECTED_FILES,
+    PER_CLASS_COLUMNS,
     RECORDING_FILE,
     SAMPLES_COLUMNS,
     SUMMARY_COLUMNS,
     SWEEP_COLUMNS,
     TRACE_COLUMNS,
+    WINDOWS_COLUMNS,
     EarlyExitCosts,
     Fit,
     ModeCost,
@@ -48,6 +50,9 @@ from ffenergy.contract import (
     SweepRow,
 )
 from ffenergy.vocabulary import PROVENANCES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class RunLoadError(ValueError):
@@ -566,3 +571,94 @@ def _load_trace(path: Path) -> Trace:
     if np.any(np.diff(trace.t_s) < 0):
         raise RunLoadError(f"{path}: t_s goes backwards; the trace must be in time order")
     return trace
+
+
+# --- result files as pandas DataFrames (the public loader; pandas is the [frames] extra) -----------
+
+# file -> (the contract's columns, those that hold text: every other column is read as float, NaN where empty)
+FRAME_FILES: dict[str, tuple[list[str], tuple[str, ...]]] = {
+    "summary": (SUMMARY_COLUMNS, ("dataset", "target", "meter", "provenance", "procedure", "mode")),
+    "samples": (SAMPLES_COLUMNS, ("target", "procedure", "mode")),
+    "windows": (WINDOWS_COLUMNS, ("target", "meter", "domain", "procedure", "mode")),
+    "sweep": (SWEEP_COLUMNS, ("target", "procedure", "statistic", "exit_fractions")),
+    "per_class": (PER_CLASS_COLUMNS, ("target", "procedure", "mode", "class")),
+}
+RUN_COLUMNS = ["run_id", "path", "config", "dataset", "meters", "started", "finished", "ffenergy", "git_commit"]
+FIT_COLUMNS = [f.name for f in dataclasses.fields(Fit)]
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Result files of one or more runs as pandas DataFrames, one row per file row.
+
+    Every frame starts with ``run_id``; then the contract's columns in its order (docs/DESIGN.md
+    section 5), a column an older run lacks filled with NaN. Text columns are str, the others float.
+    ``runs`` has one row per run (``RUN_COLUMNS``), ``fits`` one per attribution.json fit (``Fit``'s fields).
+    A run without a file contributes no rows to its frame.
+    """
+
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    samples: pd.DataFrame
+    windows: pd.DataFrame
+    sweep: pd.DataFrame
+    per_class: pd.DataFrame
+    fits: pd.DataFrame
+
+
+def load_frames(*paths: str | Path) -> Frames:
+    """Load run directories (or folders holding runs, sweep directories included) as DataFrames.
+
+    Needs pandas (``pip install 'ffenergy[frames]'``). Raises :class:`RunLoadError` naming the file
+    and line of anything unreadable, as :func:`load_run` does.
+    """
+    try:
+        import pandas as pd
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            "load_frames needs pandas, which ffenergy does not install by default: pip install 'ffenergy[frames]'"
+        ) from exc
+    runs = [run for path in paths for run in find_runs(Path(path))]
+    if not runs:
+        raise RunLoadError(f"no run directory (with a manifest.json) at or under {', '.join(map(str, paths))}")
+    tables: dict[str, list[pd.DataFrame]] = {name: [] for name in (*FRAME_FILES, "fits")}
+    run_rows = []
+    for run in runs:
+        manifest = _load_manifest(run / "manifest.json")
+        run_rows.append(_run_row(run, manifest))
+        for name, (columns, text) in FRAME_FILES.items():
+            if (run / f"{name}.csv").is_file():
+                tables[name].append(_frame(pd, run / f"{name}.csv", manifest.run_id, columns, text))
+        if (run / "attribution.json").is_file():
+            fits = [dataclasses.asdict(f) for f in _load_fits(run / "attribution.json")[0]]
+            tables["fits"].append(pd.DataFrame(fits, columns=FIT_COLUMNS).assign(run_id=manifest.run_id))
+    header = {name: cols for name, (cols, _) in FRAME_FILES.items()} | {"fits": FIT_COLUMNS}
+    frames = {name: _concat(pd, found, ["run_id", *header[name]]) for name, found in tables.items()}
+    return Frames(runs=pd.DataFrame(run_rows, columns=RUN_COLUMNS), **frames)
+
+
+def _run_row(path: Path, manifest: RunManifest) -> dict[str, Any]:
+    raw = manifest.raw
+    return {
+        "run_id": manifest.run_id,
+        "path": str(path),
+        "config": manifest.config_name,
+        "dataset": manifest.dataset,
+        "meters": ";".join(m.name for m in manifest.meters),
+        "started": raw.get("started"),
+        "finished": raw.get("finished"),
+        "ffenergy": manifest.versions.get("ffenergy"),
+        "git_commit": manifest.versions.get("git_commit"),
+    }
+
+
+def _frame(pd: Any, path: Path, run_id: str, columns: list[str], text: tuple[str, ...]) -> pd.DataFrame:
+    table = _Table(path, [c for c in text if c in ("target", "procedure", "mode")])
+    data = {c: table.text(c) if c in text else table.floats(c, optional=True) for c in columns}
+    return pd.DataFrame({"run_id": [run_id] * table.n, **data}, columns=["run_id", *columns])
+
+
+def _concat(pd: Any, frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]

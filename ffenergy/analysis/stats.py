@@ -83,6 +83,28 @@ def round_drifts(idle_powers_w: Sequence[float]) -> list[float]:
     return [(b - a) / a if a > 0 else math.nan for a, b in zip(idle_powers_w, idle_powers_w[1:])]
 
 
+@dataclass(frozen=True)
+class IdleDrift:
+    """How far idle power moved across the rounds of one (target, meter)."""
+
+    max_abs: float | None  # the largest relative change between consecutive idle windows; None without two
+    moved: tuple[str, ...]  # "idle 2->3: +7.1%" for every change above the limit
+
+    @property
+    def ok(self) -> bool:
+        return not self.moved
+
+
+def idle_drift(idle: Sequence[tuple[int, float]], limit: float) -> IdleDrift:
+    """Drift of ``(idle window index, idle power W)`` pairs (any order) against a relative ``limit``."""
+    ordered = sorted(idle)
+    drifts = round_drifts([power for _, power in ordered])
+    moved = tuple(
+        f"idle {ordered[i][0]}->{ordered[i + 1][0]}: {d:+.1%}" for i, d in enumerate(drifts) if abs(d) > limit
+    )
+    return IdleDrift(max(abs(d) for d in drifts) if drifts else None, moved)
+
+
 def r_squared(y: np.ndarray, fitted: np.ndarray) -> float:
     """Coefficient of determination; NaN when ``y`` is flat (R² is undefined there)."""
     ss_tot = float(((y - y.mean()) ** 2).sum())

@@ -12,7 +12,13 @@ from typing import Any
 from ffenergy.data.base import Dataset
 from ffenergy.registry import Registry
 
-DATASETS: Registry[ModuleType] = Registry("dataset")
+
+def _check_loader(obj: object) -> None:
+    if not (callable(getattr(obj, "load", None)) and isinstance(getattr(obj, "Options", None), type)):
+        raise TypeError(f"{obj!r} is not a dataset loader module (an Options dataclass and a load function)")
+
+
+DATASETS: Registry[ModuleType] = Registry("dataset", "ffenergy.datasets", _check_loader)
 REMOTE = ("local", "download")  # the ``sources`` of a dataset read from data.path or downloaded
 DATASETS.register(
     "mnist",

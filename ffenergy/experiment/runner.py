@@ -23,7 +23,7 @@ from torch import nn
 
 from ffenergy.analysis.attribution import attribute, exit_distribution, windows_from_rows
 from ffenergy.analysis.metrics import macro_f1, mode_stats, per_class_rows
-from ffenergy.analysis.stats import round_drifts, summarise_rows
+from ffenergy.analysis.stats import idle_drift, summarise_rows
 from ffenergy.config import ExperimentConfig
 from ffenergy.contract import (
     PER_CLASS_COLUMNS,
@@ -54,7 +54,7 @@ from ffenergy.learners.base import Learner, LearnerOptionsError
 from ffenergy.learners.calibrate import Calibration, calibrate, select_alpha
 from ffenergy.learners.exits import batched_depth_scores, exits_from_scores
 from ffenergy.learners.policy import Choice, choose
-from ffenergy.measure import MethodConfig, Workload, measure
+from ffenergy.measure import Workload, measure, next_idle_index, window_rows
 from ffenergy.meters.auto import auto_meter, make_meter
 from ffenergy.meters.base import Meter, MeterUnavailable
 from ffenergy.meters.codecarbon_meter import CarbonIntensity, grams_co2_per_1000_inferences, resolve_intensity
@@ -359,7 +359,7 @@ class Runner:
         path = self.run_dir / "windows.csv"
         existing = read_rows(path)
         m = self.cfg.measurement
-        method = MethodConfig(repeats=m.repeats, min_window_s=m.min_window_s, warmup_s=m.warmup_s, seed=m.seed)
+        method = m.method()
         x = data.x_test
         for target in self.host_targets():
             meter = self.open_meter(meter_name, target)
@@ -401,25 +401,15 @@ class Runner:
                 with CsvAppender(path, WINDOWS_COLUMNS) as out:
 
                     def on_window(w, _target=target.name, _meter=info.name) -> None:
-                        proc, mode = w.key if w.key is not None else ("idle", "idle")
-                        out.write_many(
-                            {"target": _target, "meter": _meter, "procedure": proc, "mode": mode, **row}
-                            for row in w.domain_rows()
-                        )
+                        out.write_many(window_rows(w, _target, _meter))
 
-                    n_idle = sum(
-                        1
-                        for r in existing
-                        if (r["target"], r["meter"], r["procedure"], r["domain"])
-                        == (target.name, info.name, "idle", "total")
-                    )
                     measure(
                         meter,
                         workloads,
                         method,
                         done=done,
                         on_window=on_window,
-                        first_idle_index=n_idle,
+                        first_idle_index=next_idle_index(existing, target.name, info.name),
                         progress=self.opts.progress,
                     )
             _to_cpu(procedures)
@@ -523,7 +513,7 @@ class Runner:
                         "energy_j_per_inference": e.net_j_per_inference if e else None,
                         "energy_ci95_j": e.net_ci95_j if e else None,
                         "energy_reduction": e_full.net_j_per_inference / e.net_j_per_inference
-                        if e and e_full
+                        if e and e_full and e.net_j_per_inference != 0  # a flat power log nets exactly zero
                         else None,
                         "n_samples": s.n_samples,
                         "n_repeats": e.n_repeats if e else 0,
@@ -545,25 +535,22 @@ class Runner:
     def check_drift(self, key: tuple[str, str], domain: str, windows: list[dict]) -> float | None:
         """The largest relative change of idle power between consecutive idle windows of (target, meter);
         a warning names the windows where it exceeds ``measurement.max_idle_drift``."""
-        idle = sorted(
+        idle = [
             (int(w["repeat"]), float(w["energy_j"]) / float(w["duration_s"]))
             for w in windows
             if (w["target"], w["meter"], w["procedure"], w["domain"]) == (*key, "idle", domain)
-        )
-        drifts = round_drifts([power for _, power in idle])
-        if not drifts:
-            return None
+        ]
         limit = self.cfg.measurement.max_idle_drift
-        moved = [f"idle {idle[i][0]}->{idle[i + 1][0]}: {d:+.1%}" for i, d in enumerate(drifts) if abs(d) > limit]
-        if moved:
+        drift = idle_drift(idle, limit)
+        if drift.moved:
             log.warning(
                 "%s/%s: idle power drifted by more than %.0f%% (%s); the net energies measured between "
                 "those idle windows carry up to that error",
                 *key,
                 100 * limit,
-                ", ".join(moved),
+                ", ".join(drift.moved),
             )
-        return max(abs(d) for d in drifts)
+        return drift.max_abs
 
     def carbon_intensity(self) -> CarbonIntensity | None:
         """The configured grid intensity (recorded in the manifest), or None."""

@@ -34,7 +34,12 @@ class Board:
         return f"{APT_HINT} {' '.join(sorted({self.tools[t] for t in missing}))}"
 
 
-BOARDS: Registry[Board] = Registry("board")
+def _check_board(obj: object) -> None:
+    if not isinstance(obj, Board):
+        raise TypeError(f"{obj!r} is not an ffenergy.firmware.boards.Board")
+
+
+BOARDS: Registry[Board] = Registry("board", "ffenergy.boards", _check_board)
 
 
 def buildable_boards() -> list[str]:

@@ -6,6 +6,7 @@ Adding a learner: one module with a ``Learner`` subclass, one ``LEARNERS.registe
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from ffenergy.registry import Registry
@@ -13,7 +14,15 @@ from ffenergy.registry import Registry
 if TYPE_CHECKING:
     from ffenergy.learners.base import Learner
 
-LEARNERS: Registry[type[Learner]] = Registry("learner")
+
+def _check_learner(obj: object) -> None:
+    # imported when a plug-in learner loads (it brings torch), so listing names keeps config torch-free
+    Learner = importlib.import_module("ffenergy.learners.base").Learner
+    if not (isinstance(obj, type) and issubclass(obj, Learner)):
+        raise TypeError(f"{obj!r} is not a subclass of ffenergy.learners.base.Learner")
+
+
+LEARNERS: Registry[type[Learner]] = Registry("learner", "ffenergy.learners", _check_learner)
 FF_OPTIONS = "ffenergy.learners.ff.options:FFOptions"  # mp, mp-pruned and op share one network and its options
 LEARNERS.register(
     "mp",

@@ -57,7 +57,7 @@ def check_meter_options(name: str, options: Mapping[str, Any]) -> None:
 
 def _probe(name: str, options: Mapping[str, Any]) -> tuple[Meter | None, MeterStatus]:
     entry = METERS.entry(name)
-    provenance = entry.fact("provenance")
+    provenance = entry.fact("provenance", "?")  # a plug-in may not say
     if entry.fact("needs_port") and not options:
         return None, MeterStatus(name, provenance, False, f"not probed: {entry.summary}; give its port option")
     try:

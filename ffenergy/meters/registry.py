@@ -15,7 +15,15 @@ from ffenergy.registry import Registry
 if TYPE_CHECKING:
     from ffenergy.meters.base import Meter
 
-METERS: Registry[type[Meter]] = Registry("meter")
+
+def _check_meter(obj: object) -> None:
+    from ffenergy.meters.base import Meter
+
+    if not (isinstance(obj, type) and issubclass(obj, Meter)):
+        raise TypeError(f"{obj!r} is not a subclass of ffenergy.meters.base.Meter")
+
+
+METERS: Registry[type[Meter]] = Registry("meter", "ffenergy.meters", _check_meter)
 METERS.register(
     "nvml", "ffenergy.meters.nvml:NvmlMeter", "NVIDIA GPU energy counter (NVML)", provenance="measured", host=True
 )

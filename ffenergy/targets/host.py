@@ -33,7 +33,7 @@ class HostTarget:
         device = TARGETS.entry(name).fact("device")
         if device is None:
             raise TargetUnavailable(f"target {name!r} is not a host target")
-        if device == "cuda" and not torch.cuda.is_available():
+        if device.startswith("cuda") and not torch.cuda.is_available():
             raise TargetUnavailable(
                 "target cuda: torch sees no CUDA device (torch.cuda.is_available() is False); "
                 "install a CUDA build of torch on a machine with an NVIDIA GPU, or remove cuda from targets"
@@ -42,8 +42,8 @@ class HostTarget:
 
     def describe(self) -> str:
         memory = "freed memory kept" if self.freed_memory_kept else "freed memory returned to the OS"
-        if self.device == "cuda":
-            return f"{torch.cuda.get_device_name(0)}, host {memory}"
+        if self.device.startswith("cuda"):
+            return f"{torch.cuda.get_device_name(self.device)}, host {memory}"
         return f"CPU, {torch.get_num_threads()} torch threads, {memory}"
 
     def deploy(self, learner: Learner) -> Learner:
@@ -51,8 +51,8 @@ class HostTarget:
         return learner
 
     def sync(self) -> None:
-        if self.device == "cuda":
-            torch.cuda.synchronize()
+        if self.device.startswith("cuda"):  # cuda or cuda:N
+            torch.cuda.synchronize(self.device)
 
     def predict(
         self, learner: Learner, x: np.ndarray, thresholds: Sequence[float] | None, depth: int | None, batch_size: int

@@ -14,7 +14,7 @@ import os
 from ffenergy.firmware.boards import BOARDS
 from ffenergy.registry import Registry
 
-TARGETS: Registry[str] = Registry("target")
+TARGETS: Registry[str] = Registry("target", "ffenergy.targets")
 TARGETS.register("cpu", "ffenergy.targets.host:HostTarget", "this machine's CPU, with torch", device="cpu")
 TARGETS.register("cuda", "ffenergy.targets.host:HostTarget", "an NVIDIA GPU, with torch", device="cuda")
 TARGETS.register(
@@ -56,8 +56,13 @@ def target_status(name: str) -> tuple[bool, str]:
     device = entry.fact("device")
     if device == "cpu":
         return True, f"torch {_torch_version()}, {os.cpu_count()} cores"
-    if device == "cuda":
+    if isinstance(device, str) and device.startswith("cuda"):
         return _cuda_status()
+    if device is not None or not entry.fact("mcu") or entry.fact("board") not in BOARDS:
+        return (
+            False,
+            f"device {device!r} and board {entry.fact('board')!r}: a target runs on cpu or cuda, or is an mcu on a board",
+        )
     board = BOARDS.get(entry.fact("board"))
     missing = board.missing_tools()
     tools = f"missing {', '.join(missing)} ({board.install_hint(missing)})" if missing else "toolchain found"
