@@ -34,6 +34,15 @@ class BoardProfile:
     supply_v: float
     run_ua_per_mhz: float  # datasheet run-mode supply current per MHz (typical, code from flash)
     source: str  # the datasheet and the figure used
+    # measured mean power in the inference windows of real recordings of this board ÷ the profile's simulated
+    # mean power in an int8 run (benchmarks/board_profiles.py); None where no recording of the board exists
+    measured_ratio: float | None = None
+    measured_note: str = ""
+
+    @property
+    def off_measured(self) -> bool:
+        """More than 25 % off the real board: an uncalibrated run says so in its manifest."""
+        return self.measured_ratio is not None and not 1 / 1.25 <= self.measured_ratio <= 1.25
 
     def model(self, scale: float = 1.0, **overrides: float) -> EnergyModel:
         """The ``EnergyModel`` of this board, every energy multiplied by ``scale`` (1: uncalibrated)."""
@@ -73,6 +82,9 @@ PROFILES: dict[str, BoardProfile] = {
             110.0,
             "STMicroelectronics DS12023 (STM32L4R5xx): 110 µA/MHz in Run mode (LDO), 120 MHz in Range 1 boost;"
             " 1.8 V as in the MLPerf Tiny v1.2 LPM01A sessions",
+            measured_ratio=1.775,
+            measured_note="simulated 23.5 mW against 38.7-43.8 mW measured in the inference windows of the 4 MLPerf"
+            " Tiny v1.2 LPM01A sessions of this board (ffenergy 0.3): calibrate with sim.scale 1.77",
         ),
         BoardProfile(
             "nucleo-u575zi-q",
@@ -82,6 +94,9 @@ PROFILES: dict[str, BoardProfile] = {
             19.5 * 3.3 / 1.8,
             "STMicroelectronics DS13737 (STM32U575xx): 19.5 µA/MHz in Run mode at 3.3 V with the SMPS, taken as"
             " constant input power at 1.8 V (an SMPS converts power, not current); 160 MHz",
+            measured_ratio=2.287,
+            measured_note="simulated 10.2 mW against 22.7-24.0 mW measured in the inference windows of the 4 MLPerf"
+            " Tiny v1.2 LPM01A sessions of this board (ffenergy 0.3): calibrate with sim.scale 2.29",
         ),
     )
 }

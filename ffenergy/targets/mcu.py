@@ -66,11 +66,15 @@ class McuSession:
             meter["ground_truth"] = self.sim_meter.ground_truth
             meter["energy_model"] = self.energy_model
             if self.config.sim_profile:
+                profile = PROFILES[self.config.sim_profile]
+                calibrated = self.config.sim_scale != 1.0
                 meter["profile"] = {
-                    "name": self.config.sim_profile,
-                    "source": PROFILES[self.config.sim_profile].source,
+                    "name": profile.name,
+                    "source": profile.source,
                     "scale": self.config.sim_scale,
-                    "status": "calibrated" if self.config.sim_scale != 1.0 else "datasheet",
+                    "status": "calibrated" if calibrated else "datasheet",
+                    "against_measurement": profile.measured_note or "no recording of this board checked it",
+                    "off_measured_by_more_than_25_percent": profile.off_measured and not calibrated,
                 }
         return {"target": self.config.target, "dut": dataclasses.asdict(self.dut.info_), "meter": meter}
 
