@@ -44,6 +44,18 @@ class BoardProfile:
         """More than 25 % off the real board: an uncalibrated run says so in its manifest."""
         return self.measured_ratio is not None and not 1 / 1.25 <= self.measured_ratio <= 1.25
 
+    def record(self, scale: float) -> dict[str, object]:
+        """What a run's manifest says of the profile it priced windows with, at calibration ``scale``."""
+        calibrated = scale != 1.0
+        return {
+            "name": self.name,
+            "source": self.source,
+            "scale": scale,
+            "status": "calibrated" if calibrated else "datasheet",
+            "against_measurement": self.measured_note or "no recording of this board checked it",
+            "off_measured_by_more_than_25_percent": self.off_measured and not calibrated,
+        }
+
     def model(self, scale: float = 1.0, **overrides: float) -> EnergyModel:
         """The ``EnergyModel`` of this board, every energy multiplied by ``scale`` (1: uncalibrated)."""
         if not (math.isfinite(scale) and scale > 0):

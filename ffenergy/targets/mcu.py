@@ -66,16 +66,7 @@ class McuSession:
             meter["ground_truth"] = self.sim_meter.ground_truth
             meter["energy_model"] = self.energy_model
             if self.config.sim_profile:
-                profile = PROFILES[self.config.sim_profile]
-                calibrated = self.config.sim_scale != 1.0
-                meter["profile"] = {
-                    "name": profile.name,
-                    "source": profile.source,
-                    "scale": self.config.sim_scale,
-                    "status": "calibrated" if calibrated else "datasheet",
-                    "against_measurement": profile.measured_note or "no recording of this board checked it",
-                    "off_measured_by_more_than_25_percent": profile.off_measured and not calibrated,
-                }
+                meter["profile"] = PROFILES[self.config.sim_profile].record(self.config.sim_scale)
         return {"target": self.config.target, "dut": dataclasses.asdict(self.dut.info_), "meter": meter}
 
 

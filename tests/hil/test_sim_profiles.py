@@ -56,3 +56,11 @@ def test_mcu_options_name_a_profile_and_its_scale(tmp_path):
         McuConfig.from_dict("mcu-qemu", {"firmware": str(elf), "sim": {"scale": 2.0}})
     with pytest.raises(ValueError, match="unknown MCU option"):
         McuConfig.from_dict("mcu-qemu", {"firmware": str(elf), "sim_scale": 2.0})
+
+
+def test_the_manifest_says_when_a_profile_is_off_its_board_and_when_it_is_calibrated():
+    l4r5 = profile("nucleo-l4r5zi")
+    assert l4r5.off_measured and l4r5.record(1.0)["off_measured_by_more_than_25_percent"] is True
+    calibrated = l4r5.record(1.77)
+    assert calibrated["status"] == "calibrated" and calibrated["off_measured_by_more_than_25_percent"] is False
+    assert profile("stm32l476").record(1.0)["against_measurement"] == "no recording of this board checked it"
