@@ -108,6 +108,24 @@ EXPECTED_FILES = ("summary.csv", "samples.csv", "sweep.csv")  # every finished r
 # (with sha256), board, meter, sample rate and voltage, and per window the energy beside the figures the
 # source published, with the verdict of each comparison.
 RECORDING_FILE = "recording.json"
+# manifest.json key: rows each result file held when the run finished ({"summary.csv": 15, ...}); a reader
+# refuses a file with fewer (cut short by a full disk or an interrupted copy)
+ROW_COUNTS_KEY = "rows"
+
+
+COUNTED_FILES = (*EXPECTED_FILES, "windows.csv")
+
+
+def data_rows(path: Path) -> int:
+    """Complete data rows of a result CSV: its whole lines, less the header."""
+    return max(Path(path).read_bytes().count(b"\n") - 1, 0)
+
+
+def row_counts(run_dir: Path) -> dict[str, int]:
+    """Complete data rows of each result CSV of ``run_dir`` (for the manifest's ``rows``)."""
+    return {name: data_rows(Path(run_dir) / name) for name in COUNTED_FILES if (Path(run_dir) / name).is_file()}
+
+
 # A run committed as an example (results/examples/) holds this JSON object: {"trimmed": [file names
 # left out for size], "note": "..."}. Its report.md and figures were drawn before trimming, so
 # `ffenergy plot` reads it (for comparisons) but never rewrites it.

@@ -27,6 +27,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,10 +35,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ffenergy.contract import (
+    COUNTED_FILES,
     EXAMPLE_FILE,
     EXPECTED_FILES,
     PER_CLASS_COLUMNS,
     RECORDING_FILE,
+    ROW_COUNTS_KEY,
     SAMPLES_COLUMNS,
     SUMMARY_COLUMNS,
     SWEEP_COLUMNS,
@@ -48,6 +51,7 @@ from ffenergy.contract import (
     ModeCost,
     SummaryRow,
     SweepRow,
+    data_rows,
 )
 from ffenergy.vocabulary import PROVENANCES
 
@@ -126,6 +130,7 @@ class RunData:
     missing: list[str] = field(default_factory=list)
     trimmed: list[str] | None = None  # a committed example (example.json): the files left out of it
     policies: dict[str, str] = field(default_factory=dict)  # procedure -> exit policy, where not the alpha grid
+    damaged: list[str] = field(default_factory=list)  # result files read with a row left out (a torn last line)
 
     @property
     def committed_example(self) -> bool:
@@ -204,7 +209,33 @@ def load_run(path: Path) -> RunData:
         run.trace = _load_trace(path / "trace.csv")
     if (path / "calibration.json").is_file():
         run.policies = _load_policies(path / "calibration.json")
+    run.damaged = check_row_counts(path, manifest.raw.get(ROW_COUNTS_KEY) or {})
     return run
+
+
+def check_row_counts(path: Path, written: dict[str, Any]) -> list[str]:
+    """Flags for result files with a torn last line; a :class:`RunLoadError` for one holding fewer rows than
+    the run wrote (``manifest.json`` ``rows``, recorded when the run finished): a file cut short is never
+    plotted as if whole."""
+    flags = []
+    for name in COUNTED_FILES:
+        file = path / name
+        if not file.is_file():
+            continue
+        with open(file, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(size - 1, 0))
+            torn = size > 0 and fh.read(1) != b"\n"
+        if torn:
+            flags.append(f"{name} ends in a torn line (an interrupted write): that row is left out")
+        n_rows = data_rows(file)
+        expected = written.get(name)
+        if isinstance(expected, int) and n_rows < expected:
+            raise RunLoadError(
+                f"{file}: {n_rows} rows, but the run wrote {expected}: the file was cut short (a full disk, an"
+                " interrupted copy); copy it again, or rebuild it with ffenergy run --resume on the original run"
+            )
+    return flags
 
 
 def _load_example(path: Path) -> list[str]:

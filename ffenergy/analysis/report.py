@@ -116,6 +116,7 @@ def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> st
             + ".",
             "",
         ]
+    lines += [f"> **Damaged file:** {flag}." for flag in run.damaged] + ([""] if run.damaged else [])
     lines += ["## Summary", ""]
     if run.summary:
         drifted = dict.fromkeys(

@@ -22,12 +22,14 @@ import numpy as np
 from ffenergy.analysis.stats import mean_ci95
 from ffenergy.contract import (
     RECORDING_FILE,
+    ROW_COUNTS_KEY,
     SAMPLES_COLUMNS,
     SUMMARY_COLUMNS,
     SWEEP_COLUMNS,
     TRACE_COLUMNS,
     WINDOWS_COLUMNS,
     CsvAppender,
+    row_counts,
     write_json,
 )
 from ffenergy.experiment.manifest import host_info, now_iso, versions
@@ -211,7 +213,7 @@ def _write_run(run_dir: Path, imp: Imported, idle_span_s: float, trace: bool) ->
         write_trace(run_dir / "trace.csv", rec)
     source = _source(rec, idle_span_s)
     write_json(run_dir / RECORDING_FILE, source | {"checks": _checks(imp)})
-    write_json(run_dir / "manifest.json", _manifest(run_dir, imp, source))
+    write_json(run_dir / "manifest.json", _manifest(run_dir, imp, source) | {ROW_COUNTS_KEY: row_counts(run_dir)})
 
 
 def _summary_row(rec: Recording, w: WindowEnergies) -> dict[str, Any]:

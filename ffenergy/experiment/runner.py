@@ -27,6 +27,7 @@ from ffenergy.analysis.stats import idle_drift, summarise_rows
 from ffenergy.config import ExperimentConfig
 from ffenergy.contract import (
     PER_CLASS_COLUMNS,
+    ROW_COUNTS_KEY,
     SAMPLES_COLUMNS,
     SUMMARY_COLUMNS,
     SWEEP_COLUMNS,
@@ -35,6 +36,7 @@ from ffenergy.contract import (
     RunLock,
     read_rows,
     rewrite_csv,
+    row_counts,
     write_json,
 )
 from ffenergy.data.base import Dataset
@@ -170,7 +172,7 @@ class Runner:
                 self.hil(data, procedures)
         with self.stage("summary"):
             rows = self.summarise(procedures)
-        self.manifest.update(finished=now_iso())
+        self.manifest.update(finished=now_iso(), **{ROW_COUNTS_KEY: row_counts(self.run_dir)})
         return rows
 
     def learners(self, data: Dataset) -> list[Learner]:

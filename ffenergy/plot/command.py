@@ -103,7 +103,7 @@ def _plot_one(job: tuple[Path, str]) -> tuple[RunData | None, list[str]]:
             f"{run_dir}: nothing to plot ({why}{'; unfinished stages: ' + unfinished if unfinished else ''}); "
             "finish the run with `ffenergy run --resume` and plot again"
         ]
-    messages = []
+    messages = [f"{run_dir}: {flag}" for flag in run.damaged]
     if run.missing or unfinished:
         messages.append(
             f"{run_dir}: partial run (missing {', '.join(run.missing) or 'nothing'}; unfinished stages: "
