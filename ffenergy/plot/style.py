@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -136,9 +137,41 @@ def mac_unit(values: np.ndarray | list[float]) -> tuple[float, str]:
     return next(((s, u) for s, u in ((1e9, "G MACs"), (1e6, "M MACs"), (1e3, "k MACs")) if typical >= s), (1.0, "MACs"))
 
 
+def agg_renderer(fig: Figure) -> Any:
+    """The Agg renderer of ``fig`` (attaching an Agg canvas to a figure made without one)."""
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    return canvas.get_renderer()
+
+
+def fit_legends(fig: Figure, pad_px: float = 4.0, rounds: int = 4) -> None:
+    """Grow the canvas so that every legend lies inside it, keeping the axes' size and place on the page.
+
+    Legends beside the axes (``bbox_to_anchor`` outside them) used to be clipped at the canvas edge when their
+    labels were long; the fixed margins of ``new_figure`` cannot know a label's length in advance. A legend
+    placed "best" may move when the canvas grows, so the fit is repeated until nothing sticks out.
+    """
+    legends = [lg for lg in (*(ax.get_legend() for ax in fig.axes), *fig.legends) if lg is not None]
+    for _ in range(rounds if legends else 0):
+        renderer = agg_renderer(fig)
+        width, height = fig.bbox.width, fig.bbox.height
+        boxes = [lg.get_window_extent(renderer) for lg in legends]
+        left = max(0.0, pad_px - min(b.x0 for b in boxes))
+        right = max(0.0, max(b.x1 for b in boxes) + pad_px - width)
+        bottom = max(0.0, pad_px - min(b.y0 for b in boxes))
+        top = max(0.0, max(b.y1 for b in boxes) + pad_px - height)
+        if max(left, right, bottom, top) < 0.5:
+            return
+        places = {ax: ax.get_position().transformed(fig.transFigure) for ax in fig.axes}  # pixels
+        new_w, new_h = width + left + right, height + bottom + top
+        fig.set_size_inches(new_w / fig.dpi, new_h / fig.dpi)
+        for ax, box in places.items():
+            ax.set_position(((box.x0 + left) / new_w, (box.y0 + bottom) / new_h, box.width / new_w, box.height / new_h))
+
+
 def save(drawn: Drawn, directory: Path, fmt: str) -> Path:
-    """Write a figure as ``directory/stem.fmt`` and return the path."""
+    """Write a figure as ``directory/stem.fmt`` (legends fitted inside the canvas) and return the path."""
     directory.mkdir(parents=True, exist_ok=True)
+    fit_legends(drawn.figure)
     path = directory / f"{drawn.stem}.{fmt}"
     extra: dict[str, Any] = (
         {"pil_kwargs": {"compress_level": 3}} if fmt == "png" else {}
