@@ -70,6 +70,7 @@ SUMMARY_COLUMNS = [
     "idle_drift_max",
     "gross_energy_j_per_inference",  # energy_j_per_inference and energy_ci95_j are net (idle subtracted)
     "gross_energy_ci95_j",
+    "mac_reduction_as_run",  # full / mode of macs_per_inference (what ran); mac_reduction is the paper's count
 ]
 # additions to DESIGN.md section 5 (see docs/DESIGN.md)
 # a sweep directory's index (ffenergy sweep): the point id, one column per grid key (JSON values), then these
@@ -154,6 +155,7 @@ class SummaryRow:
     macs_per_inference_naive: float = math.nan  # the paper's count; NaN in runs before ffenergy 0.2
     gross_energy_j_per_inference: float | None = None  # absent from runs before ffenergy 0.3
     gross_energy_ci95_j: float | None = None
+    mac_reduction_as_run: float | None = None  # absent from runs before ffenergy 0.3
 
 
 @dataclass(frozen=True)

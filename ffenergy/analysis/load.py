@@ -517,6 +517,7 @@ def _load_summary(path: Path) -> list[SummaryRow]:
             macs_per_inference_naive=float(col("macs_per_inference_naive")[i]),
             gross_energy_j_per_inference=_opt(col("gross_energy_j_per_inference")[i]),
             gross_energy_ci95_j=_opt(col("gross_energy_ci95_j")[i]),
+            mac_reduction_as_run=_opt(col("mac_reduction_as_run")[i]),
         )
         for i in range(t.n)
     ]

@@ -12,9 +12,18 @@ from ffenergy.plot.style import Drawn, Skipped, badge, new_figure, procedure_lab
 _TICKS = (0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 10, 15, 20, 30, 50, 100)
 
 
+def mac_basis(run: RunData) -> tuple[str, str]:
+    """Which MAC reduction the figure plots: as run (what the energy follows) where the run has it, else the
+    paper's count (runs before ffenergy 0.3); (summary field, axis label)."""
+    if any(r.mac_reduction_as_run for r in run.summary):
+        return "mac_reduction_as_run", "MAC reduction as run (full ÷ mode; the paper's count: report.md)"
+    return "mac_reduction", "MAC reduction by the paper's count (full ÷ mode; this run has no as-run count)"
+
+
 def draw(run: RunData) -> list[Drawn | Skipped]:
+    basis, xlabel = mac_basis(run)
     full = {(r.target, r.meter, r.procedure): r.energy_j_per_inference for r in run.summary if r.mode == "full"}
-    candidates = [r for r in run.summary if r.mode != "full" and r.mac_reduction and r.energy_reduction]
+    candidates = [r for r in run.summary if r.mode != "full" and getattr(r, basis) and r.energy_reduction]
     rows = [
         r
         for r in candidates
@@ -32,10 +41,11 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
     pairs = list(dict.fromkeys((r.target, r.meter) for r in rows))
     for ci, (target, meter) in enumerate(pairs):
         for r in (r for r in rows if (r.target, r.meter) == (target, meter)):
-            assert r.mac_reduction and r.energy_reduction  # candidates keeps only these
+            macs = getattr(r, basis)
+            assert macs and r.energy_reduction  # candidates keeps only these
             light = r.mode == "light"
             ax.plot(
-                r.mac_reduction,
+                macs,
                 r.energy_reduction,
                 procedure_marker(r.procedure, run.procedures),
                 color=f"C{ci}",
@@ -43,16 +53,16 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
                 mec="black" if light else f"C{ci}",
                 alpha=1 if light else 0.6,
             )
-            if not light and r.mac_reduction > 1.001:
+            if not light and macs > 1.001:
                 ax.annotate(
                     r.mode.replace("depth-", "d"),
-                    (r.mac_reduction, r.energy_reduction),
+                    (macs, r.energy_reduction),
                     fontsize=6,
                     xytext=(3, -8),
                     textcoords="offset points",
                     color=f"C{ci}",
                 )
-    values = np.array([[r.mac_reduction, r.energy_reduction] for r in rows])
+    values = np.array([[getattr(r, basis), r.energy_reduction] for r in rows])
     lo, hi = min(1.0, values.min()) / 1.15, values.max() * 1.15
     ax.plot([lo, hi], [lo, hi], "--", color="gray", lw=1)
     ax.text(
@@ -76,7 +86,7 @@ def draw(run: RunData) -> list[Drawn | Skipped]:
         axis.set_major_locator(FixedLocator([v for v in _TICKS if lo <= v <= hi]))
         axis.set_minor_locator(NullLocator())
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
-    ax.set_xlabel("MAC reduction (full ÷ mode)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("energy reduction (full ÷ mode)")
     ax.grid(alpha=0.3)
     provenances = [run.provenance(t, m) for t, m in pairs]
