@@ -131,6 +131,9 @@ def row_counts(run_dir: Path) -> dict[str, int]:
 # left out for size], "note": "..."}. Its report.md and figures were drawn before trimming, so
 # `ffenergy plot` reads it (for comparisons) but never rewrites it.
 EXAMPLE_FILE = "example.json"
+# The ffenergy version that last changed the result files' columns. A committed example made by an older
+# version carries "schema_note" in its example.json: what it lacks and how its numbers still read.
+SCHEMA_SINCE = "0.3.0"
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,13 @@ def copy_example(run_dir: Path, dest: Path, max_bytes: int) -> list[str]:
 
 
 def mark(dest: Path, trimmed: list[str]) -> None:
-    (dest / EXAMPLE_FILE).write_text(json.dumps({"trimmed": trimmed, "note": NOTE}, indent=2) + "\n")
+    versions = json.loads((dest / "manifest.json").read_text()).get("versions", {})
+    record = {
+        "trimmed": trimmed,
+        "note": NOTE,
+        "made_by": {"ffenergy": versions.get("ffenergy"), "git_commit": versions.get("git_commit")},
+    }
+    (dest / EXAMPLE_FILE).write_text(json.dumps(record, indent=2) + "\n")
     log.info("%s: marked as a committed example (trimmed: %s)", dest, ", ".join(trimmed) or "nothing")
 
 
