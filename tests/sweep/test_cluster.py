@@ -5,6 +5,8 @@ node B only ``bench:mcu-sim``: host points run on A, microcontroller points on e
 """
 
 import json
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -42,6 +44,7 @@ def cluster():
     # Ray swaps 127.0.0.1 for the host's outward address when it resolves a cluster address; keep it on loopback
     mp = pytest.MonkeyPatch()
     mp.setattr(ray._private.services, "resolve_ip_for_localhost", lambda host: host)
+    points_before = set(Path(tempfile.gettempdir()).glob("ffenergy-point-*"))
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False, **LOOPBACK})
     a = c.add_node(num_cpus=2, resources={"bench:cpu": 1, "meter:simulated": 1, "bench:mcu-sim": 1}, **LOOPBACK)
     b = c.add_node(num_cpus=2, resources={"bench:mcu-sim": 1}, **LOOPBACK)
@@ -50,6 +53,8 @@ def cluster():
     yield c, a, b
     c.shutdown()
     mp.undo()
+    for left in set(Path(tempfile.gettempdir()).glob("ffenergy-point-*")) - points_before:
+        shutil.rmtree(left, ignore_errors=True)  # the folders of points whose node was killed mid-run
 
 
 def _sweep_file(tmp_path: Path, grid: str, min_window_s: float = 0.01) -> Path:
