@@ -52,6 +52,7 @@ from ffenergy.contract import (
     SummaryRow,
     SweepRow,
     data_rows,
+    lock_held,
 )
 from ffenergy.vocabulary import PROVENANCES
 
@@ -171,8 +172,9 @@ class RunData:
 
     def unfinished_stages(self) -> list[str]:
         """Stages neither done nor deliberately skipped (pending, running, interrupted, failed)."""
+        gone = not lock_held(self.path)  # a stage 'running' with no live writer was cut off (kill -9)
         return [
-            f"{name}={status}"
+            f"{name}={'interrupted (its process is gone)' if status == 'running' and gone else status}"
             for name, status in self.manifest.stages.items()
             if status != "done" and not status.startswith("skipped")
         ]

@@ -103,3 +103,25 @@ def test_two_writers_one_proceeds(tmp_path):
     with RunLock(tmp_path), pytest.raises(RunBusy, match=r"being written by pid \d+"):
         with RunLock(tmp_path):
             pass
+
+
+@pytest.mark.slow
+def test_a_full_disk_names_the_file_and_the_resume_command(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from ffenergy import contract
+
+    real = contract.CsvAppender.write_many
+
+    def full_disk(self, rows):
+        if self.path.name == "windows.csv":
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        return real(self, rows)
+
+    monkeypatch.setattr(contract.CsvAppender, "write_many", full_disk)
+    monkeypatch.setenv("FFENERGY_CACHE", str(tmp_path / "cache"))
+    code, errors = _run(tmp_path, capsys, "run", str(TINY), "--out", str(tmp_path / "out"), "--no-progress")
+    (run_dir,) = (tmp_path / "out").iterdir()
+    assert code == 6 and len(errors) == 1
+    assert f"{run_dir / 'windows.csv'}: No space left on device" in errors[0]
+    assert f"ffenergy run --resume {run_dir}" in errors[0]
