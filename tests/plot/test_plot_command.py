@@ -131,7 +131,7 @@ def test_partial_run_is_plotted_from_what_is_there(tmp_path: Path, capsys: pytes
     stems = {p.stem for p in (run / "figures").glob("*.png")}
     assert stems == {"tradeoff_host-cpu_macs", "exits_host-cpu"}
     assert (
-        "**Partial run.** unfinished stages: measure=running; missing files: summary.csv, attribution.json"
+        "**Partial run.** unfinished stages: measure=interrupted (its process is gone); missing files: summary.csv, attribution.json"
         in (run / "report.md").read_text()
     )
 
