@@ -53,6 +53,13 @@ METERS.register(
 METERS.register(
     "ppk2", "ffenergy.meters.ppk2:Ppk2Meter", "Nordic PPK2 on a serial port", provenance="measured", needs_port=True
 )
+METERS.register(
+    "lpm01a",
+    "ffenergy.meters.lpm01a:Lpm01aMeter",
+    "ST X-NUCLEO-LPM01A PowerShield (MLPerf Tiny's meter) on a serial port, DUT trigger on D7",
+    provenance="measured",
+    needs_port=True,
+)
 
 
 def host_meter_choices() -> list[str]:
