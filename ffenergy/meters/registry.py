@@ -1,9 +1,9 @@
 """The meter registry: every energy source by name, imported only when used.
 
 Facts: ``provenance`` (what it gives when usable; CodeCarbon decides measured or estimated on
-the machine), ``needs_port`` (a serial meter: not probed without its port option) and ``host``
-(may measure a host target: the config's ``meter``; the others are microcontroller meters,
-chosen by ``mcu.options.meter``).
+the machine), ``needs_port`` (a serial meter: not probed without its port option), ``mcu`` (a
+microcontroller meter that finds its device itself, so it is probed) and ``host`` (may measure a host
+target: the config's ``meter``; the others are microcontroller meters, chosen by ``mcu.options.meter``).
 """
 
 from __future__ import annotations
@@ -67,6 +67,15 @@ def host_meter_choices() -> list[str]:
     return ["none", "auto"] + [e.name for e in METERS if e.fact("host")]
 
 
+METERS.register(
+    "joulescope",
+    "ffenergy.meters.joulescope:JoulescopeMeter",
+    "Joulescope JS220 on USB (pyjoulescope_driver), DUT trigger on GPI 0",
+    provenance="measured",
+    mcu=True,
+)
+
+
 def mcu_meter_choices() -> list[str]:
-    """What ``mcu.options.meter`` accepts for a real board."""
-    return [e.name for e in METERS if e.fact("needs_port")]
+    """What ``mcu.options.meter`` accepts for a real board: serial meters, and USB meters found by their library."""
+    return [e.name for e in METERS if e.fact("needs_port") or e.fact("mcu")]
