@@ -166,9 +166,11 @@ class JoulescopeMeter(TriggeredMeter):
             paths = [p for p in paths if p == wanted or p.lower().endswith("/" + wanted.lower())]
         if len(paths) != 1:
             seen = ", ".join(self._driver.device_paths()) or "none"
+            which = f" matching {wanted!r}" if wanted else ""
             raise MeterUnavailable(
-                f"{'no' if not paths else 'more than one'} Joulescope JS220 {'matching ' + repr(wanted) if wanted else ''}"
-                f" found (devices seen: {seen}); plug it in, or name one with the device option (its serial number)"
+                f"{'no' if not paths else 'more than one'} Joulescope JS220{which} found (devices seen: {seen});"
+                " plug it in (and close the Joulescope UI, which holds it), or name one with the device option"
+                " (its serial number)"
             )
         return paths[0]
 
