@@ -174,16 +174,17 @@ class Lpm01aMeter(TriggeredMeter):
             line = self._read_line(ser)
             if line is None:
                 continue
-            seen.append(line)
             head, _, rest = line.partition(" ")
             if head == "ack" and rest.split(" ")[:1] == [word]:
-                return rest[len(word) :].strip()
-            if head in ("err", "error") and word in rest.split():
+                # the value follows the command word; some firmware prints it on lines before the ack
+                return rest[len(word) :].strip() or " ".join(seen)
+            if line.lower().startswith("err") and word in line.replace(":", " ").split():
                 detail = self._error_detail(ser)
                 raise MeterUnavailable(
                     f"the LPM01A on {self.port} refused {cmd!r} ({line}{': ' + detail if detail else ''});"
                     + _HINTS.get(word, " check the option against UM2269 and the board's firmware")
                 )
+            seen.append(line)
         raise MeterUnavailable(
             f"no reply to {cmd!r} from {self.port} within {self.reply_timeout_s} s (got {seen[-3:]}): is it an"
             f" LPM01A (PowerShield firmware), at {self.baudrate} baud, and not acquiring for another program?"
