@@ -5,8 +5,9 @@ energy of each sample period) over USB serial (``lpm01a_wire``). The trigger: th
 wired to the board's D7 input, enabled as an event source (``eventsrc d7 fal``); the board puts an
 ``event N`` marker into its sample stream at each falling edge, so windows are sample-aligned with no
 clock sync. A window runs from one event to the next (the DUT pulses the pin at a window's start and
-at its end, EEMBC's timestamp convention): each event toggles the trigger level, after the first
-``opening_events`` of an acquisition (EnergyRunner's DUT firmware pulses once before its first window).
+at its end, EEMBC's timestamp convention): after the first ``opening_events`` of an acquisition
+(EnergyRunner's DUT firmware pulses once before its first window), odd events open a window and even
+ones close it, counted by the board's own event counter N so that a lost event cannot invert the rest.
 An acquisition starts low: after a reopen the board starts a new one, so a window whose end pulse comes
 after the replug would invert the phase; keep the DUT idle while the meter is unplugged. A gap in the event
 counter N (a lost edge), a corrupt frame or samples missing between the board's once-a-second
@@ -291,8 +292,9 @@ class Lpm01aMeter(TriggeredMeter):
             log.warning("LPM01A on %s: event %d follows event %s (%d lost)", self.port, number, self._last_event, lost)
             self._restart(f"{lost} trigger events lost before event {number}")
         self._last_event = number
-        if number - self._first_event >= self.opening_events:
-            self._level = 1.0 - self._level
+        # the level from the board's counter, not by toggling: a lost event cannot invert the later windows
+        after = number - self._first_event + 1 - self.opening_events  # window edges seen, this one included
+        self._level = float(after > 0 and after % 2 == 1)
 
     def _on_tick(self, ms: int) -> None:
         if self._tick is not None:

@@ -12,8 +12,8 @@ least significant digit. It streams as fast as the host reads (the pty blocks), 
 Faults for the tests, by sample index: ``--unplug-at`` (the pty and its link vanish for
 ``--replug-delay-s``, then a fresh board appears that must be configured again; the stream resumes
 where it stopped), ``--corrupt-at`` (a garbled sample line, or a binary frame with a broken end),
-``--stall-at`` (the stream stops, the port stays open), ``--refuse CMD`` (``err`` to that command) and
-``--version`` (the firmware version it reports).
+``--stall-at`` (the stream stops, the port stays open), ``--drop-event N`` (event N never sent; the
+counter goes on), ``--refuse CMD`` (``err`` to that command) and ``--version`` (the firmware version).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class Faults:
     corrupt_at: int | None = None
     stall_at: int | None = None
     refuse: str | None = None
+    drop_event: int | None = None
 
 
 @dataclass
@@ -220,7 +221,8 @@ class Lpm01aEmulator:
             self._samples(cut, at)
             cut = at
             if kind == "event":
-                self._meta_text(wire.event_line(self.events_sent))
+                if self.events_sent != self.faults.drop_event:
+                    self._meta_text(wire.event_line(self.events_sent))
                 self.events_sent += 1
             elif kind == "tick":
                 ms = at * 1000 // rate
@@ -333,10 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corrupt-at", type=int, help="sample index replaced by a garbled line or frame")
     ap.add_argument("--stall-at", type=int, help="sample index at which the stream stops")
     ap.add_argument("--refuse", help="command answered with err")
+    ap.add_argument("--drop-event", type=int, help="event number left out of the stream (its count goes on)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     rec = read_recording(args.recording)
-    faults = Faults(args.unplug_at, args.replug_delay_s, args.corrupt_at, args.stall_at, args.refuse)
+    faults = Faults(args.unplug_at, args.replug_delay_s, args.corrupt_at, args.stall_at, args.refuse, args.drop_event)
     emulator = Lpm01aEmulator(rec, args.port, args.version, faults)
     try:
         emulator.plug()

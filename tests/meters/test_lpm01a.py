@@ -136,6 +136,14 @@ def test_a_corrupt_sample_or_frame_breaks_only_the_window_around_it(session, tmp
     assert relative_errors(rec, windows[2:], [2, 3], offset=-stats.lost_samples).max() < REL  # type: ignore[arg-type]
 
 
+def test_a_lost_event_breaks_its_window_and_the_counter_keeps_the_later_ones_right(session, tmp_path):
+    rec, windows, stats = _fault_run(session, tmp_path, "--drop-event", "3")  # the second window's opening pulse
+    assert stats.lost_events == 1 and stats.events == 2 * rec.n_windows
+    assert [type(w) for w in windows] == [WindowEnergyDetail, StreamRestarted, WindowEnergyDetail, WindowEnergyDetail]
+    assert "1 trigger events lost before event 4" in str(windows[1])
+    assert relative_errors(rec, [windows[0], windows[2], windows[3]], [0, 2, 3]).max() < REL  # type: ignore[list-item]
+
+
 def test_unplugged_mid_window_the_board_is_reopened_and_the_next_windows_are_exact(session, tmp_path):
     inside = int(read_recording(session).edges[1].mean())
     rec, windows, stats = _fault_run(
