@@ -41,6 +41,7 @@ from ffenergy.meters.triggered import DOMAIN, MeterDisconnected, TriggeredMeter,
 
 log = logging.getLogger(__name__)
 FIRMWARE_MAJOR = 1  # the UM2269 protocol generation this driver speaks
+ST_VCP_USB_ID = (0x0483, 0x5740)  # STMicroelectronics' virtual COM port, as the PowerShield enumerates
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
@@ -106,6 +107,15 @@ class Lpm01aMeter(TriggeredMeter):
         self._ser = self._open()
         self._thread = threading.Thread(target=self._run, name=f"lpm01a-{port}", daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def port_candidates() -> str:
+        """Serial ports here that may be a PowerShield (ST's virtual COM port USB id), for ``ffenergy meters``."""
+        from serial.tools import list_ports
+
+        ports = sorted(p.device for p in list_ports.comports() if (p.vid, p.pid) == ST_VCP_USB_ID)
+        vid, pid = ST_VCP_USB_ID
+        return f"ports with its USB id {vid:04x}:{pid:04x} here: {', '.join(ports) if ports else 'none'}"
 
     # --- port and commands ------------------------------------------------------------------
     def _open(self) -> serial.Serial:
