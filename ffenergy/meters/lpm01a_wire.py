@@ -111,6 +111,9 @@ class AsciiDecoder:
                     out.faults.append((n, f"garbled sample line {text[:20]!r}"))
                 else:
                     _text(out, n, text)
+        if len(self._tail) > MAX_TEXT_FRAME:  # no line is this long: not an ascii_dec stream (bin_hexa? noise?)
+            out.faults.append((n, f"{len(self._tail)} bytes without a line end"))
+            self._tail = b""
         out.samples = np.concatenate(parts) if parts else np.zeros(0)
         return out
 

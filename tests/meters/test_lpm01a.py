@@ -173,3 +173,26 @@ def test_a_stalled_stream_fails_clearly_and_keeps_the_windows_before_it(session,
             again = meter.next_window(meter.token_at(0), timeout_s=1)  # a completed window outlives the failure
     assert (again.start_index, again.end_index, again.gross_j) == (first.start_index, first.end_index, first.gross_j)
     assert relative_errors(rec, [first], [0]).max() < REL
+
+
+def test_the_ascii_decoder_files_samples_events_timestamps_and_faults_by_position():
+    d = wire.AsciiDecoder()
+    first = d.feed(b"6409-07\r\n1000+00\r\nevent 0 ris\r\n12")  # a line split across reads
+    second = d.feed(b"34-05\r\nTimeStamp: 001s 000ms, buff 00%\r\n12#4-0?\r\nack stop\r\n" + b"\xff" * 300)
+    assert list(first.samples) == [6409e-7, 1000.0] and first.events == [(2, 0)]
+    assert list(second.samples) == [pytest.approx(1234e-5)] and second.ticks == [(1, 1000)]
+    assert second.lines == ["ack stop"]
+    assert [pos for pos, _ in second.faults] == [1, 1] and "300 bytes without a line end" in second.faults[1][1]
+
+
+def test_the_binary_decoder_realigns_at_the_next_timestamp_after_a_corrupt_frame():
+    codes, _ = wire.quantise_binary(np.array([1e-3, 2e-3, 3e-3]))
+    good = wire.encode_binary(codes)
+    stream = good + wire.timestamp_frame(1000)[:-2] + b"\x00\x00" + b"\x12" + good + wire.timestamp_frame(2000) + good
+    d = wire.BinaryDecoder()
+    out = d.feed(stream[:7]), d.feed(stream[7:])
+    samples = np.concatenate([o.samples for o in out])
+    assert np.allclose(samples, [1e-3, 2e-3, 3e-3] * 2, rtol=1e-3)  # the bytes in between are skipped
+    # positions count the samples of their own chunk: the second chunk's first sample came after the frame
+    assert [f[0] for o in out for f in o.faults] == [0] and d.discarded_bytes == 8 + len(good)
+    assert [t for o in out for t in o.ticks] == [(0, 2000)]
