@@ -93,6 +93,8 @@ class Lpm01aMeter(TriggeredMeter):
             )
         if opening_events < 0:
             raise ValueError(f"opening_events {opening_events}: must be >= 0")
+        if event_edge not in ("fal", "ris"):
+            raise ValueError(f"LPM01A event_edge {event_edge!r}: 'fal' (falling edges on D7) or 'ris' (rising)")
         self.port, self.baudrate = port, baudrate
         self.voltage_v = voltage_mv / 1000.0
         self.sample_rate_hz, self.output, self.data_format = sample_rate_hz, output, fmt
@@ -247,19 +249,13 @@ class Lpm01aMeter(TriggeredMeter):
 
     def _ingest(self, decoded: wire.Decoded) -> None:
         """Append the samples, cutting them at every event, timestamp and fault in stream order."""
-        marks = sorted(
-            [(p, 0, ms) for p, ms in decoded.ticks]
-            + [(p, 1, number) for p, number in decoded.events]
-            + [(p, 2, what) for p, what in decoded.faults],
-            key=lambda m: (m[0], m[1]),
-        )
         done = 0
-        for position, kind, value in marks:
+        for position, kind, value in decoded.marks:  # in order of arrival, so in stream order
             self._append_samples(decoded.samples[done:position])
             done = position
-            if kind == 0:
+            if kind == "tick":
                 self._on_tick(int(value))
-            elif kind == 1:
+            elif kind == "event":
                 self._on_event(int(value))
             else:
                 self.stats.corrupt += 1

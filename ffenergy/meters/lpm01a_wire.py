@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
@@ -51,24 +52,47 @@ def freq_arg(hz: int) -> str:
     return f"{hz // 1000}k" if hz >= 1000 else str(hz)
 
 
+Kind = Literal["event", "tick", "fault"]
+
+
 @dataclass
 class Decoded:
-    """What one chunk of the stream held, in order of arrival within its kind."""
+    """What one chunk of the stream held. ``marks`` are in order of arrival, each with its position: the
+    number of this chunk's samples that came before it (events and timestamps sit between samples)."""
 
     samples: np.ndarray
-    events: list[tuple[int, int]] = field(default_factory=list)  # (position, event number)
-    ticks: list[tuple[int, int]] = field(default_factory=list)  # (position, board time in ms)
+    marks: list[tuple[int, Kind, Any]] = field(default_factory=list)  # (position, kind, value)
     lines: list[str] = field(default_factory=list)  # every other text: replies, messages, errors
     ended: bool = False  # the board ended the acquisition
-    faults: list[tuple[int, str]] = field(default_factory=list)  # (position, what could not be decoded)
+
+    def mark(self, position: int, kind: Kind, value: Any) -> None:
+        self.marks.append((position, kind, value))
+
+    def _of(self, kind: Kind) -> list[tuple[int, Any]]:
+        return [(p, v) for p, k, v in self.marks if k == kind]
+
+    @property
+    def events(self) -> list[tuple[int, Any]]:
+        """(position, event number)"""
+        return self._of("event")
+
+    @property
+    def ticks(self) -> list[tuple[int, Any]]:
+        """(position, board time in ms)"""
+        return self._of("tick")
+
+    @property
+    def faults(self) -> list[tuple[int, Any]]:
+        """(position, what could not be decoded)"""
+        return self._of("fault")
 
 
 def _text(decoded: Decoded, position: int, line: str) -> None:
     """File one text line (or text frame) of the stream under events, ticks or lines."""
     if m := EVENT_LINE.match(line):
-        decoded.events.append((position, int(m.group(1))))
+        decoded.mark(position, "event", int(m.group(1)))
     elif m := TIMESTAMP_LINE.match(line):
-        decoded.ticks.append((position, int(m.group(1)) * 1000 + int(m.group(2))))
+        decoded.mark(position, "tick", int(m.group(1)) * 1000 + int(m.group(2)))
     else:
         if line.strip() in END_LINES:
             decoded.ended = True
@@ -108,11 +132,11 @@ class AsciiDecoder:
             elif line:
                 text = line.decode("ascii", "replace")
                 if text[:1].isdigit():  # a sample line that lost or garbled characters
-                    out.faults.append((n, f"garbled sample line {text[:20]!r}"))
+                    out.mark(n, "fault", f"garbled sample line {text[:20]!r}")
                 else:
                     _text(out, n, text)
         if len(self._tail) > MAX_TEXT_FRAME:  # no line is this long: not an ascii_dec stream (bin_hexa? noise?)
-            out.faults.append((n, f"{len(self._tail)} bytes without a line end"))
+            out.mark(n, "fault", f"{len(self._tail)} bytes without a line end")
             self._tail = b""
         out.samples = np.concatenate(parts) if parts else np.zeros(0)
         return out
@@ -177,7 +201,7 @@ class BinaryDecoder:
                 continue
             used = self._frame(buf, pos, out, n)
             if used < 0:
-                out.faults.append((n, f"corrupt metadata frame {buf[pos : pos + 9].hex(' ')}"))
+                out.mark(n, "fault", f"corrupt metadata frame {buf[pos : pos + 9].hex(' ')}")
                 self._resync = True
                 pos += 2
             elif used == 0:
@@ -209,7 +233,7 @@ class BinaryDecoder:
             return -1
         if kind == META_TIMESTAMP:
             ms = int.from_bytes(buf[body : body + 4], "big") & 0x7FFF_FFFF
-            out.ticks.append((position, ms))
+            out.mark(position, "tick", ms)
         elif kind == META_END_ACQ:
             out.ended = True
             out.lines.append("end")

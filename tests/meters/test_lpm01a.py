@@ -107,6 +107,8 @@ def test_an_err_reply_carries_the_boards_detail_and_a_fix(session, tmp_path):
 def test_an_option_the_board_lacks_is_refused_before_opening(tmp_path):
     with pytest.raises(ValueError, match="choose one of"):
         _meter(tmp_path / "x", sample_rate_hz=3000)
+    with pytest.raises(ValueError, match="'fal' .falling edges on D7. or 'ris'"):
+        _meter(tmp_path / "x", event_edge="both")
     with pytest.raises(ValueError, match="ascii_dec streams at most 5000 Hz"):
         _meter(tmp_path / "x", output="current", sample_rate_hz=10_000, data_format="ascii_dec")
 
@@ -119,9 +121,10 @@ def _fault_run(session, tmp_path, *emulator_args, **options):
             return rec, windows, meter.stats
 
 
+@pytest.mark.parametrize("shift", [0, 300], ids=["on-a-timestamp", "between-timestamps"])
 @pytest.mark.parametrize("data_format", ["ascii_dec", "bin_hexa"])
-def test_a_corrupt_sample_or_frame_breaks_only_the_window_around_it(session, tmp_path, data_format):
-    inside = int(read_recording(session).edges[1].mean())
+def test_a_corrupt_sample_or_frame_breaks_only_the_window_around_it(session, tmp_path, data_format, shift):
+    inside = int(read_recording(session).edges[1].mean()) + shift  # 8000: where the board's 8 s timestamp sits
     rec, windows, stats = _fault_run(
         session, tmp_path, "--corrupt-at", str(inside), data_format=data_format, output="current"
     )
