@@ -59,7 +59,12 @@ def _probe(name: str, options: Mapping[str, Any]) -> tuple[Meter | None, MeterSt
     entry = METERS.entry(name)
     provenance = entry.fact("provenance", "?")  # a plug-in may not say
     if entry.fact("needs_port") and not options:
-        return None, MeterStatus(name, provenance, False, f"not probed: {entry.summary}; give its port option")
+        try:  # a meter that can say where to look names its candidate ports
+            candidates = getattr(_meter_class(name), "port_candidates", None)
+            where = f" ({candidates()})" if callable(candidates) else ""
+        except (MeterError, ImportError, OSError):
+            where = ""
+        return None, MeterStatus(name, provenance, False, f"not probed: {entry.summary}; give its port option{where}")
     try:
         meter = make_meter(name, **options)
     except (MeterError, ValueError) as exc:

@@ -1,9 +1,9 @@
 """The meter registry: every energy source by name, imported only when used.
 
 Facts: ``provenance`` (what it gives when usable; CodeCarbon decides measured or estimated on
-the machine), ``needs_port`` (a serial meter: not probed without its port option) and ``host``
-(may measure a host target: the config's ``meter``; the others are microcontroller meters,
-chosen by ``mcu.options.meter``).
+the machine), ``needs_port`` (a serial meter: not probed without its port option), ``mcu`` (a
+microcontroller meter that finds its device itself, so it is probed) and ``host`` (may measure a host
+target: the config's ``meter``; the others are microcontroller meters, chosen by ``mcu.options.meter``).
 """
 
 from __future__ import annotations
@@ -61,6 +61,13 @@ METERS.register(
 METERS.register(
     "ppk2", "ffenergy.meters.ppk2:Ppk2Meter", "Nordic PPK2 on a serial port", provenance="measured", needs_port=True
 )
+METERS.register(
+    "lpm01a",
+    "ffenergy.meters.lpm01a:Lpm01aMeter",
+    "ST X-NUCLEO-LPM01A PowerShield (MLPerf Tiny's meter) on a serial port, DUT trigger on D7",
+    provenance="measured",
+    needs_port=True,
+)
 
 
 def host_meter_choices() -> list[str]:
@@ -68,6 +75,15 @@ def host_meter_choices() -> list[str]:
     return ["none", "auto"] + [e.name for e in METERS if e.fact("host")]
 
 
+METERS.register(
+    "joulescope",
+    "ffenergy.meters.joulescope:JoulescopeMeter",
+    "Joulescope JS220 on USB (pyjoulescope_driver), DUT trigger on GPI 0",
+    provenance="measured",
+    mcu=True,
+)
+
+
 def mcu_meter_choices() -> list[str]:
-    """What ``mcu.options.meter`` accepts for a real board."""
-    return [e.name for e in METERS if e.fact("needs_port")]
+    """What ``mcu.options.meter`` accepts for a real board: serial meters, and USB meters found by their library."""
+    return [e.name for e in METERS if e.fact("needs_port") or e.fact("mcu")]

@@ -78,6 +78,7 @@ class TriggeredMeter(Meter):
         self._n = 0  # samples held
         self._base = 0  # absolute index of self._cols[:, 0]
         self._restarts: list[int] = []  # absolute indices where the stream started over
+        self._restart_why: list[str] = []  # why, one entry per restart
         self._open_windows: dict[int, int] = {}  # absolute start index of each open window -> how many are open there
         self._error: MeterError | None = None
         self._down: str | None = None  # why the stream stopped while the driver tries to get it back
@@ -118,9 +119,11 @@ class TriggeredMeter(Meter):
             keep_from = min(keep_from, t[max(first_open - self._base, 0)] - self.idle_span_s)
         return int(np.searchsorted(t, keep_from))
 
-    def _restart(self) -> None:
+    def _restart(self, why: str = "port reopened or logger reset") -> None:
+        """The stream starts over (or has a hole) at the next sample: windows open across it are measured again."""
         with self._cond:
             self._restarts.append(self._base + self._n)
+            self._restart_why.append(why)
             self._cond.notify_all()
 
     def _fail(self, error: MeterError) -> None:
@@ -147,6 +150,21 @@ class TriggeredMeter(Meter):
         """Absolute index of the next sample to arrive."""
         with self._cond:
             return self._base + self._n
+
+    @property
+    def restart_indices(self) -> tuple[int, ...]:
+        """Absolute sample indices where the stream started over or had a hole, oldest first."""
+        with self._cond:
+            return tuple(self._restarts)
+
+    def token_at(self, index: int) -> Token:
+        """A token for the first window at or after absolute sample ``index``, restarts up to it counted as seen.
+
+        For consumers that read a stream faster than real time (replays, benchmarks) and walk its windows
+        one after the other; the samples from ``index`` on are kept only within ``history_s``.
+        """
+        with self._cond:
+            return Token(index, sum(1 for r in self._restarts if r <= index))
 
     def start(self) -> Token:
         with self._cond:
@@ -177,21 +195,23 @@ class TriggeredMeter(Meter):
     def _await_window(self, token: Token, timeout: float) -> WindowEnergyDetail:
         deadline = time.monotonic() + timeout
         while True:
-            if self._error:
-                raise self._error
-            if len(self._restarts) > token.restarts:
-                raise StreamRestarted(
-                    f"{self.info.name}: the meter stream started over after the window opened"
-                    " (port reopened or logger reset); measure the window again"
-                )
             if token.index < self._base:
                 raise MeterError(
                     f"{self.info.name}: window start {token.index} has left the {self.history_s} s sample"
                     " history; call next_window sooner after start, or raise history_s"
                 )
-            found = self._complete_window(token.index)
+            restarted = len(self._restarts) > token.restarts
+            # a window completed before the stream broke is still good: return it before any error
+            found = self._complete_window(token.index, self._restarts[token.restarts] if restarted else None)
             if found is not None:
                 return found
+            if self._error:
+                raise self._error
+            if restarted:
+                raise StreamRestarted(
+                    f"{self.info.name}: the meter stream started over after the window opened"
+                    f" ({self._restart_why[token.restarts]}); measure the window again"
+                )
             left = deadline - time.monotonic()
             if left <= 0:
                 raise MeterError(
@@ -201,9 +221,13 @@ class TriggeredMeter(Meter):
                 )
             self._cond.wait(min(left, 0.5))
 
-    def _complete_window(self, token: int) -> WindowEnergyDetail | None:
+    def _complete_window(self, token: int, limit: int | None = None) -> WindowEnergyDetail | None:
+        """The first complete window at or after ``token`` within the samples before ``limit`` (absolute)."""
         lo = token - self._base
-        t, v, i, trig = self._cols[:, : self._n]
+        hi = self._n if limit is None else min(max(limit - self._base, 0), self._n)
+        if hi - lo < 2:
+            return None
+        t, v, i, trig = self._cols[:, :hi]
         wins = find_windows(trig[lo:], offset=lo)
         if not wins:
             return None

@@ -22,8 +22,8 @@ class McuConfig:
     dut_port: str | None = None  # mcu: the board's serial port
     dut_baud: int = 115200
     dut_timeout_s: float = 5.0
-    meter: str = "ina226"  # mcu: ina226 | ppk2 (the simulated targets always use the INA226 simulator)
-    meter_port: str | None = None  # mcu: the logger's port; PPK2: None = first found
+    meter: str = "ina226"  # mcu: ina226 | ppk2 | lpm01a | joulescope (the simulated targets use the INA226 simulator)
+    meter_port: str | None = None  # mcu: the logger's port; PPK2: None = first found; joulescope: serial number
     meter_baud: int | None = None  # INA226: None = the logger's default
     meter_reopen_retries: int = 10  # INA226: reopen tries after the port vanishes
     meter_reopen_interval_s: float = 0.5
@@ -88,6 +88,8 @@ class McuConfig:
                 "voltage_mv": self.ppk2_voltage_mv,
                 "trigger_channel": self.ppk2_trigger_channel,
             }
+        if name == "joulescope":  # found on USB by its library; meter_port names one by serial number
+            return {"device": self.meter_port}
         options: dict[str, Any] = {
             "port": self.meter_port,
             "reopen_retries": self.meter_reopen_retries,

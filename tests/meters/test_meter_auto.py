@@ -62,9 +62,21 @@ def test_auto_with_nothing_usable_lists_every_reason(tmp_path):
 
 def test_available_meters_table(tmp_path):
     table = {s.name: s for s in available_meters({"rapl": {"root": tmp_path}})}
-    assert set(table) >= {"nvml", "rapl", "pyjoules", "codecarbon", "simulated", "ina226", "ppk2"}
+    assert set(table) >= {
+        "nvml",
+        "rapl",
+        "pyjoules",
+        "codecarbon",
+        "simulated",
+        "ina226",
+        "ppk2",
+        "lpm01a",
+        "joulescope",
+    }
     assert table["simulated"].usable and table["simulated"].provenance == "simulated"
     assert not table["rapl"].usable and "no powercap zones" in table["rapl"].reason
     assert not table["ina226"].usable and "port" in table["ina226"].reason
+    assert not table["lpm01a"].usable and "ports with its USB id 0483:5740 here:" in table["lpm01a"].reason
+    assert not table["joulescope"].usable and "Joulescope" in table["joulescope"].reason
     for s in table.values():
         assert s.reason and s.provenance in ("measured", "estimated", "simulated")
