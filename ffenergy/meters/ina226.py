@@ -18,9 +18,9 @@ from typing import Unpack
 import numpy as np
 import serial
 
-from ffenergy.meters.base import MeterError, MeterInfo, MeterUnavailable, Provenance
+from ffenergy.meters.base import MeterInfo, MeterUnavailable, Provenance
 from ffenergy.meters.ina226_wire import FLAG_TRIGGER, INFO_REQUEST, RawSamples, StreamDecoder
-from ffenergy.meters.triggered import DOMAIN, MeterDisconnected, TriggeredMeter, WindowOptions
+from ffenergy.meters.triggered import DOMAIN, TriggeredMeter, WindowOptions
 
 log = logging.getLogger(__name__)
 DEFAULT_BAUD = 500_000
@@ -209,34 +209,19 @@ class Ina226Meter(TriggeredMeter):
     def _reopen(self, exc: BaseException) -> bool:
         """Reopen after the port vanished; False (and the meter failed) when retries run out."""
         self._ser.close()
-        self._stream_down(f"meter port {self.port} vanished ({exc})")
-        log.warning(
-            "meter port %s vanished (%s); reopening (%d tries, %.1f s apart)",
-            self.port,
-            exc,
+
+        def reopen() -> None:
+            self._ser = self._open()
+            self.stats.reopens += 1
+
+        return self._reopen_with_retries(
+            f"meter port {self.port} vanished ({exc})",
+            reopen,
+            self._closing,
             self.reopen_retries,
             self.reopen_interval_s,
+            f"the meter on {self.port}",
         )
-        self._restart()
-        for _ in range(self.reopen_retries):
-            if self._closing.wait(self.reopen_interval_s):
-                return False
-            try:
-                self._ser = self._open()
-            except MeterError:
-                continue
-            self.stats.reopens += 1
-            self._stream_down(None)
-            log.warning("meter port %s is back", self.port)
-            return True
-        self._fail(
-            MeterDisconnected(
-                f"meter port {self.port} vanished ({exc}) and did not come back after {self.reopen_retries} reopen tries"
-                f" over {self.reopen_retries * self.reopen_interval_s:.1f} s. Plug the meter back in, then resume the"
-                " run (ffenergy run CONFIG --resume RUN_DIR): finished rows are kept"
-            )
-        )
-        return False
 
     # --- Meter interface --------------------------------------------------------------------
     @property

@@ -37,7 +37,7 @@ import serial
 
 from ffenergy.meters import lpm01a_wire as wire
 from ffenergy.meters.base import MeterError, MeterInfo, MeterUnavailable
-from ffenergy.meters.triggered import DOMAIN, MeterDisconnected, TriggeredMeter, WindowOptions
+from ffenergy.meters.triggered import DOMAIN, TriggeredMeter, WindowOptions
 
 log = logging.getLogger(__name__)
 FIRMWARE_MAJOR = 1  # the UM2269 protocol generation this driver speaks
@@ -331,30 +331,20 @@ class Lpm01aMeter(TriggeredMeter):
     def _reopen(self, exc: BaseException) -> bool:
         """Reopen and configure again after the port vanished; False (and the meter failed) when retries run out."""
         self._ser.close()
-        why = f"LPM01A port {self.port} vanished ({exc})"
-        self._stream_down(why)
-        log.warning("%s; reopening (%d tries, %.1f s apart)", why, self.reopen_retries, self.reopen_interval_s)
-        self._restart(why)
         self._next_index += round(self.sample_rate_hz)  # a second of unknown length between the streams
-        for _ in range(self.reopen_retries):
-            if self._closing.wait(self.reopen_interval_s):
-                return False
-            try:
-                self._ser = self._open()
-            except MeterError:
-                continue
+
+        def reopen() -> None:
+            self._ser = self._open()
             self.stats.reopens += 1
-            self._stream_down(None)
-            log.warning("LPM01A port %s is back", self.port)
-            return True
-        self._fail(
-            MeterDisconnected(
-                f"{why} and did not come back after {self.reopen_retries} reopen tries over"
-                f" {self.reopen_retries * self.reopen_interval_s:.1f} s. Plug the board back in, then resume the run"
-                " (ffenergy run CONFIG --resume RUN_DIR): finished rows are kept"
-            )
+
+        return self._reopen_with_retries(
+            f"LPM01A port {self.port} vanished ({exc})",
+            reopen,
+            self._closing,
+            self.reopen_retries,
+            self.reopen_interval_s,
+            f"the LPM01A board on {self.port}",
         )
-        return False
 
     # --- Meter interface --------------------------------------------------------------------
     @property

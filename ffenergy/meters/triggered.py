@@ -8,8 +8,10 @@ Windows are found from trigger edges in the stream (``trigger_windows``), never 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, TypedDict
 
 import numpy as np
@@ -17,6 +19,7 @@ import numpy as np
 from ffenergy.meters.base import Meter, MeterError, WindowEnergy
 from ffenergy.meters.trigger_windows import EDGE_SHARE_LIMIT, WindowEnergyDetail, find_windows, measure_window
 
+log = logging.getLogger(__name__)
 DOMAIN = "dut"
 MAX_OPEN_WINDOWS = 8  # the newest open windows whose samples the history keeps, however long they last
 
@@ -130,6 +133,40 @@ class TriggeredMeter(Meter):
         with self._cond:
             self._error = error
             self._cond.notify_all()
+
+    def _reopen_with_retries(
+        self,
+        why: str,
+        reopen: Callable[[], None],
+        closing: threading.Event,
+        retries: int,
+        interval_s: float,
+        device: str,
+    ) -> bool:
+        """The stream stopped for ``why`` (a port vanished): call ``reopen`` up to ``retries`` times, ``interval_s``
+        apart, until it raises no ``MeterError``: True. Else the meter fails with ``MeterDisconnected`` naming
+        ``device`` and how to go on; False (also when ``closing`` is set meanwhile)."""
+        self._stream_down(why)
+        log.warning("%s; reopening (%d tries, %.1f s apart)", why, retries, interval_s)
+        self._restart(why)
+        for _ in range(retries):
+            if closing.wait(interval_s):
+                return False
+            try:
+                reopen()
+            except MeterError:
+                continue
+            self._stream_down(None)
+            log.warning("%s is back", device)
+            return True
+        self._fail(
+            MeterDisconnected(
+                f"{why} and did not come back after {retries} reopen tries over {retries * interval_s:.1f} s."
+                f" Plug {device} back in, then resume the run (ffenergy run CONFIG --resume RUN_DIR): finished rows"
+                " are kept"
+            )
+        )
+        return False
 
     def _stream_down(self, why: str | None) -> None:
         """The sample stream stopped for ``why`` (the driver is reconnecting); None: it flows again."""

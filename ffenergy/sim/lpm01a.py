@@ -22,7 +22,6 @@ import argparse
 import logging
 import os
 import select
-import subprocess
 import sys
 import time
 import tty
@@ -34,6 +33,7 @@ import numpy as np
 from ffenergy.meters import lpm01a_wire as wire
 from ffenergy.recordings.formats import read_recording
 from ffenergy.recordings.recording import Recording
+from ffenergy.sim.pty import DeviceProcess, spawn_device
 
 log = logging.getLogger(__name__)
 CHUNK = 4096  # samples encoded per write
@@ -287,42 +287,11 @@ def _number(text: str) -> float:
     return float(text)
 
 
-@dataclass
-class EmulatorProcess:
-    """A running emulator; ``port`` is the path to open with ``Lpm01aMeter``."""
-
-    proc: subprocess.Popen
-    port: Path
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self.port.unlink(missing_ok=True)
-
-    def __enter__(self) -> EmulatorProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def spawn_emulator(recording: Path, port: Path, *args: str, timeout_s: float = 20.0) -> EmulatorProcess:
+def spawn_emulator(recording: Path, port: Path, *args: str, timeout_s: float = 20.0) -> DeviceProcess:
     """Start ``python -m ffenergy.sim.lpm01a`` on ``recording`` and wait until its port exists."""
     argv = [sys.executable, "-m", "ffenergy.sim.lpm01a", "--recording", str(recording), "--port", str(port), *args]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
-    emu = EmulatorProcess(proc, Path(port))
-    assert proc.stdout is not None  # stdout=PIPE
-    ready = select.select([proc.stdout], [], [], timeout_s)[0]
-    if not ready or proc.stdout.readline() != READY:
-        emu.stop()
-        raise RuntimeError(
-            f"the LPM01A emulator did not start within {timeout_s} s (exit code {proc.poll()});"
-            f" run {' '.join(argv)} by hand to see why"
-        )
-    return emu
+    proc, _ = spawn_device(argv, READY, "the LPM01A emulator", timeout_s)
+    return DeviceProcess(proc, Path(port))
 
 
 def main(argv: list[str] | None = None) -> int:

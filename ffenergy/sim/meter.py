@@ -20,10 +20,8 @@ import errno
 import json
 import os
 import queue
-import select
 import signal
 import stat
-import subprocess
 import sys
 import threading
 import time
@@ -31,11 +29,10 @@ import tty
 from dataclasses import dataclass
 from pathlib import Path
 
-from ffenergy.children import spawn
 from ffenergy.firmware.protocol import TriggerEvent, parse_trigger_events
 from ffenergy.meters.ina226_wire import INFO_REQUEST, encode_info
 from ffenergy.sim.model import EnergyModel, TraceSynth
-from ffenergy.sim.pty import PtyLink
+from ffenergy.sim.pty import DeviceProcess, PtyLink, spawn_device
 
 MAX_CATCH_UP_S = 0.2  # idle backlog emitted at most per loop turn after a stall
 
@@ -149,11 +146,9 @@ class SimLogger:
 
 
 @dataclass
-class SimMeterProcess:
+class SimMeterProcess(DeviceProcess):
     """A running simulated logger; ``port`` is the path to open with ``Ina226Meter``."""
 
-    proc: subprocess.Popen
-    port: Path
     trigger: Path
     model: EnergyModel
 
@@ -164,20 +159,6 @@ class SimMeterProcess:
     def unplug(self) -> None:
         """Pull the cable: the pty closes and comes back after the replug delay."""
         os.kill(self.proc.pid, signal.SIGUSR1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self.port.unlink(missing_ok=True)
-
-    def __enter__(self) -> SimMeterProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def spawn_sim_meter(
@@ -198,19 +179,8 @@ def spawn_sim_meter(
         "--model",
         json.dumps(dataclasses.asdict(model)),
     ]
-    proc = spawn(args, stdout=subprocess.PIPE, stderr=None)
-    sim = SimMeterProcess(proc, Path(port), Path(trigger), model)
-    stdout = proc.stdout
-    assert stdout is not None  # stdout=PIPE
-    ready, _, _ = select.select([stdout], [], [], timeout_s)
-    line = stdout.readline() if ready else b""
-    if not line.startswith(b"#FFM1"):
-        sim.stop()
-        raise RuntimeError(
-            f"the simulated meter did not start within {timeout_s} s (exit code {proc.poll()});"
-            f" run {' '.join(args[:7])} by hand to see why"
-        )
-    return sim
+    proc, _ = spawn_device(args, b"#FFM1", "the simulated meter", timeout_s)
+    return SimMeterProcess(proc, Path(port), Path(trigger), model)
 
 
 def main(argv: list[str] | None = None) -> int:

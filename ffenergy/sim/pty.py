@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import os
 import select
+import subprocess
 import threading
 import tty
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
+
+from ffenergy.children import spawn
 
 
 class PtyLink:
@@ -67,3 +72,43 @@ class PtyLink:
             out += data
             wait = 0.0
         return out
+
+
+@dataclass
+class DeviceProcess:
+    """A stand-in device running as a child process, serving on the pty linked at ``port``."""
+
+    proc: subprocess.Popen
+    port: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self.port.unlink(missing_ok=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def spawn_device(argv: list[str], ready: bytes, what: str, timeout_s: float) -> tuple[subprocess.Popen, bytes]:
+    """Start a device process (it dies with this one) and wait for its first stdout line to start with ``ready``;
+    (the process, that line). A device that does not get ready in ``timeout_s`` is killed, with an error."""
+    proc = spawn(argv, stdout=subprocess.PIPE)
+    assert proc.stdout is not None  # stdout=PIPE
+    line = proc.stdout.readline() if select.select([proc.stdout], [], [], timeout_s)[0] else b""
+    if not line.startswith(ready):
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=5)
+        proc.stdout.close()
+        raise RuntimeError(
+            f"{what} did not start within {timeout_s} s (exit code {proc.poll()}); run {' '.join(argv)} by hand"
+            " to see why"
+        )
+    return proc, line
