@@ -5,6 +5,7 @@ Plain GitHub-flavoured Markdown with relative links, so it renders on GitHub nex
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from pathlib import Path
 from ffenergy.analysis.learners import LearnerRow, equal_accuracy_table, learner_rows
 from ffenergy.analysis.load import RunData, SummaryRow
 from ffenergy.analysis.metrics import class_recalls
-from ffenergy.contract import RECORDING_FILE, EarlyExitCosts, read_rows
+from ffenergy.contract import RECORDING_FILE, EarlyExitCosts, Shown, read_rows
 from ffenergy.units import format_energy
 
 INLINE_FORMATS = (".png", ".svg")  # GitHub shows these inline; PDFs are linked
@@ -48,42 +49,25 @@ def _figure_lines(figures: list[SavedFigure], base: Path) -> list[str]:
     return lines
 
 
-def _summary_rows(rows: list[SummaryRow]) -> list[list[str]]:
-    return [
-        [
-            r.target,
-            r.meter or "—",
-            r.provenance or "MACs only",
-            r.procedure,
-            r.mode,
-            _num(r.accuracy * 100, ".2f", "%"),
-            _num(r.mean_layers, ".2f"),
-            _num(r.macs_per_inference, ",.0f"),
-            _num(r.mac_reduction, ".2f", "×"),
-            format_energy(r.gross_energy_j_per_inference, r.gross_energy_ci95_j),
-            format_energy(r.energy_j_per_inference, r.energy_ci95_j),
-            _num(r.energy_reduction, ".2f", "×"),
-            _num(r.n_samples, "d"),
-        ]
-        for r in rows
-    ]
+def _shown_fields(row_type: type) -> list[dataclasses.Field]:
+    """The summary row's fields that report.md shows (those with ``Shown`` metadata), in column order."""
+    return [f for f in dataclasses.fields(row_type) if "shown" in f.metadata]
 
 
-_SUMMARY_HEADER = [
-    "target",
-    "meter",
-    "provenance",
-    "procedure",
-    "mode",
-    "accuracy",
-    "mean layers",
-    "MACs/inference (as run)",
-    "MAC reduction (paper's count)",
-    "gross energy/inference (95% CI)",
-    "net energy/inference (95% CI)",
-    "energy reduction",
-    "n",
-]
+def _shown_cell(row: SummaryRow, f: dataclasses.Field) -> str:
+    shown: Shown = f.metadata["shown"]
+    value = getattr(row, f.name)
+    if shown.ci is not None:
+        return format_energy(value, getattr(row, shown.ci))
+    if isinstance(value, str):
+        return value or shown.empty
+    return _num(value, shown.spec, shown.suffix)
+
+
+def _summary_table(rows: list[SummaryRow]) -> list[str]:
+    """The summary table, a column per shown field of the rows' type (contract.SummaryRow)."""
+    fields = _shown_fields(type(rows[0]))
+    return _table([f.metadata["shown"].heading for f in fields], [[_shown_cell(r, f) for f in fields] for r in rows])
 
 
 _HEADLINES = {
@@ -135,7 +119,7 @@ def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> st
                 "re-measure with longer windows.",
                 "",
             ]
-        lines += _table(_SUMMARY_HEADER, _summary_rows(run.summary))
+        lines += _summary_table(run.summary)
         lines += ["", "Reductions are full ÷ mode (> 1 means savings). Energy is per inference.", ""]
         lines += [_HEADLINES[str(m.raw.get("energy_headline", "net"))], ""]
         depth_1 = dict.fromkeys(
