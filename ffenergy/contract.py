@@ -26,6 +26,10 @@ INSN_CLASS_COLUMNS = [f"insn_{c}" for c in INSN_CLASSES]  # samples.csv: instruc
 SWEEP_INDEX_COLUMNS = ["node", "status", "attempts", "error", "run_dir"]
 PER_CLASS_COLUMNS = ["target", "procedure", "mode", "class", "n_samples", "sensitivity"]
 TRACE_COLUMNS = ["t_s", "current_a", "voltage_v", "trigger"]
+# How a simulated MCU meter priced its windows (manifest.json: targets.<t>.meter.energy_model): the
+# instructions the QEMU plugin counted (mcu-qemu), or the MACs the firmware reports (mcu-sim).
+ENERGY_MODEL_INSTRUCTIONS = "instructions-qemu-plugin"
+ENERGY_MODEL_MACS = "macs"
 EXPECTED_FILES = ("summary.csv", "samples.csv", "sweep.csv")  # every finished run has these
 # An imported recording's run (ffenergy import) also holds this JSON object: the source's format, files
 # (with sha256), board, meter, sample rate and voltage, and per window the energy beside the figures the

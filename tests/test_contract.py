@@ -10,6 +10,7 @@ import pytest
 
 from ffenergy.analysis.report import _summary_table
 from ffenergy.contract import (
+    INSN_CLASS_COLUMNS,
     SAMPLES_COLUMNS,
     SUMMARY_COLUMNS,
     CsvAppender,
@@ -109,3 +110,7 @@ def test_adding_a_column_is_one_field_written_read_back_and_reported(tmp_path):
     assert back == row
     table = _summary_table([back])
     assert table[0].endswith("| J/token |") and table[2].endswith("| 0.125 |")
+
+
+def test_the_instruction_class_columns_are_sample_row_fields():
+    assert INSN_CLASS_COLUMNS == SAMPLES_COLUMNS[-len(INSN_CLASS_COLUMNS) :]
