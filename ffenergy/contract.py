@@ -12,10 +12,10 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ffenergy.rows import as_dict, cell, columns
 
@@ -204,6 +204,26 @@ WINDOWS_COLUMNS = columns(WindowRow)
 SUMMARY_COLUMNS = columns(SummaryRow)
 SWEEP_COLUMNS = columns(SweepRow)
 FIT_KEYS = columns(Fit)  # every attribution.json fit has these keys
+
+
+class MeasuredWindow(Protocol):
+    """A measured window as the statistics read it (``measure.WindowResult`` is one): per domain
+    gross and net joules over ``n_inferences`` inferences; idle windows have ``kind`` idle."""
+
+    @property
+    def key(self) -> Hashable | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def n_inferences(self) -> int: ...
+    @property
+    def macs(self) -> int: ...
+    @property
+    def duration_s(self) -> float: ...
+    @property
+    def joules(self) -> dict[str, float]: ...
+    @property
+    def net_joules(self) -> dict[str, float]: ...
 
 
 class CsvAppender:
