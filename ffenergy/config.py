@@ -23,6 +23,7 @@ from ffenergy.data.registry import DATASETS
 from ffenergy.firmware.boards import BOARDS
 from ffenergy.learners import LEARNERS
 from ffenergy.learners.options import LearnerOptionsError, check_learner_options
+from ffenergy.measure import MethodConfig
 from ffenergy.meters.registry import host_meter_choices
 from ffenergy.targets.registry import TARGETS
 from ffenergy.vocabulary import all_modes
@@ -93,16 +94,15 @@ class InferenceConfig:
     batch_size: int = 1024
 
 
-@dataclass
-class MeasurementConfig:
-    repeats: int = 5  # windows per mode
-    min_window_s: float = 2.0  # and at least 20 meter update periods
-    warmup_s: float = 0.5
+@dataclass(frozen=True)
+class MeasurementConfig(MethodConfig):
+    """The ``measurement`` section: the window method (``measure.MethodConfig``: repeats, window length,
+    warm-up, idle windows, meter timeout, seed) and how a run feeds it."""
+
     batch_size: int = 1024  # inference batch inside a measured window
     pool_survivors: bool = False  # light windows pool the rows that stay across batches by depth (throughput mode)
     max_idle_drift: float = 0.05  # warn when idle power moves more than this between consecutive idle windows
     procedures: list[str] = field(default_factory=list)  # empty: every inference procedure
-    seed: int = 0
 
 
 @dataclass
@@ -220,7 +220,10 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     if unknown:
         raise ConfigError(f"{_join(where, unknown[0])}: unknown key; allowed keys here: {', '.join(names)}")
     kwargs = {name: _convert(hints[name], raw[name], _join(where, name)) for name in names if name in raw}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a section that checks itself (measure.MethodConfig)
+        raise ConfigError(str(exc)) from None
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
@@ -293,9 +296,6 @@ def _check_values(cfg: ExperimentConfig) -> None:
     for i, target in enumerate(cfg.targets):
         _one_of(target, TARGETS.names(), f"targets[{i}]")
     _one_of(cfg.meter, host_meter_choices(), "meter")
-    _require(meas.repeats >= 5, "measurement.repeats", "an integer >= 5 (repeats give the 95% CI)")
-    _require(meas.min_window_s > 0, "measurement.min_window_s", "a positive number of seconds")
-    _require(meas.warmup_s >= 0, "measurement.warmup_s", "a number of seconds >= 0 (0: no warm-up)")
     _require(meas.batch_size > 0, "measurement.batch_size", "a positive integer")
     _require(meas.max_idle_drift > 0, "measurement.max_idle_drift", "a relative change > 0, e.g. 0.05")
     for i, proc in enumerate(meas.procedures):

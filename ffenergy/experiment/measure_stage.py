@@ -14,7 +14,7 @@ from ffenergy.contract import WINDOWS_COLUMNS, CsvAppender, read_rows
 from ffenergy.data.base import Dataset
 from ffenergy.experiment.manifest import Manifest
 from ffenergy.experiment.procedure import Procedure, RunError, to_cpu
-from ffenergy.measure import MethodConfig, WindowResult, Workload, measure
+from ffenergy.measure import WindowResult, Workload, measure
 from ffenergy.meters.auto import auto_meter, make_meter
 from ffenergy.meters.base import Meter, MeterUnavailable
 from ffenergy.targets.host import HostTarget
@@ -98,7 +98,7 @@ def _measure_target(
         measure(
             meter,
             workloads,
-            MethodConfig(repeats=m.repeats, min_window_s=m.min_window_s, warmup_s=m.warmup_s, seed=m.seed),
+            m,
             done=done,
             on_window=on_window,
             first_idle_index=sum(1 for r in mine if r["procedure"] == "idle"),

@@ -271,14 +271,19 @@ def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[
 RESUMABLE_CHANGES = ("mcu.options", "meter_options", "carbon", "name")
 
 
-def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted names of the fields that differ between two config mappings (e.g. ``model.epochs``)."""
+def config_changes(
+    old: dict[str, Any], new: dict[str, Any], prefix: str = "", defaults: dict[str, Any] | None = None
+) -> list[str]:
+    """Dotted names of the fields that differ between two config mappings (e.g. ``model.epochs``). A
+    field the old config lacks (a later ffenergy added it) had its default then."""
+    defaults = ExperimentConfig().to_dict() if defaults is None else defaults
     changes = []
     for key in sorted(set(old) | set(new)):
         where = f"{prefix}{key}"
-        a, b = old.get(key), new.get(key)
+        a, b = old.get(key, defaults.get(key)), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            changes += config_changes(a, b, f"{where}.")
+            sub = defaults.get(key)
+            changes += config_changes(a, b, f"{where}.", sub if isinstance(sub, dict) else {})
         elif a != b:
             changes.append(where)
     return changes

@@ -149,7 +149,7 @@ def test_hanging_meter_times_out():
 
 
 def test_bad_config_and_bad_workloads_are_named():
-    with pytest.raises(ValueError, match="repeats must be >= 5"):
+    with pytest.raises(ValueError, match=r"measurement.repeats: invalid value; use an integer >= 5"):
         MethodConfig(repeats=3)
     meter = SimulatedMeter(update_period_s=0.001)
     with pytest.raises(TypeError, match="must return \\(n_inferences, macs\\)"):
