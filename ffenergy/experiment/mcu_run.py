@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ffenergy.config import McuSection
 from ffenergy.contract import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender
 from ffenergy.data.base import Dataset
@@ -57,18 +59,7 @@ def run_mcu_job(
     board = target.fact("board") if target.fact("simulated") else section.board
     calib_x = data.x_val[:512] if section.dtype == "int8" else None
     if board != section.board:  # an emulated board: also hold the model to the size of the real one
-        deployed = deploy(arrays, job.policy, section.dtype, calib_x, True, job.procedure)
-        real = check_fit(deployed, section.board)
-        log.info(
-            "%s %s fits %s: flash %s / %s B, RAM %s / %s B (estimated)",
-            job.procedure,
-            section.dtype,
-            section.board,
-            f"{deployed.flash_bytes():,}",
-            f"{real.flash_bytes:,}",
-            f"{deployed.ram_bytes():,}",
-            f"{real.ram_bytes:,}",
-        )
+        _check_real_board(job, section, calib_x)
     report = export_model(arrays, job.policy, job.export_dir, section.dtype, board, calib_x=calib_x, name=job.procedure)
     options = dict(section.options)
     if target.fact("simulated"):
@@ -106,6 +97,22 @@ def run_mcu_job(
                 progress=progress,
                 insn_log=session.insn_log,
             )
+
+
+def _check_real_board(job: McuJob, section: McuSection, calib_x: np.ndarray | None) -> None:
+    """Refuse (check_fit) a model that would not fit the configured real board; log its flash and RAM."""
+    deployed = deploy(job.arrays, job.policy, section.dtype, calib_x, True, job.procedure)
+    real = check_fit(deployed, section.board)
+    log.info(
+        "%s %s fits %s: flash %s / %s B, RAM %s / %s B (estimated)",
+        job.procedure,
+        section.dtype,
+        section.board,
+        f"{deployed.flash_bytes():,}",
+        f"{real.flash_bytes:,}",
+        f"{deployed.ram_bytes():,}",
+        f"{real.ram_bytes:,}",
+    )
 
 
 def _check_firmware(info: Info, dims: list[int], job: McuJob, export_dir: Path) -> None:
