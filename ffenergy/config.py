@@ -95,22 +95,20 @@ class InferenceConfig:
     batch_size: int = 1024
 
 
-@dataclass
-class MeasurementConfig:
-    repeats: int = 5  # windows per mode
-    min_window_s: float = 2.0  # and at least 20 meter update periods
-    warmup_s: float = 0.5
+@dataclass(frozen=True)
+class MeasurementConfig(MethodConfig):
+    """The ``measurement`` section: the window method (``measure.MethodConfig``: repeats, window length,
+    warm-up, idle windows, meter timeout, seed) and how a run feeds it."""
+
     batch_size: int = 1024  # inference batch inside a measured window
     pool_survivors: bool = False  # light windows pool the rows that stay across batches by depth (throughput mode)
     max_idle_drift: float = 0.05  # warn when idle power moves more than this between consecutive idle windows
     procedures: list[str] = field(default_factory=list)  # empty: every inference procedure
-    seed: int = 0
 
     def method(self) -> MethodConfig:
-        """How ``ffenergy run`` (and ``ffenergy.profiler`` by default) sizes and repeats windows."""
-        return MethodConfig(
-            repeats=self.repeats, min_window_s=self.min_window_s, warmup_s=self.warmup_s, seed=self.seed
-        )
+        """How ``ffenergy run`` (and ``ffenergy.profiler`` by default) sizes and repeats windows: this section's
+        method fields, without the run settings."""
+        return MethodConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(MethodConfig)})
 
 
 @dataclass
@@ -251,7 +249,10 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     if unknown:
         raise ConfigError(f"{_join(where, unknown[0])}: unknown key; allowed keys here: {', '.join(names)}")
     kwargs = {name: _convert(hints[name], raw[name], _join(where, name)) for name in names if name in raw}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a section that checks itself (measure.MethodConfig)
+        raise ConfigError(str(exc)) from None
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
@@ -335,9 +336,6 @@ def _check_values(cfg: ExperimentConfig) -> None:
     for i, target in enumerate(cfg.targets):
         _one_of(target, TARGETS.names(), f"targets[{i}]")
     _one_of(cfg.meter, host_meter_choices(), "meter")
-    _require(meas.repeats >= 5, "measurement.repeats", "an integer >= 5 (repeats give the 95% CI)")
-    _require(0 < meas.min_window_s <= MAX_WINDOW_S, "measurement.min_window_s", f"seconds in (0, {MAX_WINDOW_S:g}]")
-    _require(meas.warmup_s >= 0, "measurement.warmup_s", "a number of seconds >= 0 (0: no warm-up)")
     _require(meas.batch_size > 0, "measurement.batch_size", "a positive integer")
     _require(meas.max_idle_drift > 0, "measurement.max_idle_drift", "a relative change > 0, e.g. 0.05")
     for i, proc in enumerate(meas.procedures):
@@ -355,7 +353,6 @@ def _check_values(cfg: ExperimentConfig) -> None:
 
 RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # a run directory's name: one path component
 MAX_WIDTH = 100_000  # a layer wider than this does not fit a machine's memory next to a 784-wide input
-MAX_WINDOW_S = 3600.0  # a measurement window; each mode takes at least repeats of them
 
 
 def _check_data_source(data: DataConfig) -> None:

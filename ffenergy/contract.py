@@ -8,102 +8,30 @@ it measured; readers skip a torn last line.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import fcntl
 import json
 import math
 import os
 import platform
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-INSN_CLASS_COLUMNS = ["insn_ldst", "insn_mul", "insn_fpu", "insn_branch", "insn_other"]  # instructions by class
-SAMPLES_COLUMNS = [
-    "target",
-    "procedure",
-    "mode",
-    "sample",
-    "label",
-    "pred",
-    "exit_layer",
-    "macs",
-    "correct",
-    "energy_j",
-    "instructions",  # executed per inference, where the target counts them (mcu-qemu); else empty
-    *INSN_CLASS_COLUMNS,
-]
-WINDOWS_COLUMNS = [
-    "target",
-    "meter",
-    "domain",
-    "procedure",
-    "mode",
-    "repeat",
-    "n_inferences",
-    "duration_s",
-    "energy_j",
-    "idle_power_w",
-    "net_energy_j",
-    "energy_lo_j",  # the edge band of energy_j (each edge one sample inward / outward), where the meter has one
-    "energy_hi_j",
-]
-SUMMARY_COLUMNS = [
-    "dataset",
-    "target",
-    "meter",
-    "provenance",
-    "procedure",
-    "mode",
-    "accuracy",
-    "macro_f1",
-    "mean_layers",
-    "macs_per_inference",
-    "macs_per_inference_naive",
-    "mac_reduction",
-    "energy_j_per_inference",
-    "energy_ci95_j",
-    "energy_reduction",
-    "n_samples",
-    "n_repeats",
-    "co2_g_per_1000_inferences",
-    "idle_drift_max",
-    "gross_energy_j_per_inference",  # energy_j_per_inference and energy_ci95_j are net (idle subtracted)
-    "gross_energy_ci95_j",
-    "mac_reduction_as_run",  # full / mode of macs_per_inference (what ran); mac_reduction is the paper's count
-]
+from ffenergy.rows import as_dict, cell, columns
+
+INSN_CLASSES = ("ldst", "mul", "fpu", "branch", "other")  # instruction classes of the QEMU counting plugin
+INSN_CLASS_COLUMNS = [f"insn_{c}" for c in INSN_CLASSES]  # samples.csv: instructions by class
 # additions to DESIGN.md section 5 (see docs/DESIGN.md)
 # a sweep directory's index (ffenergy sweep): the point id, one column per grid key (JSON values), then these
 SWEEP_INDEX_COLUMNS = ["node", "status", "attempts", "error", "run_dir"]
 PER_CLASS_COLUMNS = ["target", "procedure", "mode", "class", "n_samples", "sensitivity"]
-SWEEP_COLUMNS = [
-    "target",
-    "procedure",
-    "statistic",
-    "alpha",
-    "accuracy",
-    "macro_f1",
-    "mean_layers",
-    "macs_per_inference",
-    "macs_per_inference_naive",
-    "mac_reduction",
-    "exit_fractions",
-    "energy_j_per_inference",
-]
 TRACE_COLUMNS = ["t_s", "current_a", "voltage_v", "trigger"]
-FIT_KEYS = [
-    "target",
-    "meter",
-    "procedure",
-    "joules_per_mac",
-    "static_power_w",
-    "intercept_j_per_inference",
-    "r2",
-    "n_points",
-    "predicted_light_j",
-    "measured_light_j",
-    "prediction_error",
-]
+# How a simulated MCU meter priced its windows (manifest.json: targets.<t>.meter.energy_model): the
+# instructions the QEMU plugin counted (mcu-qemu), or the MACs the firmware reports (mcu-sim).
+ENERGY_MODEL_INSTRUCTIONS = "instructions-qemu-plugin"
+ENERGY_MODEL_MACS = "macs"
 EXPECTED_FILES = ("summary.csv", "samples.csv", "sweep.csv")  # every finished run has these
 # An imported recording's run (ffenergy import) also holds this JSON object: the source's format, files
 # (with sha256), board, meter, sample rate and voltage, and per window the energy beside the figures the
@@ -137,28 +65,116 @@ SCHEMA_SINCE = "0.3.0"
 
 
 @dataclass(frozen=True)
-class SummaryRow:
-    dataset: str
+class Shown:
+    """How report.md's summary table shows a column: its heading, a format spec and suffix (numbers),
+    the text of an empty cell and, for an energy, the field holding its CI95 (shown with it)."""
+
+    heading: str
+    spec: str = ""
+    suffix: str = ""
+    empty: str = "—"
+    ci: str | None = None
+
+
+def column(default: Any = dataclasses.MISSING, shown: Shown | None = None) -> Any:
+    """A row field: its default (a column added later: older files read it so) and its place in the report."""
+    return dataclasses.field(default=default, metadata={"shown": shown} if shown else {})
+
+
+# Result rows: each file's columns are its row type's fields in order (ffenergy.rows.columns), and the
+# fields' types say how a cell is written and read back; adding a column is adding a field.
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleRow:
+    """samples.csv: one test sample of one (target, procedure, mode)."""
+
     target: str
-    meter: str
-    provenance: str
     procedure: str
     mode: str
+    sample: int
+    label: int
+    pred: int
+    exit_layer: int
+    macs: int
+    correct: bool
+    energy_j: float | None = None  # where a meter gives per-inference windows
+    instructions: float | None = None  # executed per inference, where the target counts them (mcu-qemu)
+    insn_ldst: float | None = None  # the same by class (INSN_CLASSES)
+    insn_mul: float | None = None
+    insn_fpu: float | None = None
+    insn_branch: float | None = None
+    insn_other: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowRow:
+    """windows.csv: one measured window (idle windows: procedure = mode = ``idle``, n_inferences 0)."""
+
+    target: str
+    meter: str
+    domain: str
+    procedure: str
+    mode: str
+    repeat: int
+    n_inferences: int
+    duration_s: float
+    energy_j: float
+    idle_power_w: float | None = None
+    net_energy_j: float | None = None
+    energy_lo_j: float | None = None  # the edge band of energy_j (each edge one sample inward / outward)
+    energy_hi_j: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SummaryRow:
+    """summary.csv: one (target, meter, procedure, mode). Energies are net (idle subtracted) unless gross."""
+
+    dataset: str = column("")
+    target: str = column(shown=Shown("target"))
+    meter: str = column("", Shown("meter"))
+    provenance: str = column("", Shown("provenance", empty="MACs only"))
+    procedure: str = column(shown=Shown("procedure"))
+    mode: str = column(shown=Shown("mode"))
+    accuracy: float = column(shown=Shown("accuracy", ".2%"))
+    macro_f1: float | None = None
+    mean_layers: float = column(shown=Shown("mean layers", ".2f"))
+    macs_per_inference: float = column(shown=Shown("MACs/inference (as run)", ",.0f"))
+    macs_per_inference_naive: float = math.nan  # the paper's count; NaN in runs before ffenergy 0.2
+    mac_reduction: float | None = column(None, Shown("MAC reduction (paper's count)", ".2f", "×"))
+    energy_j_per_inference: float | None = column(None, Shown("net energy/inference (95% CI)", ci="energy_ci95_j"))
+    energy_ci95_j: float | None = None
+    energy_reduction: float | None = column(None, Shown("energy reduction", ".2f", "×"))
+    n_samples: int | None = column(None, Shown("n", "d"))
+    n_repeats: int | None = None
+    co2_g_per_1000_inferences: float | None = None
+    idle_drift_max: float | None = None  # absent from runs before ffenergy 0.2
+    gross_energy_j_per_inference: float | None = column(
+        None, Shown("gross energy/inference (95% CI)", ci="gross_energy_ci95_j")
+    )  # absent from runs before ffenergy 0.3
+    gross_energy_ci95_j: float | None = None
+    # full ÷ mode of macs_per_inference (what ran, what the energy follows); mac_reduction is the paper's count
+    mac_reduction_as_run: float | None = column(None, Shown("MAC reduction (as run)", ".2f", "×"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepRow:
+    """sweep.csv: the alpha sweep of one procedure's exit thresholds on the test split (``target`` host:
+    a property of the model, computed once). ``energy_j_per_inference`` stays empty: plots predict it
+    from the depth-k energies."""
+
+    target: str
+    procedure: str
+    statistic: str
+    alpha: float
     accuracy: float
-    macro_f1: float | None
+    macro_f1: float | None = None
     mean_layers: float
     macs_per_inference: float
-    mac_reduction: float | None
-    energy_j_per_inference: float | None
-    energy_ci95_j: float | None
-    energy_reduction: float | None
-    n_samples: int | None
-    n_repeats: int | None
-    idle_drift_max: float | None = None  # absent from runs before ffenergy 0.2
     macs_per_inference_naive: float = math.nan  # the paper's count; NaN in runs before ffenergy 0.2
-    gross_energy_j_per_inference: float | None = None  # absent from runs before ffenergy 0.3
-    gross_energy_ci95_j: float | None = None
-    mac_reduction_as_run: float | None = None  # absent from runs before ffenergy 0.3
+    mac_reduction: float | None = None
+    exit_fractions: tuple[float, ...]  # p1;p2;...;pL, the fraction of samples exiting at each layer
+    energy_j_per_inference: float | None = None
 
 
 @dataclass(frozen=True)
@@ -208,29 +224,41 @@ class EarlyExitCosts:
     check_priced_uj: float | None
 
 
-@dataclass(frozen=True)
-class SweepRow:
-    target: str
-    procedure: str
-    statistic: str
-    alpha: float
-    accuracy: float
-    macro_f1: float | None
-    mean_layers: float
-    macs_per_inference: float
-    mac_reduction: float | None
-    exit_fractions: tuple[float, ...]
-    energy_j_per_inference: float | None
-    meter: str | None
-    macs_per_inference_naive: float = math.nan  # the paper's count; NaN in runs before ffenergy 0.2
+SAMPLES_COLUMNS = columns(SampleRow)
+WINDOWS_COLUMNS = columns(WindowRow)
+SUMMARY_COLUMNS = columns(SummaryRow)
+SWEEP_COLUMNS = columns(SweepRow)
+FIT_KEYS = columns(Fit)  # every attribution.json fit has these keys
+
+
+class MeasuredWindow(Protocol):
+    """A measured window as the statistics read it (``measure.WindowResult`` is one): per domain
+    gross and net joules over ``n_inferences`` inferences; idle windows have ``kind`` idle."""
+
+    @property
+    def key(self) -> Hashable | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def n_inferences(self) -> int: ...
+    @property
+    def macs(self) -> int: ...
+    @property
+    def duration_s(self) -> float: ...
+    @property
+    def joules(self) -> dict[str, float]: ...
+    @property
+    def net_joules(self) -> dict[str, float]: ...
 
 
 class CsvAppender:
-    """Appends rows to a CSV with a fixed header; creates the file (with header) if needed."""
+    """Appends rows (row dataclasses, or mappings by column) to a CSV with a fixed header; creates the
+    file (with header) if needed. A key that names no column is an error, never dropped."""
 
     def __init__(self, path: Path, columns: list[str]):
         self.path = Path(path)
         self.columns = columns
+        self._known = frozenset(columns)
         new = not self.path.exists() or self.path.stat().st_size == 0
         if not new:
             _truncate_torn_tail(self.path)
@@ -241,12 +269,18 @@ class CsvAppender:
             self._writer.writeheader()
             self._sync()
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, row: Any) -> None:
         self.write_many([row])
 
-    def write_many(self, rows: Iterable[dict[str, Any]]) -> None:
+    def write_many(self, rows: Iterable[Any]) -> None:
         for row in rows:
-            self._writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
+            cells = as_dict(row)
+            unknown = [k for k in cells if k not in self._known]
+            if unknown:
+                raise ValueError(
+                    f"{self.path}: no column {', '.join(unknown)} (the columns: {', '.join(self.columns)})"
+                )
+            self._writer.writerow({k: cell(cells.get(k)) for k in self.columns})
         self._sync()
 
     def _sync(self) -> None:
@@ -263,8 +297,8 @@ class CsvAppender:
         self.close()
 
 
-def rewrite_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
-    """Replace ``path`` with exactly ``rows`` (a temporary file renamed into place: never half-written)."""
+def rewrite_csv(path: Path, columns: list[str], rows: Iterable[Any]) -> None:
+    """Replace a result CSV with ``rows`` atomically (a temp file renamed into place)."""
     path = Path(path)
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)

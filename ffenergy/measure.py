@@ -41,27 +41,34 @@ class Workload:
     sync: Callable[[], None] = _no_sync  # e.g. torch.cuda.synchronize; called at both window edges
 
 
+MAX_WINDOW_S = 3600.0  # a window longer than an hour is a typo (each mode takes at least `repeats` of them)
+
+
 @dataclass(frozen=True)
 class MethodConfig:
-    """How windows are sized and repeated. Tests may shrink ``min_window_s`` and ``warmup_s``."""
+    """How windows are sized and repeated: the one definition of the method, its defaults and their
+    checks. A run's ``measurement`` section (``config.MeasurementConfig``) is this plus run settings,
+    so every field can be set from YAML; errors name that key."""
 
-    repeats: int = 5
-    min_window_s: float = 2.0
+    repeats: int = 5  # windows per mode
+    min_window_s: float = 2.0  # and at least update_periods_per_window meter update periods
     update_periods_per_window: float = 20.0
-    warmup_s: float = 1.0
-    calibration_fraction: float = 0.25  # calibrate on this fraction of a window
-    idle: bool = True
-    seed: int = 0
-    meter_timeout_s: float = 60.0
+    warmup_s: float = 0.5
+    calibration_fraction: float = 0.25  # calibrate the calls per window on this fraction of a window
+    idle: bool = True  # idle windows of matched length before and after each round
+    seed: int = 0  # the random order of modes
+    meter_timeout_s: float = 60.0  # a meter's start() or stop() taking longer is a hung meter
 
     def __post_init__(self) -> None:
         if self.repeats < 5:
-            raise ValueError(f"method: repeats must be >= 5 for a 95% CI over repeats, got {self.repeats}")
+            raise ValueError("measurement.repeats: invalid value; use an integer >= 5 (repeats give the 95% CI)")
         for name in ("min_window_s", "update_periods_per_window", "calibration_fraction", "meter_timeout_s"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"method: {name} must be > 0, got {getattr(self, name)!r}")
+                raise ValueError(f"measurement.{name}: invalid value; use a positive number")
         if self.warmup_s < 0:
-            raise ValueError(f"method: warmup_s must be >= 0, got {self.warmup_s!r}")
+            raise ValueError("measurement.warmup_s: invalid value; use a number of seconds >= 0 (0: no warm-up)")
+        if self.min_window_s > MAX_WINDOW_S:
+            raise ValueError(f"measurement.min_window_s: invalid value; use seconds in (0, {MAX_WINDOW_S:g}]")
 
     def window_s(self, update_period_s: float) -> float:
         """Shortest window allowed for a meter with this counter update period."""
@@ -143,7 +150,7 @@ def call_with_timeout(fn: Callable[[], T], timeout_s: float, what: str) -> T:
     if thread.is_alive():
         raise MeterError(
             f"{what} did not return within {timeout_s:g} s: the meter hangs "
-            "(check its connection/driver, or raise MethodConfig.meter_timeout_s)"
+            "(check its connection/driver, or raise measurement.meter_timeout_s in the config)"
         )
     if "error" in box:
         raise box["error"]
@@ -162,7 +169,7 @@ def _call(workload: Workload, key: Key) -> tuple[int, int]:
     return n, macs
 
 
-def calibrate(workload: Workload, key: Key, window_s: float, method: MethodConfig) -> int:
+def calls_per_window(workload: Workload, key: Key, window_s: float, method: MethodConfig) -> int:
     """Warm up, then return how many ``run_once`` calls fill ``window_s``."""
     t_end = time.perf_counter() + method.warmup_s
     _call(workload, key)
@@ -257,7 +264,9 @@ def measure(
     todo = [[k for k in workloads if (k, r) not in done] for r in range(method.repeats)]
     if not any(todo):
         return []
-    n_calls = {k: calibrate(workloads[k], k, run.window_s, method) for k in workloads if any(k in t for t in todo)}
+    n_calls = {
+        k: calls_per_window(workloads[k], k, run.window_s, method) for k in workloads if any(k in t for t in todo)
+    }
     rng = random.Random(method.seed)
     idle_w: dict[str, float] = {}
     idle_index = first_idle_index

@@ -42,28 +42,32 @@ class ModeWindow:
 
 @dataclass(frozen=True)
 class Attribution:
+    """The two fits of one (target, meter, procedure): the window fit (gross window energy = static
+    power x duration + J/MAC x MACs) and the per-inference fit (net energy per inference = J/MAC x
+    MACs per inference + intercept), and the light energy predicted from the depth-k energies."""
+
     target: str
     meter: str
     procedure: str
-    joules_per_mac: float
-    static_power_w: float
-    r2: float  # of the gross window fit
-    n_points: int  # windows in the gross fit (depth-k and idle)
+    window_j_per_mac: float
+    window_static_power_w: float
+    window_r2: float
+    n_points: int  # windows in the window fit (depth-k and idle)
+    window_fit_identifiable: bool  # False: durations grow in step with MACs and no idle windows
     per_inference_j_per_mac: float
     intercept_j_per_inference: float
     per_inference_r2: float
     depth_energy_j: dict[int, float]  # mean net joules per inference of each depth-k
-    window_fit_identifiable: bool  # False: durations grow in step with MACs and no idle windows
     predicted_light_j: float | None
     measured_light_j: float | None
     prediction_error: float | None  # (predicted - measured) / measured
 
     def to_json(self) -> dict[str, Any]:
         """One entry of ``attribution.json``. ``joules_per_mac``, ``intercept_j_per_inference`` and
-        ``r2`` are the per-inference fit (net energy = J/MAC x MACs + intercept, one line to draw);
-        ``window_fit`` is the window-level split into static power and energy per MAC, which is
-        only identifiable when idle windows (or durations not proportional to MACs) pin it down."""
-        static = self.static_power_w if self.window_fit_identifiable else None
+        ``r2`` are the per-inference fit (one line to draw); ``window_fit`` is the window-level split
+        into static power and energy per MAC, which is only identifiable when idle windows (or
+        durations not proportional to MACs) pin it down."""
+        static = self.window_static_power_w if self.window_fit_identifiable else None
         return {
             "target": self.target,
             "meter": self.meter,
@@ -77,9 +81,9 @@ class Attribution:
             "measured_light_j": self.measured_light_j,
             "prediction_error": self.prediction_error,
             "window_fit": {
-                "joules_per_mac": self.joules_per_mac if self.window_fit_identifiable else None,
+                "joules_per_mac": self.window_j_per_mac if self.window_fit_identifiable else None,
                 "static_power_w": static,
-                "r2": self.r2,
+                "r2": self.window_r2,
                 "identifiable": self.window_fit_identifiable,
             },
             "depth_energy_j": {str(k): v for k, v in sorted(self.depth_energy_j.items())},
@@ -135,53 +139,69 @@ def attribute(
     maps exit layer k to its probability in the light mode (None: no prediction).
     """
     depth = [w for w in windows if depth_of(w.mode) is not None]
-    missing = sorted({w.mode for w in depth} - set(macs_per_inference))
+    _check_depths({w.mode for w in depth}, macs_per_inference, f"{target}/{meter}/{procedure}")
+    macs_inf = np.array([macs_per_inference[w.mode] for w in depth], dtype=float)
+    net_inf = np.array([w.net_energy_j / w.n_inferences for w in depth])
+    slope, intercept = np.polyfit(macs_inf, net_inf, 1)
+    depth_mean = _depth_means(depth, net_inf)
+    predicted = _predict(depth_mean, exit_dist) if exit_dist is not None else None
+    measured = _measured_light(windows)
+    return Attribution(
+        target=target,
+        meter=meter,
+        procedure=procedure,
+        **_window_fit(depth, [w for w in windows if w.mode == IDLE], macs_inf),
+        per_inference_j_per_mac=float(slope),
+        intercept_j_per_inference=float(intercept),
+        per_inference_r2=r_squared(net_inf, slope * macs_inf + intercept),
+        depth_energy_j=depth_mean,
+        predicted_light_j=predicted,
+        measured_light_j=measured,
+        prediction_error=(predicted - measured) / measured if predicted is not None and measured else None,
+    )
+
+
+def _check_depths(modes: set[str], macs_per_inference: Mapping[str, float], what: str) -> None:
+    missing = sorted(modes - set(macs_per_inference))
     if missing:
         raise ValueError(f"attribution: no MACs per inference for modes {missing}")
-    if len({w.mode for w in depth}) < 2:
+    if len(modes) < 2:
         raise ValueError(
-            f"attribution for {target}/{meter}/{procedure}: need windows of at least two "
-            f"depth-k modes to fit joules per MAC, got {sorted({w.mode for w in depth})}; "
-            "measure the depth-1..L modes"
+            f"attribution for {what}: need windows of at least two depth-k modes to fit joules per MAC, "
+            f"got {sorted(modes)}; measure the depth-1..L modes"
         )
-    macs_inf = np.array([macs_per_inference[w.mode] for w in depth], dtype=float)
-    n = np.array([w.n_inferences for w in depth], dtype=float)
-    fit = depth + [w for w in windows if w.mode == IDLE]
-    gross = np.array([w.energy_j for w in fit])
-    x = np.column_stack([[w.duration_s for w in fit], np.concatenate([macs_inf * n, np.zeros(len(fit) - len(depth))])])
-    (static_w, j_per_mac), *_ = np.linalg.lstsq(x, gross, rcond=None)
-    identifiable = bool(len(fit) > len(depth) or abs(np.corrcoef(x[:, 0], x[:, 1])[0, 1]) < 0.999)
 
-    net_inf = np.array([w.net_energy_j for w in depth]) / n
-    slope, intercept = np.polyfit(macs_inf, net_inf, 1)
 
-    depth_e: dict[int, list[float]] = {}
-    for w, e in zip(depth, net_inf):
-        if (k := depth_of(w.mode)) is not None:  # always, by the filter above
-            depth_e.setdefault(k, []).append(float(e))
-    depth_mean = {k: float(np.mean(v)) for k, v in depth_e.items()}
-
-    predicted = _predict(depth_mean, exit_dist) if exit_dist is not None else None
+def _measured_light(windows: Sequence[ModeWindow]) -> float | None:
+    """Mean net joules per inference of the light windows (None without any)."""
     light = [w.net_energy_j / w.n_inferences for w in windows if w.mode == LIGHT]
-    measured = float(np.mean(light)) if light else None
-    error = (predicted - measured) / measured if predicted is not None and measured else None
-    return Attribution(
-        target,
-        meter,
-        procedure,
-        float(j_per_mac),
-        float(static_w),
-        r_squared(gross, x @ [static_w, j_per_mac]),
-        len(fit),
-        float(slope),
-        float(intercept),
-        r_squared(net_inf, slope * macs_inf + intercept),
-        depth_mean,
-        identifiable,
-        predicted,
-        measured,
-        error,
-    )
+    return float(np.mean(light)) if light else None
+
+
+def _window_fit(depth: list[ModeWindow], idle: list[ModeWindow], macs_inf: np.ndarray) -> dict[str, Any]:
+    """Gross window energy = static power x duration + J/MAC x MACs (no intercept) over the depth-k and
+    idle windows; the split is identifiable when idle windows or durations not in step with MACs pin it."""
+    fit = depth + idle
+    n = np.array([w.n_inferences for w in depth], dtype=float)
+    gross = np.array([w.energy_j for w in fit])
+    x = np.column_stack([[w.duration_s for w in fit], np.concatenate([macs_inf * n, np.zeros(len(idle))])])
+    (static_w, j_per_mac), *_ = np.linalg.lstsq(x, gross, rcond=None)
+    return {
+        "window_j_per_mac": float(j_per_mac),
+        "window_static_power_w": float(static_w),
+        "window_r2": r_squared(gross, x @ [static_w, j_per_mac]),
+        "n_points": len(fit),
+        "window_fit_identifiable": bool(idle or abs(np.corrcoef(x[:, 0], x[:, 1])[0, 1]) < 0.999),
+    }
+
+
+def _depth_means(depth: list[ModeWindow], net_inf: np.ndarray) -> dict[int, float]:
+    """Mean net joules per inference of each depth k."""
+    per_depth: dict[int, list[float]] = {}
+    for w, e in zip(depth, net_inf):
+        if (k := depth_of(w.mode)) is not None:  # always, by the caller's filter
+            per_depth.setdefault(k, []).append(float(e))
+    return {k: float(np.mean(v)) for k, v in per_depth.items()}
 
 
 def _predict(depth_mean: Mapping[int, float], exit_dist: Mapping[int, float]) -> float:

@@ -3,16 +3,9 @@
 Only result files are read, so a directory copied from a lab machine loads anywhere. Besides
 the files of DESIGN.md section 5 two optional files are understood:
 
-``sweep.csv`` -- the alpha sweep of the early-exit threshold, one row per
-    (target, procedure, statistic, alpha): ``target, procedure, statistic, alpha, accuracy,
-    macro_f1, mean_layers, macs_per_inference, macs_per_inference_naive, mac_reduction,
-    exit_fractions, energy_j_per_inference`` (``macs_per_inference_naive`` is absent before
-    ffenergy 0.2 and then read as NaN) where ``exit_fractions`` is ``"p1;p2;...;pL"`` (the fraction of
-    samples exiting at each layer) and ``energy_j_per_inference`` may be empty (no measurement
-    per alpha; the plots then predict it from depth-k energies). A ``target`` that names no
-    target of summary.csv (the runner writes ``host``: the sweep is a property of the model,
-    computed once) applies to every target. An optional ``meter`` column names the meter of a
-    measured energy; without it a measured sweep energy belongs to the target's first meter.
+``sweep.csv`` -- the alpha sweep of the early-exit thresholds (``contract.SweepRow``): a ``target``
+    that names no target of summary.csv (the runner writes ``host``: the sweep is a property of the
+    model, computed once) applies to every target.
 ``trace.csv`` -- MCU runs only: the external meter's raw stream, ``t_s, current_a,
     voltage_v, trigger`` (trigger 0/1: the DUT's pin, high while inferring).
 
@@ -23,10 +16,8 @@ is present but unreadable raises :class:`RunLoadError` naming the file, line and
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +45,7 @@ from ffenergy.contract import (
     data_rows,
     lock_held,
 )
+from ffenergy.rows import Row, Table, TableError, read_table
 from ffenergy.vocabulary import PROVENANCES
 
 if TYPE_CHECKING:
@@ -412,175 +404,43 @@ def _json_opt(obj: dict[str, Any], key: str, where: str) -> float | None:
 # --- CSV files ----------------------------------------------------------------------------
 
 
-class _Table:
-    """A CSV read into string columns; numeric accessors name the line of a bad value."""
-
-    def __init__(self, path: Path, required: list[str]):
-        self.path = path
-        try:
-            with open(path, newline="", encoding="utf-8") as fh:
-                text = fh.read()
-        except UnicodeDecodeError:
-            raise RunLoadError(
-                f"{path}: not UTF-8 text; the file is corrupted -- restore it or re-run that stage"
-            ) from None
-        lines = text.splitlines(keepends=True)
-        if lines and not lines[-1].endswith("\n"):
-            lines = lines[:-1]  # a torn last line from an interrupted run
-        rows = list(csv.reader(lines))
-        if not rows:
-            raise RunLoadError(f"{path}: empty file (no header row); delete it or re-run that stage")
-        self.header = [h.strip() for h in rows[0]]
-        absent = [c for c in required if c not in self.header]
-        if absent:
-            raise RunLoadError(
-                f"{path}: column(s) {', '.join(absent)} missing from the header; the file is not "
-                f"in the result format (expected at least: {', '.join(required)})"
-            )
-        body = rows[1:]
-        width = len(self.header)
-        for i, row in enumerate(body):
-            if len(row) != width:
-                raise RunLoadError(
-                    f"{path}: line {i + 2} has {len(row)} fields, the header has {width}; "
-                    "the file is corrupted -- fix or delete that line"
-                )
-        self.n = len(body)
-        columns = list(zip(*body)) if body else [()] * width
-        self._columns = {name: list(col) for name, col in zip(self.header, columns)}
-
-    def has(self, name: str) -> bool:
-        return name in self._columns
-
-    def text(self, name: str) -> list[str]:
-        return self._columns.get(name, [""] * self.n)
-
-    def floats(self, name: str, optional: bool = False) -> np.ndarray:
-        values = self.text(name)
-        try:
-            return (
-                np.array([v if v != "" else "nan" for v in values], dtype=float)
-                if optional
-                else np.array(values, dtype=float)
-            )
-        except ValueError:
-            for i, v in enumerate(values):
-                if v == "" and optional:
-                    continue
-                try:
-                    float(v)
-                except ValueError:
-                    raise RunLoadError(
-                        f"{self.path}: line {i + 2}, column {name!r}: {v!r} is not a number"
-                        + ("" if optional else " (this column may not be empty)")
-                    ) from None
-            raise
+def _table(path: Path, required: list[str]) -> Table:
+    try:
+        return Table(path, required)
+    except TableError as exc:
+        raise RunLoadError(str(exc)) from None
 
 
-def _opt(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
+def _rows(path: Path, row: type[Row], may_be_empty: tuple[str, ...] = ()) -> list[Row]:
+    try:
+        return read_table(path, row, may_be_empty)
+    except TableError as exc:
+        raise RunLoadError(str(exc)) from None
 
 
 def _load_summary(path: Path) -> list[SummaryRow]:
-    required = ["target", "meter", "procedure", "mode", "accuracy", "mean_layers", "macs_per_inference"]
-    t = _Table(path, required)
-    if (path.parent / RECORDING_FILE).is_file():
-        required = required[:4]  # an imported recording: no predictions, so no accuracy, layers or MACs
-    for name in ("target", "procedure", "mode"):
-        if "" in t.text(name):
-            raise RunLoadError(f"{path}: line {t.text(name).index('') + 2}: column {name!r} is empty")
-    text_columns = ("dataset", "target", "meter", "provenance", "procedure", "mode")
-    numeric = {
-        c: t.floats(c, optional=c not in required)
-        for c in SUMMARY_COLUMNS
-        if c not in text_columns and (c in required or t.has(c))
-    }
-    nan = np.full(t.n, np.nan)
-    col = lambda c: numeric.get(c, nan)
-    return [
-        SummaryRow(
-            dataset=t.text("dataset")[i],
-            target=t.text("target")[i],
-            meter=t.text("meter")[i],
-            provenance=t.text("provenance")[i],
-            procedure=t.text("procedure")[i],
-            mode=t.text("mode")[i],
-            accuracy=float(col("accuracy")[i]),
-            macro_f1=_opt(col("macro_f1")[i]),
-            mean_layers=float(col("mean_layers")[i]),
-            macs_per_inference=float(col("macs_per_inference")[i]),
-            mac_reduction=_opt(col("mac_reduction")[i]),
-            energy_j_per_inference=_opt(col("energy_j_per_inference")[i]),
-            energy_ci95_j=_opt(col("energy_ci95_j")[i]),
-            energy_reduction=_opt(col("energy_reduction")[i]),
-            n_samples=None if math.isnan(col("n_samples")[i]) else int(col("n_samples")[i]),
-            n_repeats=None if math.isnan(col("n_repeats")[i]) else int(col("n_repeats")[i]),
-            idle_drift_max=_opt(col("idle_drift_max")[i]),
-            macs_per_inference_naive=float(col("macs_per_inference_naive")[i]),
-            gross_energy_j_per_inference=_opt(col("gross_energy_j_per_inference")[i]),
-            gross_energy_ci95_j=_opt(col("gross_energy_ci95_j")[i]),
-            mac_reduction_as_run=_opt(col("mac_reduction_as_run")[i]),
-        )
-        for i in range(t.n)
-    ]
+    # an imported recording has no predictions, so no accuracy, layers or MACs
+    unpredicted = ("accuracy", "mean_layers", "macs_per_inference")
+    return _rows(path, SummaryRow, unpredicted if (path.parent / RECORDING_FILE).is_file() else ())
 
 
 def _load_sweep(path: Path) -> list[SweepRow]:
-    optional = ("macro_f1", "macs_per_inference_naive", "mac_reduction", "energy_j_per_inference")
-    required = [c for c in SWEEP_COLUMNS if c not in optional]
-    t = _Table(path, required)
-    num = {
-        c: t.floats(c, optional=c not in required)
-        for c in (
-            "alpha",
-            "accuracy",
-            "macro_f1",
-            "mean_layers",
-            "macs_per_inference",
-            "macs_per_inference_naive",
-            "mac_reduction",
-            "energy_j_per_inference",
-        )
-    }
-    rows = []
-    for i in range(t.n):
-        rows.append(
-            SweepRow(
-                target=t.text("target")[i],
-                procedure=t.text("procedure")[i],
-                statistic=t.text("statistic")[i],
-                alpha=float(num["alpha"][i]),
-                accuracy=float(num["accuracy"][i]),
-                macro_f1=_opt(num["macro_f1"][i]),
-                mean_layers=float(num["mean_layers"][i]),
-                macs_per_inference=float(num["macs_per_inference"][i]),
-                mac_reduction=_opt(num["mac_reduction"][i]),
-                exit_fractions=_fractions(t.text("exit_fractions")[i], path, i + 2),
-                energy_j_per_inference=_opt(num["energy_j_per_inference"][i]),
-                meter=(t.text("meter")[i] or None) if t.has("meter") else None,
-                macs_per_inference_naive=float(num["macs_per_inference_naive"][i]),
-            )
-        )
+    rows = _rows(path, SweepRow)
+    for line, row in enumerate(rows, start=2):
+        _check_fractions(row.exit_fractions, path, line)
     return rows
 
 
-def _fractions(text: str, path: Path, line: int) -> tuple[float, ...]:
-    try:
-        values = tuple(float(p) for p in text.split(";"))
-    except ValueError:
-        raise RunLoadError(
-            f"{path}: line {line}, column 'exit_fractions': {text!r} is not 'p1;p2;...;pL' (numbers separated by ';')"
-        ) from None
+def _check_fractions(values: tuple[float, ...], path: Path, line: int) -> None:
     if any(v < 0 for v in values) or abs(sum(values) - 1.0) > 0.02:
+        text = ";".join(f"{v:g}" for v in values)
         raise RunLoadError(
             f"{path}: line {line}, column 'exit_fractions': {text!r} must be non-negative fractions summing to 1"
         )
-    return values
 
 
 def _load_samples(path: Path) -> Samples:
-    required = [c for c in SAMPLES_COLUMNS if c not in ("energy_j", "sample", "label", "pred")]
-    t = _Table(path, required)
+    t = _table(path, [f.name for f in dataclasses.fields(Samples) if f.name != "energy_j"])
     return Samples(
         target=np.array(t.text("target")),
         procedure=np.array(t.text("procedure")),
@@ -593,7 +453,7 @@ def _load_samples(path: Path) -> Samples:
 
 
 def _load_trace(path: Path) -> Trace:
-    t = _Table(path, TRACE_COLUMNS)
+    t = _table(path, TRACE_COLUMNS)
     if t.n < 2:
         raise RunLoadError(f"{path}: fewer than 2 samples; the meter stream was not recorded")
     trace = Trace(
@@ -687,7 +547,7 @@ def _run_row(path: Path, manifest: RunManifest) -> dict[str, Any]:
 
 
 def _frame(pd: Any, path: Path, run_id: str, columns: list[str], text: tuple[str, ...]) -> pd.DataFrame:
-    table = _Table(path, [c for c in text if c in ("target", "procedure", "mode")])
+    table = _table(path, [c for c in text if c in ("target", "procedure", "mode")])
     data = {c: table.text(c) if c in text else table.floats(c, optional=True) for c in columns}
     return pd.DataFrame({"run_id": [run_id] * table.n, **data}, columns=["run_id", *columns])
 

@@ -5,6 +5,7 @@ Plain GitHub-flavoured Markdown with relative links, so it renders on GitHub nex
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from pathlib import Path
 from ffenergy.analysis.learners import LearnerRow, equal_accuracy_table, learner_rows
 from ffenergy.analysis.load import RunData, SummaryRow
 from ffenergy.analysis.metrics import class_recalls
-from ffenergy.contract import RECORDING_FILE, EarlyExitCosts, read_rows
+from ffenergy.contract import RECORDING_FILE, EarlyExitCosts, Shown, read_rows
 from ffenergy.units import format_energy
 
 INLINE_FORMATS = (".png", ".svg")  # GitHub shows these inline; PDFs are linked
@@ -48,44 +49,25 @@ def _figure_lines(figures: list[SavedFigure], base: Path) -> list[str]:
     return lines
 
 
-def _summary_rows(rows: list[SummaryRow]) -> list[list[str]]:
-    return [
-        [
-            r.target,
-            r.meter or "—",
-            r.provenance or "MACs only",
-            r.procedure,
-            r.mode,
-            _num(r.accuracy * 100, ".2f", "%"),
-            _num(r.mean_layers, ".2f"),
-            _num(r.macs_per_inference, ",.0f"),
-            _num(r.mac_reduction_as_run, ".2f", "×"),
-            _num(r.mac_reduction, ".2f", "×"),
-            format_energy(r.gross_energy_j_per_inference, r.gross_energy_ci95_j),
-            format_energy(r.energy_j_per_inference, r.energy_ci95_j),
-            _num(r.energy_reduction, ".2f", "×"),
-            _num(r.n_samples, "d"),
-        ]
-        for r in rows
-    ]
+def _shown_fields(row_type: type) -> list[dataclasses.Field]:
+    """The summary row's fields that report.md shows (those with ``Shown`` metadata), in column order."""
+    return [f for f in dataclasses.fields(row_type) if "shown" in f.metadata]
 
 
-_SUMMARY_HEADER = [
-    "target",
-    "meter",
-    "provenance",
-    "procedure",
-    "mode",
-    "accuracy",
-    "mean layers",
-    "MACs/inference (as run)",
-    "MAC reduction (as run)",
-    "MAC reduction (paper's count)",
-    "gross energy/inference (95% CI)",
-    "net energy/inference (95% CI)",
-    "energy reduction",
-    "n",
-]
+def _shown_cell(row: SummaryRow, f: dataclasses.Field) -> str:
+    shown: Shown = f.metadata["shown"]
+    value = getattr(row, f.name)
+    if shown.ci is not None:
+        return format_energy(value, getattr(row, shown.ci))
+    if isinstance(value, str):
+        return value or shown.empty
+    return _num(value, shown.spec, shown.suffix)
+
+
+def _summary_table(rows: list[SummaryRow]) -> list[str]:
+    """The summary table, a column per shown field of the rows' type (contract.SummaryRow)."""
+    fields = _shown_fields(type(rows[0]))
+    return _table([f.metadata["shown"].heading for f in fields], [[_shown_cell(r, f) for f in fields] for r in rows])
 
 
 _HEADLINES = {
@@ -107,114 +89,116 @@ def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> st
     ]
     if m.data_caveat:
         lines += [f"> **Data caveat:** {m.data_caveat}", ""]
-    unfinished = run.unfinished_stages()
-    if unfinished or run.missing:
-        lines += [
-            "> **Partial run.** "
-            + "; ".join(
-                ([f"unfinished stages: {', '.join(unfinished)}"] if unfinished else [])
-                + ([f"missing files: {', '.join(run.missing)}"] if run.missing else [])
-            )
-            + ".",
-            "",
-        ]
+    lines += _partial_lines(run)
     lines += [f"> **Damaged file:** {flag}." for flag in run.damaged] + ([""] if run.damaged else [])
-    lines += ["## Summary", ""]
-    if run.summary:
-        drifted = dict.fromkeys(
-            (r.target, r.meter, r.idle_drift_max)
-            for r in run.summary
-            if r.idle_drift_max is not None and r.idle_drift_max > DRIFT_WARNING
-        )
-        lines += [
-            f"> **Idle drift:** on {target} / {meter} idle power moved by up to {drift:.1%} between consecutive "
-            "idle windows; net energies carry up to that error (see the run's log for the windows)."
-            for target, meter, drift in drifted
-        ] + ([""] if drifted else [])
-        if any(r.energy_j_per_inference is not None and r.energy_j_per_inference <= 0 for r in run.summary):
-            lines += [
-                "> **Warning:** some net energies are ≤ 0: the idle subtraction exceeds the measured energy "
-                "(windows too short for the meter's resolution, or idle drift). Those rows are not real costs; "
-                "re-measure with longer windows.",
-                "",
-            ]
-        lines += _table(_SUMMARY_HEADER, _summary_rows(run.summary))
-        lines += ["", "Reductions are full ÷ mode (> 1 means savings). Energy is per inference.", ""]
-        lines += [_HEADLINES[str(m.raw.get("energy_headline", "net"))], ""]
-        depth_1 = dict.fromkeys(
-            (r.procedure, r.target) for r in run.summary if r.mode == "light" and r.mean_layers == 1.0
-        )
-        lines += [
-            f"> **{procedure} light on {target} is depth-1:** every test sample exited at layer 1, so it is no "
-            "adaptive exit (its thresholds let everything out at the first layer)."
-            for procedure, target in depth_1
-        ]
-        lines += [""] if depth_1 else []
-    else:
-        lines += ["No summary.csv: nothing was summarised yet.", ""]
+    lines += ["## Summary", ""] + _summary_lines(run)
     lines += _recording_lines(run.path / RECORDING_FILE)
     lines += _per_class_lines(run.path / "per_class.csv")
     lines += _equal_accuracy_section(learner_rows(run), label_run=False)
-    lines += ["## Attribution", ""]
-    if run.fits:
-        lines += _table(
-            [
-                "target",
-                "meter",
-                "procedure",
-                "nJ/MAC",
-                "intercept/inference",
-                "static power",
-                "R²",
-                "points",
-                "light predicted",
-                "light measured",
-                "error",
-            ],
-            [
-                [
-                    f.target,
-                    f.meter,
-                    f.procedure,
-                    f"{f.joules_per_mac * 1e9:.4g}",
-                    format_energy(f.intercept_j_per_inference),
-                    _num(f.static_power_w, ".3g", " W"),
-                    _num(f.r2, ".4f"),
-                    _num(f.n_points, "d"),
-                    format_energy(f.predicted_light_j),
-                    format_energy(f.measured_light_j),
-                    _num(None if f.prediction_error is None else f.prediction_error * 100, "+.1f", "%"),
-                ]
-                for f in run.fits
-            ],
-        )
-        lines += [
-            "",
-            "Fit: energy per inference = J/MAC × MACs + intercept over the depth-k modes; light predicted "
-            "= Σ_k p_k·E(depth-k) from the observed exit distribution.",
-            "",
-        ]
-    else:
-        lines += ["No attribution.json (no energy meter, or the attribute stage has not run).", ""]
+    lines += ["## Attribution", ""] + _attribution_lines(run)
     lines += _early_exit_lines(run.early_exit)
     lines += ["## Figures", ""] + _figure_lines(figures, run.path)
     if notes:
         lines += ["Not plotted:", ""] + [f"- {n}" for n in notes] + [""]
-    lines += ["## Provenance", ""]
-    lines += _table(
-        ["meter", "provenance", "update period", "details"],
-        [
-            [
-                mr.name,
-                mr.provenance,
-                _num(mr.update_period_s, ".3g", " s"),
-                json.dumps(mr.details, sort_keys=True) if mr.details else "",
-            ]
-            for mr in m.meters
-        ]
-        or [["(none)", "MACs only", "", ""]],
+    lines += ["## Provenance", ""] + _provenance_lines(run)
+    return "\n".join(lines)
+
+
+def _partial_lines(run: RunData) -> list[str]:
+    unfinished = run.unfinished_stages()
+    if not unfinished and not run.missing:
+        return []
+    parts = ([f"unfinished stages: {', '.join(unfinished)}"] if unfinished else []) + (
+        [f"missing files: {', '.join(run.missing)}"] if run.missing else []
     )
+    return ["> **Partial run.** " + "; ".join(parts) + ".", ""]
+
+
+def _summary_lines(run: RunData) -> list[str]:
+    """The summary table with its warnings (idle drift, net energies ≤ 0) and notes (headline, depth-1)."""
+    if not run.summary:
+        return ["No summary.csv: nothing was summarised yet.", ""]
+    drifted = dict.fromkeys(
+        (r.target, r.meter, r.idle_drift_max)
+        for r in run.summary
+        if r.idle_drift_max is not None and r.idle_drift_max > DRIFT_WARNING
+    )
+    lines = [
+        f"> **Idle drift:** on {target} / {meter} idle power moved by up to {drift:.1%} between consecutive "
+        "idle windows; net energies carry up to that error (see the run's log for the windows)."
+        for target, meter, drift in drifted
+    ] + ([""] if drifted else [])
+    if any(r.energy_j_per_inference is not None and r.energy_j_per_inference <= 0 for r in run.summary):
+        lines += [
+            "> **Warning:** some net energies are ≤ 0: the idle subtraction exceeds the measured energy "
+            "(windows too short for the meter's resolution, or idle drift). Those rows are not real costs; "
+            "re-measure with longer windows.",
+            "",
+        ]
+    lines += _summary_table(run.summary)
+    lines += ["", "Reductions are full ÷ mode (> 1 means savings). Energy is per inference.", ""]
+    lines += [_HEADLINES[run.energy_headline], ""]
+    depth_1 = dict.fromkeys((r.procedure, r.target) for r in run.summary if r.mode == "light" and r.mean_layers == 1.0)
     lines += [
+        f"> **{procedure} light on {target} is depth-1:** every test sample exited at layer 1, so it is no "
+        "adaptive exit (its thresholds let everything out at the first layer)."
+        for procedure, target in depth_1
+    ]
+    return lines + ([""] if depth_1 else [])
+
+
+def _attribution_lines(run: RunData) -> list[str]:
+    if not run.fits:
+        return ["No attribution.json (no energy meter, or the attribute stage has not run).", ""]
+    header = [
+        "target",
+        "meter",
+        "procedure",
+        "nJ/MAC",
+        "intercept/inference",
+        "static power",
+        "R²",
+        "points",
+        "light predicted",
+        "light measured",
+        "error",
+    ]
+    rows = [
+        [
+            f.target,
+            f.meter,
+            f.procedure,
+            f"{f.joules_per_mac * 1e9:.4g}",
+            format_energy(f.intercept_j_per_inference),
+            _num(f.static_power_w, ".3g", " W"),
+            _num(f.r2, ".4f"),
+            _num(f.n_points, "d"),
+            format_energy(f.predicted_light_j),
+            format_energy(f.measured_light_j),
+            _num(None if f.prediction_error is None else f.prediction_error * 100, "+.1f", "%"),
+        ]
+        for f in run.fits
+    ]
+    return _table(header, rows) + [
+        "",
+        "Fit: energy per inference = J/MAC × MACs + intercept over the depth-k modes; light predicted "
+        "= Σ_k p_k·E(depth-k) from the observed exit distribution.",
+        "",
+    ]
+
+
+def _provenance_lines(run: RunData) -> list[str]:
+    m = run.manifest
+    meters = [
+        [
+            mr.name,
+            mr.provenance,
+            _num(mr.update_period_s, ".3g", " s"),
+            json.dumps(mr.details, sort_keys=True) if mr.details else "",
+        ]
+        for mr in m.meters
+    ]
+    return _table(["meter", "provenance", "update period", "details"], meters or [["(none)", "MACs only", "", ""]]) + [
         "",
         "Host: " + ", ".join(f"{k} {v}" for k, v in m.host.items() if v not in (None, "")),
         "",
@@ -223,7 +207,6 @@ def run_report(run: RunData, figures: list[SavedFigure], notes: list[str]) -> st
         "Stages: " + ", ".join(f"{k} {v}" for k, v in m.stages.items()),
         "",
     ]
-    return "\n".join(lines)
 
 
 def _recording_lines(path: Path) -> list[str]:
@@ -366,7 +349,16 @@ def comparison_report(runs: list[RunData], figures: list[SavedFigure], base: Pat
     lines += [""] + [
         f"> **Data caveat** ({r.run_id}): {r.manifest.data_caveat}" for r in runs if r.manifest.data_caveat
     ]
-    lines += ["", "## Full vs light", ""]
+    lines += ["", "## Full vs light", ""] + _full_vs_light_lines(runs)
+    lines += [""] + _equal_accuracy_section([row for run in runs for row in learner_rows(run)], label_run=True)
+    lines += ["## Figures", ""] + _figure_lines(figures, base)
+    if notes:
+        lines += ["Not plotted:", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(lines)
+
+
+def _full_vs_light_lines(runs: list[RunData]) -> list[str]:
+    """Full and light of every (run, target, meter, procedure) that has both."""
     rows = []
     for run in runs:
         by_key = {(r.target, r.meter, r.procedure, r.mode): r for r in run.summary}
@@ -389,7 +381,7 @@ def comparison_report(runs: list[RunData], figures: list[SavedFigure], base: Pat
                     _num(light.mac_reduction, ".2f", "×"),
                 ]
             )
-    lines += (
+    return (
         _table(
             [
                 "run",
@@ -409,11 +401,6 @@ def comparison_report(runs: list[RunData], figures: list[SavedFigure], base: Pat
         if rows
         else ["No run has both full and light rows in summary.csv."]
     )
-    lines += [""] + _equal_accuracy_section([row for run in runs for row in learner_rows(run)], label_run=True)
-    lines += ["## Figures", ""] + _figure_lines(figures, base)
-    if notes:
-        lines += ["Not plotted:", ""] + [f"- {n}" for n in notes] + [""]
-    return "\n".join(lines)
 
 
 def _equal_accuracy_section(rows: list[LearnerRow], label_run: bool) -> list[str]:

@@ -1,7 +1,7 @@
 """Per-key energy summaries over repeated windows: mean joules per inference and a 95% CI.
 
 The CI is Student's t over repeats (each window gives one joules-per-inference value).
-Works on measured windows (``ffenergy.measure.WindowResult``) or on ``windows.csv`` rows.
+Works on measured windows (``contract.MeasuredWindow``, e.g. ``measure.WindowResult``) or on ``windows.csv`` rows.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import stats as _scipy_stats
+
+from ffenergy.contract import MeasuredWindow
 
 WINDOW_KEY_FIELDS = ("target", "meter", "procedure", "mode")
 
@@ -48,8 +49,8 @@ def _summary(points: list[tuple[float, float, float, float]]) -> EnergySummary:
     return EnergySummary(len(points), g_mean, g_ci, n_mean, n_ci, float(np.mean(macs)), float(np.mean(dur)))
 
 
-def summarise(windows: Iterable[Any], domain: str = "total") -> dict[Hashable, EnergySummary]:
-    """Summaries per key of ``WindowResult``-like objects (idle windows are skipped)."""
+def summarise(windows: Iterable[MeasuredWindow], domain: str = "total") -> dict[Hashable, EnergySummary]:
+    """Summaries per key of measured windows (idle windows are skipped)."""
     groups: dict[Hashable, list[tuple[float, float, float, float]]] = {}
     for w in windows:
         if w.kind != "work":

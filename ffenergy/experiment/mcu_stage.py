@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ffenergy.analysis.stats import r_squared
 from ffenergy.contract import (
     INSN_CLASS_COLUMNS,
     SAMPLES_COLUMNS,
@@ -49,31 +48,6 @@ class McuStageResult:
     dut_resets: int = 0
     meter_restarts: int = 0
     warnings: list[str] = field(default_factory=list)  # the first window warning of each kind
-
-
-@dataclass(frozen=True)
-class ExitFit:
-    """Least-squares line energy = intercept + slope * exit_layer over per-sample rows."""
-
-    slope_j_per_layer: float
-    intercept_j: float
-    r2: float
-    n: int
-
-
-def fit_energy_vs_exit(exit_layers: np.ndarray, energy_j: np.ndarray) -> ExitFit:
-    """Fit per-inference energy against the exit layer (needs two or more distinct layers)."""
-    x = np.asarray(exit_layers, np.float64)
-    y = np.asarray(energy_j, np.float64)
-    keep = np.isfinite(y)
-    x, y = x[keep], y[keep]
-    if len(np.unique(x)) < 2:
-        raise ValueError(
-            f"energy vs exit layer needs samples at two or more exit layers; got layers {sorted(set(x))}"
-            " (measure depth-k modes too)"
-        )
-    slope, intercept = np.polyfit(x, y, 1)
-    return ExitFit(float(slope), float(intercept), r_squared(y, intercept + slope * x), len(x))
 
 
 def drop_torn_rows(run_dir: Path, target: str) -> int:

@@ -8,6 +8,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from ffenergy.contract import INSN_CLASSES
 from ffenergy.crc16 import crc16
 from ffenergy.firmware.arrays import SCHEMES, Scheme
 from ffenergy.vocabulary import forced_depth
@@ -265,9 +266,8 @@ def pack_thresholds(thresholds: np.ndarray) -> bytes:
     return np.asarray(thresholds, "<f4").tobytes()
 
 
-INSN_CLASSES = ("ldst", "mul", "fpu", "branch", "other")  # order of the counts in a counted falling edge
 COUNTED_EVENT = 0x58  # 'X': a falling edge with executed-instruction counts (the QEMU plugin)
-COUNTED_EVENT_LEN = TRIGGER_EVENT_LEN + 8 * len(INSN_CLASSES)
+COUNTED_EVENT_LEN = TRIGGER_EVENT_LEN + 8 * len(INSN_CLASSES)  # the counts in INSN_CLASSES order
 
 
 @dataclass(frozen=True)

@@ -46,11 +46,13 @@ LEARNERS.register(
     "bp-exits",
     "ffenergy.learners.backprop:BackpropMultiExit",
     "backprop MLP with a linear exit head per depth, trained on the weighted sum of the exit losses",
+    options="ffenergy.learners.backprop_options:BackpropOptions",
 )
 LEARNERS.register(
     "pepita",
     "ffenergy.learners.pepita:Pepita",
     "PEPITA-trained MLP (two forward passes, fixed random error feedback), exit heads trained afterwards",
+    options="ffenergy.learners.pepita_options:PepitaOptions",
 )
 LEARNERS.register(
     "cafo",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -31,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
-from ffenergy.learners.base import LearnerOptionsError, RowState, learner_options
+from ffenergy.learners.backprop_options import BackpropOptions
+from ffenergy.learners.base import RowState, learner_options
 from ffenergy.learners.checkpoint import EpochCheckpoint, epoch_bar
 from ffenergy.learners.confidence import HeadExits
 
@@ -129,43 +129,6 @@ class ExitMLPLearner(HeadExits):
         return exit_mlp_arrays(self.net), policy
 
 
-@dataclass
-class BackpropOptions:
-    """``model.options.bp-exits``."""
-
-    lr: float = 1e-3
-    epochs: int | None = None  # None: model.epochs
-    optimizer: str = "adam"  # adam or sgd (with momentum)
-    momentum: float = 0.9  # sgd only
-    weight_decay: float = 0.0
-    exit_weights: list[float] | None = None  # one per depth, normalised to sum 1; None: equal
-    lr_decay_at: list[float] = field(default_factory=list)  # fractions of the epochs: lr x 0.1 at each
-
-    def weights(self, n_layers: int) -> torch.Tensor:
-        """The validated exit-loss weights, normalised to sum 1."""
-        raw = [1.0] * n_layers if self.exit_weights is None else self.exit_weights
-        if len(raw) != n_layers or min(raw) < 0 or sum(raw) <= 0:
-            raise LearnerOptionsError(
-                f"model.options.bp-exits.exit_weights: {raw!r}; use {n_layers} "
-                "non-negative numbers (one per layer) with a positive sum"
-            )
-        w = torch.tensor(raw, dtype=torch.float32)
-        return w / w.sum()
-
-    def validate(self) -> None:
-        checks = {
-            "lr": self.lr > 0,
-            "epochs": self.epochs is None or self.epochs >= 1,
-            "optimizer": self.optimizer in ("adam", "sgd"),
-            "momentum": 0 <= self.momentum < 1,
-            "weight_decay": self.weight_decay >= 0,
-            "lr_decay_at": all(0 < f <= 1 for f in self.lr_decay_at),
-        }
-        for key, ok in checks.items():
-            if not ok:
-                raise LearnerOptionsError(f"model.options.bp-exits.{key}: invalid value {getattr(self, key)!r}")
-
-
 class BackpropMultiExit(ExitMLPLearner):
     """A multi-exit MLP trained end to end by back-propagation on the weighted exit losses."""
 
@@ -191,7 +154,8 @@ class BackpropMultiExit(ExitMLPLearner):
     ) -> dict[str, Any]:
         """Deterministic on CPU for a seed (shuffling from a seeded generator)."""
         opts = learner_options(BackpropOptions, model, cls.network_id)
-        weights = opts.weights(len(net.layers)).to(device)
+        raw = torch.tensor(opts.exit_weights_of(len(net.layers)), dtype=torch.float32)
+        weights = (raw / raw.sum()).to(device)
         epochs = opts.epochs or model.epochs
         gen = torch.Generator().manual_seed(seed)
         net.to(device).train()

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
 from functools import partial
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -43,43 +42,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ffenergy.learners.backprop import ExitMLP, ExitMLPLearner
-from ffenergy.learners.base import LearnerOptionsError, learner_options
+from ffenergy.learners.base import learner_options
 from ffenergy.learners.checkpoint import EpochCheckpoint
 from ffenergy.learners.local import LocalSchedule, layer_features, train_frozen_heads, train_local_rule
+from ffenergy.learners.pepita_options import PepitaOptions
 
 if TYPE_CHECKING:
     from ffenergy.config import ModelConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PepitaOptions:
-    """``model.options.pepita``."""
-
-    lr: float = 0.01
-    momentum: float = 0.9
-    f_scale: float = 0.05  # F ~ U[-1, 1] * f_scale * sqrt(6 / d_0)
-    epochs: int | None = None  # None: model.epochs
-    lr_decay_at: list[float] = field(default_factory=lambda: [0.6, 0.9])  # fractions of the epochs: lr x 0.1
-    head_lr: float = 1e-3
-    head_epochs: int = 10
-    keep: float = 1.0  # dropout keep rate of the hidden units in training (the paper: 0.9); 1: no dropout
-
-    def validate(self) -> None:
-        checks = {
-            "lr": self.lr > 0,
-            "momentum": 0 <= self.momentum < 1,
-            "f_scale": self.f_scale > 0,
-            "epochs": self.epochs is None or self.epochs >= 1,
-            "lr_decay_at": all(0 < f <= 1 for f in self.lr_decay_at),
-            "head_lr": self.head_lr > 0,
-            "head_epochs": self.head_epochs >= 1,
-            "keep": 0 < self.keep <= 1,
-        }
-        for key, ok in checks.items():
-            if not ok:
-                raise LearnerOptionsError(f"model.options.pepita.{key}: invalid value {getattr(self, key)!r}")
 
 
 def he_uniform(d_in: int, d_out: int, bias: bool = False) -> nn.Linear:

@@ -7,10 +7,12 @@ depth, measured and predicted (sum_k p_k * E(depth-k)) side by side.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from matplotlib.artist import Artist
 
-from ffenergy.analysis.load import Fit, RunData
+from ffenergy.analysis.load import Fit, RunData, Samples, SummaryRow
 from ffenergy.plot import costs
 from ffenergy.plot.style import (
     Drawn,
@@ -64,51 +66,7 @@ def _draw_one(run: RunData, target: str, meter: str) -> Drawn:
     rng = np.random.default_rng(0)
     plotted: list[float] = []
     for ax, proc in zip(axes, procedures):
-        color = procedure_color(proc, run.procedures)
-        depth = _depth_rows(run, target, meter, proc)
-        energies = [r.energy_j_per_inference for r in depth]
-        if samples is not None:
-            rows = samples.select(target=target, procedure=proc) & np.isfinite(samples.energy_j)
-            energies += list(samples.energy_j[rows])
-        scale, unit = energy_unit(energies)
-        if samples is not None:
-            idx = np.flatnonzero(rows)
-            if idx.size > MAX_SCATTER:
-                idx = rng.choice(idx, MAX_SCATTER, replace=False)
-            x = samples.exit_layer[idx] + rng.uniform(-0.18, 0.18, idx.size)
-            ax.plot(
-                x,
-                samples.energy_j[idx] / scale,
-                "o",
-                ms=1.8,
-                alpha=0.3,
-                color=color,
-                mew=0,
-                label=f"per inference (jittered; at most {MAX_SCATTER} shown per panel)",
-            )
-        if depth:
-            ax.errorbar(
-                [r.mean_layers for r in depth],
-                [r.energy_j_per_inference / scale for r in depth],
-                yerr=[(r.energy_ci95_j or 0) / scale for r in depth],
-                fmt="s",
-                ms=5,
-                capsize=4,
-                color="black" if per_sample else color,
-                label="depth-k mean ± 95% CI",
-            )
-        fit = next((f for f in run.fits if (f.target, f.meter, f.procedure) == (target, meter, proc)), None)
-        if fit is not None and depth:
-            k = [r.mean_layers for r in depth]
-            y = [(fit.joules_per_mac * r.macs_per_inference + fit.intercept_j_per_inference) / scale for r in depth]
-            ax.plot(k, y, "-", color="gray", lw=1.2, label="attribution fit: J/MAC × MACs + intercept")
-        _light(ax, run, target, meter, proc, fit, scale)
-        plotted += energies
-        ax.set_title(procedure_label(proc) + ("" if fit is None else "\n" + _fit_label(fit, scale, unit)), fontsize=8.5)
-        ax.set_xlabel("layers used (exit layer)")
-        ax.set_ylabel(f"energy per inference ({unit})")
-        ax.set_xticks(range(1, 1 + max([round(r.mean_layers) for r in depth] or [1])))
-        ax.grid(alpha=0.3)
+        plotted += _panel(ax, run, target, meter, proc, samples, rng)
     labelled: dict[str, Artist] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
@@ -124,6 +82,71 @@ def _draw_one(run: RunData, target: str, meter: str) -> Drawn:
         f"Energy per inference against layers used on {target} ({meter}, {provenance}): {source}; "
         "grey line: attribution fit; diamonds: light inference, measured and predicted.",
         fig,
+    )
+
+
+def _panel(
+    ax: Any, run: RunData, target: str, meter: str, proc: str, samples: Samples | None, rng: np.random.Generator
+) -> list[float]:
+    """One procedure's panel: per-inference energies (where the meter has them), the depth-k means, the
+    fit and light; returns the energies drawn."""
+    color = procedure_color(proc, run.procedures)
+    depth = _depth_rows(run, target, meter, proc)
+    energies = [r.energy_j_per_inference for r in depth]
+    if samples is not None:
+        rows = samples.select(target=target, procedure=proc) & np.isfinite(samples.energy_j)
+        energies += list(samples.energy_j[rows])
+    scale, unit = energy_unit(energies)
+    if samples is not None:
+        _scatter(ax, samples, rows, color, scale, rng)
+    fit = _depth_and_fit(ax, run, (target, meter, proc), depth, "black" if samples is not None else color, scale)
+    _light(ax, run, target, meter, proc, fit, scale)
+    ax.set_title(procedure_label(proc) + ("" if fit is None else "\n" + _fit_label(fit, scale, unit)), fontsize=8.5)
+    ax.set_xlabel("layers used (exit layer)")
+    ax.set_ylabel(f"energy per inference ({unit})")
+    ax.set_xticks(range(1, 1 + max([round(r.mean_layers) for r in depth] or [1])))
+    ax.grid(alpha=0.3)
+    return energies
+
+
+def _depth_and_fit(
+    ax: Any, run: RunData, key: tuple[str, str, str], depth: list[SummaryRow], color: str, scale: float
+) -> Fit | None:
+    """The depth-k means with their CI and the attribution fit through them; returns the fit of ``key``."""
+    if depth:
+        ax.errorbar(
+            [r.mean_layers for r in depth],
+            [(r.energy_j_per_inference or 0) / scale for r in depth],
+            yerr=[(r.energy_ci95_j or 0) / scale for r in depth],
+            fmt="s",
+            ms=5,
+            capsize=4,
+            color=color,
+            label="depth-k mean ± 95% CI",
+        )
+    fit = next((f for f in run.fits if (f.target, f.meter, f.procedure) == key), None)
+    if fit is not None and depth:
+        k = [r.mean_layers for r in depth]
+        y = [(fit.joules_per_mac * r.macs_per_inference + fit.intercept_j_per_inference) / scale for r in depth]
+        ax.plot(k, y, "-", color="gray", lw=1.2, label="attribution fit: J/MAC × MACs + intercept")
+    return fit
+
+
+def _scatter(ax: Any, samples: Samples, rows: np.ndarray, color: str, scale: float, rng: np.random.Generator) -> None:
+    """Per-inference energies against exit layer, jittered, at most MAX_SCATTER of them."""
+    idx = np.flatnonzero(rows)
+    if idx.size > MAX_SCATTER:
+        idx = rng.choice(idx, MAX_SCATTER, replace=False)
+    x = samples.exit_layer[idx] + rng.uniform(-0.18, 0.18, idx.size)
+    ax.plot(
+        x,
+        samples.energy_j[idx] / scale,
+        "o",
+        ms=1.8,
+        alpha=0.3,
+        color=color,
+        mew=0,
+        label=f"per inference (jittered; at most {MAX_SCATTER} shown per panel)",
     )
 
 

@@ -45,15 +45,7 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str], list[str]]:
         elif not path.is_dir():
             problems.append(f"{path}: not a directory; pass a run directory (results/<run-id>) or a folder of runs")
         else:
-            found = find_runs(path)
-            examples = [r for r in found if r != path and (r / EXAMPLE_FILE).is_file()]
-            if examples:
-                notes.append(
-                    f"{path}: left out {len(examples)} committed example(s) ({', '.join(r.name for r in examples)}),"
-                    " which are kept as committed; name one (e.g. ffenergy plot RUN_DIR "
-                    f"{examples[0]}) to compare with it"
-                )
-                found = [r for r in found if r not in examples]
+            found, examples = _runs_under(path, notes)
             if not found:
                 if not examples:
                     problems.append(
@@ -63,14 +55,30 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str], list[str]]:
                 continue
             runs += [r for r in found if r.resolve() not in {x.resolve() for x in runs}]
             if found != [path]:
-                problems += [
-                    f"{child}: no manifest.json, so not a run (empty, or the run never started); skipped"
-                    for child in sorted(path.iterdir())
-                    if child.is_dir()
-                    and child.name != COMPARISON_DIR
-                    and not any(r == child or child in r.parents for r in found + examples)
-                ]
+                problems += _not_runs(path, found + examples)
     return runs, problems, notes
+
+
+def _runs_under(path: Path, notes: list[str]) -> tuple[list[Path], list[Path]]:
+    """The runs at or under a folder, less its committed examples (noted in ``notes``), and those examples."""
+    found = find_runs(path)
+    examples = [r for r in found if r != path and (r / EXAMPLE_FILE).is_file()]
+    if examples:
+        notes.append(
+            f"{path}: left out {len(examples)} committed example(s) ({', '.join(r.name for r in examples)}),"
+            " which are kept as committed; name one (e.g. ffenergy plot RUN_DIR "
+            f"{examples[0]}) to compare with it"
+        )
+    return [r for r in found if r not in examples], examples
+
+
+def _not_runs(path: Path, runs: list[Path]) -> list[str]:
+    """A message for each folder in ``path`` that holds no run."""
+    return [
+        f"{child}: no manifest.json, so not a run (empty, or the run never started); skipped"
+        for child in sorted(path.iterdir())
+        if child.is_dir() and child.name != COMPARISON_DIR and not any(r == child or child in r.parents for r in runs)
+    ]
 
 
 def comparison_dir(paths: list[Path], runs: list[RunData]) -> Path:

@@ -3,10 +3,13 @@ meter), and accuracy against MACs per inference of every run's procedures with t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 
-from ffenergy.analysis.learners import learner_rows
-from ffenergy.analysis.load import RunData
+from ffenergy.analysis.learners import LearnerRow, learner_rows
+from ffenergy.analysis.load import RunData, SummaryRow
 from ffenergy.plot.style import Drawn, Skipped, badge, log_axis, mac_unit, new_figure, procedure_label, title
 from ffenergy.plot.tradeoff import pareto_front
 from ffenergy.units import energy_unit
@@ -34,21 +37,8 @@ def _accuracy_vs_macs(runs: list[RunData]) -> Drawn | Skipped:
         macs[front] / scale, accuracy[front], color="0.8", lw=6, solid_capstyle="round", label="Pareto front", zorder=1
     )
     for i, row in enumerate(rows):
-        color = f"C{i % 10}"
-        sweep = sorted((p for p in row.points if p.label.startswith("α")), key=lambda p: p.macs_per_inference)
         label = f"{row.run_id}: {procedure_label(row.procedure)}" if len(runs) > 1 else procedure_label(row.procedure)
-        ax.plot(
-            [p.macs_per_inference / scale for p in sweep],
-            [p.accuracy * 100 for p in sweep],
-            "-o",
-            ms=3,
-            color=color,
-            label=label,
-            zorder=2,
-        )
-        full, light = row.points[0], row.points[-1]
-        ax.plot(full.macs_per_inference / scale, full.accuracy * 100, "*", ms=13, mec="k", color=color, zorder=3)
-        ax.plot(light.macs_per_inference / scale, light.accuracy * 100, "D", ms=8, mec="k", color=color, zorder=3)
+        _procedure_points(ax, row, f"C{i % 10}", label, scale)
     ax.plot([], [], "*", ms=11, mec="k", color="w", label="full network")
     ax.plot([], [], "D", ms=7, mec="k", color="w", label="light (α chosen on validation)")
     if np.nanmax(macs) / max(np.nanmin(macs[macs > 0]), 1) > 20:
@@ -70,65 +60,91 @@ def _accuracy_vs_macs(runs: list[RunData]) -> Drawn | Skipped:
     )
 
 
+def _procedure_points(ax: Any, row: LearnerRow, color: str, label: str, scale: float) -> None:
+    """A procedure's α sweep as a curve, its full network a star and light a diamond."""
+    sweep = sorted((p for p in row.points if p.label.startswith("α")), key=lambda p: p.macs_per_inference)
+    ax.plot(
+        [p.macs_per_inference / scale for p in sweep],
+        [p.accuracy * 100 for p in sweep],
+        "-o",
+        ms=3,
+        color=color,
+        label=label,
+        zorder=2,
+    )
+    full, light = row.points[0], row.points[-1]
+    ax.plot(full.macs_per_inference / scale, full.accuracy * 100, "*", ms=13, mec="k", color=color, zorder=3)
+    ax.plot(light.macs_per_inference / scale, light.accuracy * 100, "D", ms=8, mec="k", color=color, zorder=3)
+
+
 def _energy_bars(runs: list[RunData]) -> list[Drawn | Skipped]:
     rows = [(run, r) for run in runs for r in run.summary if r.mode in MODES and run.headline_energy(r)[0] is not None]
     if not rows:
         return [Skipped("energy per inference across runs", "no run has energy in summary.csv (MACs only)")]
     targets = list(dict.fromkeys(r.target for _, r in rows))
-    colors = {key: f"C{i % 10}" for i, key in enumerate(dict.fromkeys((run.run_id, r.meter) for run, r in rows))}
+    colors = _colors(dict.fromkeys((run.run_id, r.meter) for run, r in rows))
     fig = new_figure(9.0, 1.2 + 3.0 * len(targets), right_in=2.4, hspace=0.45)
     axes = fig.subplots(len(targets), 1, squeeze=False)[:, 0]
     for ax, target in zip(axes, targets):
-        mine = [(run, r) for run, r in rows if r.target == target]
-        groups = sorted(dict.fromkeys((r.procedure, r.mode) for _, r in mine), key=_group_order)
-        series = list(dict.fromkeys((run.run_id, r.meter) for run, r in mine))
-        values = np.array([run.headline_energy(r)[0] for run, r in mine], dtype=float)
-        scale, unit = energy_unit(values)
-        width = 0.8 / len(series)
-        for si, (run_id, meter) in enumerate(series):
-            run = next(run for run, _ in mine if run.run_id == run_id)
-            found = {
-                (r.procedure, r.mode): run.headline_energy(r)
-                for rr, r in mine
-                if (rr.run_id, r.meter) == (run_id, meter)
-            }
-            x = np.arange(len(groups)) + (si - (len(series) - 1) / 2) * width
-            y = np.array([found[g][0] if g in found else np.nan for g in groups], dtype=float) / scale
-            err = [(found[g][1] or 0) / scale if g in found else 0 for g in groups]
-            provenance = next(r.provenance for rr, r in mine if (rr.run_id, r.meter) == (run_id, meter))
-            ax.bar(
-                x,
-                y,
-                width * 0.95,
-                yerr=err,
-                capsize=2,
-                color=colors[(run_id, meter)],
-                label=f"{run_id}\n{meter} ({provenance}, {run.energy_headline})",
-            )
-        if values.max() / values.min() > 30:
-            log_axis(ax, "y")
-        ax.set_xticks(range(len(groups)), [f"{procedure_label(p)}\n{m}" for p, m in groups], fontsize=8)
-        ax.set_ylabel(f"energy / inference ({unit})\neach run's headline: net or gross")
-        ax.set_title(target, fontsize=9)
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7, ncols=max(1, len(series) // 8), loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        _target_bars(ax, target, [(run, r) for run, r in rows if r.target == target], colors)
     datasets = ", ".join(dict.fromkeys(run.dataset for run in runs))
     n_runs = len({run.run_id for run, _ in rows})
     title(fig, f"Energy per inference across {n_runs} runs (error bars: 95% CI)", datasets)
     badge(fig, " + ".join(dict.fromkeys(r.provenance for _, r in rows if r.provenance)))
-    without = [run.run_id for run in runs if not any(r is not None for r in _energies(run))]
-    notes: list[Drawn | Skipped] = [
-        Skipped(f"energy of run {rid}", "no energy in summary.csv (MACs only)") for rid in without
-    ]
-    return notes + [
+    return _without_energy(runs) + [
         Drawn(
             "energy_per_inference", "Energy per inference (full and light) per target, one bar per run and meter.", fig
         )
     ]
 
 
-def _energies(run: RunData) -> list[float | None]:
-    return [run.headline_energy(r)[0] for r in run.summary if r.mode in MODES]
+Bar = tuple[RunData, SummaryRow]
+
+
+def _colors(series: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """A colour per (run, meter), the same in every target's panel."""
+    return {key: f"C{i % 10}" for i, key in enumerate(series)}
+
+
+def _target_bars(ax: Any, target: str, mine: list[Bar], colors: dict[tuple[str, str], str]) -> None:
+    """One target's panel: a group of bars per (procedure, mode), one bar per (run, meter)."""
+    groups = sorted(dict.fromkeys((r.procedure, r.mode) for _, r in mine), key=_group_order)
+    series = list(dict.fromkeys((run.run_id, r.meter) for run, r in mine))
+    values = np.array([run.headline_energy(r)[0] for run, r in mine], dtype=float)
+    scale, unit = energy_unit(values)
+    width = 0.8 / len(series)
+    for si, (run_id, meter) in enumerate(series):
+        bars = [(run, r) for run, r in mine if (run.run_id, r.meter) == (run_id, meter)]
+        run = bars[0][0]
+        found = {(r.procedure, r.mode): run.headline_energy(r) for _, r in bars}
+        x = np.arange(len(groups)) + (si - (len(series) - 1) / 2) * width
+        y = np.array([found[g][0] if g in found else np.nan for g in groups], dtype=float) / scale
+        err = [(found[g][1] or 0) / scale if g in found else 0 for g in groups]
+        ax.bar(
+            x,
+            y,
+            width * 0.95,
+            yerr=err,
+            capsize=2,
+            color=colors[(run_id, meter)],
+            label=f"{run_id}\n{meter} ({bars[0][1].provenance}, {run.energy_headline})",
+        )
+    if values.max() / values.min() > 30:
+        log_axis(ax, "y")
+    ax.set_xticks(range(len(groups)), [f"{procedure_label(p)}\n{m}" for p, m in groups], fontsize=8)
+    ax.set_ylabel(f"energy / inference ({unit})\neach run's headline: net or gross")
+    ax.set_title(target, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncols=max(1, len(series) // 8), loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def _without_energy(runs: list[RunData]) -> list[Drawn | Skipped]:
+    """A note for each run without any full or light energy."""
+    return [
+        Skipped(f"energy of run {run.run_id}", "no energy in summary.csv (MACs only)")
+        for run in runs
+        if all(run.headline_energy(r)[0] is None for r in run.summary if r.mode in MODES)
+    ]
 
 
 def _group_order(group: tuple[str, str]) -> tuple:

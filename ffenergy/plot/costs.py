@@ -1,7 +1,7 @@
-"""Which meters measured a target, and the energy of each alpha-sweep point (measured or predicted).
+"""Which meters measured a target, and the predicted energy of each alpha-sweep point.
 
-A sweep point without a measured energy is predicted as sum_k p_k * E(depth-k) from the depth-k
-energies in summary.csv (DESIGN.md section 3); failing those, from the attribution fit
+The runner measures no sweep point, so a point's energy is predicted as sum_k p_k * E(depth-k) from
+the depth-k energies in summary.csv (DESIGN.md section 3); failing those, from the attribution fit
 (joules_per_mac * MACs + intercept). Predicted points are always labelled as such.
 """
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from ffenergy.analysis.load import RunData, SweepRow
 
-MEASURED, PREDICTED = "measured", "predicted"
+PREDICTED = "predicted"
 
 
 def energy_meters(run: RunData, target: str) -> list[str]:
@@ -44,11 +44,7 @@ def summary_energy(run: RunData, target: str, meter: str, procedure: str, mode: 
 
 
 def sweep_energy(run: RunData, target: str, meter: str, row: SweepRow) -> tuple[float, str | None]:
-    """(energy per inference in J, MEASURED or PREDICTED) of a sweep point; (nan, None) if unknown."""
-    meters = energy_meters(run, target)
-    own = row.meter == meter if row.meter else bool(meters) and meters[0] == meter
-    if row.energy_j_per_inference is not None and own:
-        return row.energy_j_per_inference, MEASURED
+    """(predicted energy per inference in J, PREDICTED) of a sweep point; (nan, None) if unknown."""
     depth = [
         summary_energy(run, target, meter, row.procedure, f"depth-{k}") for k in range(1, len(row.exit_fractions) + 1)
     ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from ffenergy.analysis.load import RunData, SweepRow
+from ffenergy.analysis.load import RunData, SummaryRow, SweepRow
 from ffenergy.plot import costs
 from ffenergy.plot.style import (
     Drawn,
@@ -62,31 +64,50 @@ def _cost(run: RunData, target: str, meter: str | None, row: SweepRow) -> tuple[
     return costs.sweep_energy(run, target, meter, row)
 
 
+Point = tuple[float, str | None, SweepRow]  # (cost, its source, the sweep row)
+
+
 def _draw_one(run: RunData, target: str, meter: str | None, rows: list[SweepRow]) -> Drawn:
     fig = new_figure(9.0, 4.6, right_in=2.3)
     ax = fig.add_subplot()
-    points = [(*_cost(run, target, meter, r), r) for r in rows]
-    marked = [
-        r
-        for r in run.summary
-        if r.target == target and r.mode in MARKERS_OF_MODE and (meter is None or r.meter == meter)
-    ]
-    full = [r for r in marked if r.mode == "full"]
-    marked_cost = [r.macs_per_inference if meter is None else (r.energy_j_per_inference or np.nan) for r in marked]
-    full_cost = [c for r, c in zip(marked, marked_cost) if r.mode == "full"]
-    all_cost = np.array([p[0] for p in points] + full_cost, dtype=float)
-    all_acc = np.array([p[2].accuracy for p in points] + [r.accuracy for r in full]) * 100
+    points: list[Point] = [(*_cost(run, target, meter, r), r) for r in rows]
+    marked = _marked(run, target, meter)
+    full = [(r, c) for r, c in marked if r.mode == "full"]
+    all_cost = np.array([p[0] for p in points] + [c for _, c in full], dtype=float)
+    all_acc = np.array([p[2].accuracy for p in points] + [r.accuracy for r, _ in full]) * 100
     scale, unit = mac_unit(all_cost) if meter is None else energy_unit(all_cost)
-    sources = {p[1] for p in points if p[1]}
+    _curves(ax, run, rows, points, scale)
+    for r, c in marked:
+        _mark(ax, run, r, c / scale)
+    _front(ax, all_cost, all_acc, scale)
+    ax.set_xlabel(f"{unit} per inference" if meter is None else f"energy per inference ({unit})")
+    ax.set_ylabel("test accuracy (%)")
+    pad = 0.1 * (all_acc.max() - all_acc.min()) + 0.2
+    ax.set_ylim(max(0.0, all_acc.min() - pad), min(100.0, all_acc.max() + pad))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    caption = _label(fig, run, target, meter, all_cost, predicted=any(p[1] == costs.PREDICTED for p in points))
+    stem = f"tradeoff_{slug(target)}_{slug(meter) if meter else 'macs'}"
+    return Drawn(stem, caption, fig)
 
-    groups = dict.fromkeys((r.procedure, r.statistic) for r in rows)
-    statistics = dict.fromkeys(r.statistic for r in rows)
-    for proc, stat in groups:
+
+def _marked(run: RunData, target: str, meter: str | None) -> list[tuple[SummaryRow, float]]:
+    """The summary rows marked on the curves (MARKERS_OF_MODE) with their cost: MACs, or energy with a meter."""
+    rows = [r for r in run.summary if r.target == target and r.mode in MARKERS_OF_MODE]
+    if meter is None:
+        return [(r, r.macs_per_inference) for r in rows]
+    return [(r, r.energy_j_per_inference or np.nan) for r in rows if r.meter == meter]
+
+
+def _curves(ax: Any, run: RunData, rows: list[SweepRow], points: list[Point], scale: float) -> None:
+    """One curve per (procedure, statistic) over alpha, the paper's alpha circled."""
+    statistics = list(dict.fromkeys(r.statistic for r in rows))
+    for proc, stat in dict.fromkeys((r.procedure, r.statistic) for r in rows):
         sel = sorted((p for p in points if (p[2].procedure, p[2].statistic) == (proc, stat)), key=lambda p: p[2].alpha)
         x = np.array([p[0] for p in sel]) / scale
         y = np.array([p[2].accuracy for p in sel]) * 100
         predicted = any(p[1] == costs.PREDICTED for p in sel)
-        si = list(statistics).index(stat)
+        si = statistics.index(stat)
         label = f"{procedure_label(proc)} ({stat})" + (", predicted" if predicted else "")
         ax.plot(
             x,
@@ -98,29 +119,35 @@ def _draw_one(run: RunData, target: str, meter: str | None, rows: list[SweepRow]
             label=label,
             alpha=0.9,
         )
-        at_paper = [i for i, p in enumerate(sel) if abs(p[2].alpha - PAPER_ALPHA) < 1e-9]
-        for i in at_paper:
+        for i in (i for i, p in enumerate(sel) if abs(p[2].alpha - PAPER_ALPHA) < 1e-9):
             ax.plot(x[i], y[i], "o", ms=8, mfc="none", mec="black", mew=1.2)
     if any(abs(r.alpha - PAPER_ALPHA) < 1e-9 for r in rows):
         ax.plot([], [], "o", ms=8, mfc="none", mec="black", label=f"α = {PAPER_ALPHA:g} (paper)")
-    for r, c in zip(marked, marked_cost):
-        marker, size, what = MARKERS_OF_MODE[r.mode]
-        if r.mode == "light" and r.procedure in run.policies:
-            what = f"light ({run.policies[r.procedure]})"  # the exit policy's operating point
-        ax.plot(
-            c / scale,
-            r.accuracy * 100,
-            marker,
-            ms=size,
-            color=procedure_color(r.procedure, run.procedures),
-            mec="black",
-            label=f"{procedure_label(r.procedure)} {what}",
-        )
-    front = pareto_front(all_cost, all_acc)
+
+
+def _mark(ax: Any, run: RunData, r: SummaryRow, x: float) -> None:
+    """A summary.csv mode (full, light) marked on the curves."""
+    marker, size, what = MARKERS_OF_MODE[r.mode]
+    if r.mode == "light" and r.procedure in run.policies:
+        what = f"light ({run.policies[r.procedure]})"  # the exit policy's operating point
+    ax.plot(
+        x,
+        r.accuracy * 100,
+        marker,
+        ms=size,
+        color=procedure_color(r.procedure, run.procedures),
+        mec="black",
+        label=f"{procedure_label(r.procedure)} {what}",
+    )
+
+
+def _front(ax: Any, cost: np.ndarray, acc: np.ndarray, scale: float) -> None:
+    """The Pareto front as a grey band; a log x axis where the costs span more than 20x."""
+    front = pareto_front(cost, acc)
     if front.size:
         ax.step(
-            all_cost[front] / scale,
-            all_acc[front],
+            cost[front] / scale,
+            acc[front],
             where="post",
             color="black",
             lw=5,
@@ -128,28 +155,23 @@ def _draw_one(run: RunData, target: str, meter: str | None, rows: list[SweepRow]
             zorder=0,
             label="Pareto front",
         )
-    finite = all_cost[np.isfinite(all_cost) & (all_cost > 0)]
+    finite = cost[np.isfinite(cost) & (cost > 0)]
     if finite.size and finite.max() / finite.min() > 20:
         log_axis(ax, "x")
-    ax.set_xlabel(f"{unit} per inference" if meter is None else f"energy per inference ({unit})")
-    ax.set_ylabel("test accuracy (%)")
-    pad = 0.1 * (all_acc.max() - all_acc.min()) + 0.2
-    ax.set_ylim(max(0.0, all_acc.min() - pad), min(100.0, all_acc.max() + pad))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+
+
+def _label(fig: Any, run: RunData, target: str, meter: str | None, cost: np.ndarray, predicted: bool) -> str:
+    """Title and provenance badge; returns the caption."""
     if meter is None:
         title(fig, "Accuracy vs MACs across the α sweep (no energy meter)", run.dataset, target)
         badge(fig, "no meter: MACs")
-        caption = f"Accuracy against MACs per inference across the α sweep on {target} (no energy meter)."
-    else:
-        warn_nonpositive(fig, all_cost)
-        provenance = run.provenance(target, meter)
-        title(fig, "Accuracy vs energy across the α sweep", run.dataset, target, meter)
-        badge(fig, provenance + (" + predicted" if costs.PREDICTED in sources else ""))
-        caption = (
-            f"Accuracy against energy per inference across the α sweep on {target} ({meter}, {provenance}"
-            + ("; points without a measurement predicted as Σ p_k·E(depth-k)" if costs.PREDICTED in sources else "")
-            + "). Stars: full network; grey band: Pareto front."
-        )
-    stem = f"tradeoff_{slug(target)}_{slug(meter) if meter else 'macs'}"
-    return Drawn(stem, caption, fig)
+        return f"Accuracy against MACs per inference across the α sweep on {target} (no energy meter)."
+    warn_nonpositive(fig, cost)
+    provenance = run.provenance(target, meter)
+    title(fig, "Accuracy vs energy across the α sweep", run.dataset, target, meter)
+    badge(fig, provenance + (" + predicted" if predicted else ""))
+    return (
+        f"Accuracy against energy per inference across the α sweep on {target} ({meter}, {provenance}"
+        + ("; points without a measurement predicted as Σ p_k·E(depth-k)" if predicted else "")
+        + "). Stars: full network; grey band: Pareto front."
+    )

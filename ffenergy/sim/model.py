@@ -34,7 +34,6 @@ INFO_TRUTH = (
     "net_joules_per_mac",
     *(f"net_joules_per_{c}" for c in INSN_CLASSES),
 )  # the ground truth on the info line
-ENERGY_MODELS = ("instructions-qemu-plugin", "macs")  # how a window was priced (manifest: energy_model)
 
 
 @dataclass(frozen=True)

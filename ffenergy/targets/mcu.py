@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ffenergy.children import end_stale
+from ffenergy.contract import ENERGY_MODEL_INSTRUCTIONS, ENERGY_MODEL_MACS
 from ffenergy.firmware.dut import Dut
 from ffenergy.firmware.insn import InsnLog, plugin_args
 from ffenergy.firmware.launch import HostDut, QemuDut
@@ -44,10 +45,10 @@ class McuSession:
 
     @property
     def energy_model(self) -> str | None:
-        """How the simulated meter prices a window (``sim.model.ENERGY_MODELS``); None: a real meter."""
+        """How the simulated meter prices a window (``contract.ENERGY_MODEL_*``); None: a real meter."""
         if self.sim_meter is None:
             return None
-        return "instructions-qemu-plugin" if self.insn_log is not None else "macs"
+        return ENERGY_MODEL_INSTRUCTIONS if self.insn_log is not None else ENERGY_MODEL_MACS
 
     @property
     def provenance(self) -> str:

@@ -36,7 +36,11 @@ def test_defaults_validate_and_hash_is_stable():
         ({"meter_options": {"ina226": {"port": "/dev/x"}}}, "meter_options.ina226", "one of nvml, rapl"),
         ({"meter_options": {"rapl": 0.1}}, "meter_options.rapl", "a mapping"),
         ({"carbon": {"grid_intensity_g_per_kwh": -1}}, "carbon.grid_intensity_g_per_kwh", ">= 0"),
-        ({"carbon": {"grid_intensity_g_per_kwh": float("nan")}}, "carbon.grid_intensity_g_per_kwh", "not a finite number"),
+        (
+            {"carbon": {"grid_intensity_g_per_kwh": float("nan")}},
+            "carbon.grid_intensity_g_per_kwh",
+            "not a finite number",
+        ),
         ({"carbon": {"country_iso_code": "FRA", "grid_intensity_g_per_kwh": 5}}, "carbon", "only one of"),
         ({"inference": {"policy": {"kind": "conformal"}}}, "inference.policy.kind", "grid, risk, budget"),
         ({"inference": {"policy": {"kind": "risk", "epsilon": 0}}}, "inference.policy.epsilon", "(0, 1)"),

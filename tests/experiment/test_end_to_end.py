@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import ffenergy.experiment.measure_stage as measure_stage
 import ffenergy.experiment.runner as runner_mod
 from ffenergy.cli import main
 from ffenergy.contract import SAMPLES_COLUMNS, SUMMARY_COLUMNS, WINDOWS_COLUMNS, read_rows
@@ -119,13 +120,13 @@ def test_resume_completes_only_what_is_missing(first_run, monkeypatch):
     (run_dir / "summary.csv").unlink()
     before = read_rows(run_dir / "windows.csv")
     calls = []
-    real_measure = runner_mod.measure
+    real_measure = measure_stage.measure
 
     def counting_measure(meter, workloads, method, done=(), **kwargs):
         calls.append(len(done))
         return real_measure(meter, workloads, method, done=done, **kwargs)
 
-    monkeypatch.setattr(runner_mod, "measure", counting_measure)
+    monkeypatch.setattr(measure_stage, "measure", counting_measure)
     assert main(["run", str(TINY), "--resume", str(run_dir), "--no-progress"]) == 0
     after = read_rows(run_dir / "windows.csv")
     assert after[: len(before)] == before  # nothing measured twice, nothing lost

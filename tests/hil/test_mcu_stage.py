@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ffenergy.analysis.per_sample import fit_energy_vs_exit
 from ffenergy.contract import INSN_CLASS_COLUMNS, SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, read_rows
-from ffenergy.experiment.mcu_stage import fit_energy_vs_exit, run_mcu_stage
+from ffenergy.experiment.mcu_stage import run_mcu_stage
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.firmware.dut import Dut
 from ffenergy.firmware.export import export_model

@@ -13,12 +13,27 @@ from tests.plot.plot_synthetic import write_synthetic_run
 
 def _summary(procedure: str, mode: str, accuracy: float, macs: float, target: str = "cpu") -> SummaryRow:
     return SummaryRow(
-        "toy", target, "", "", procedure, mode, accuracy, None, 1.0, macs, None, None, None, None, None, None
+        dataset="toy",
+        target=target,
+        procedure=procedure,
+        mode=mode,
+        accuracy=accuracy,
+        mean_layers=1.0,
+        macs_per_inference=macs,
     )
 
 
 def _sweep(procedure: str, alpha: float, accuracy: float, macs: float) -> SweepRow:
-    return SweepRow("host", procedure, "gap", alpha, accuracy, None, 1.0, macs, None, (1.0,), None, None)
+    return SweepRow(
+        target="host",
+        procedure=procedure,
+        statistic="gap",
+        alpha=alpha,
+        accuracy=accuracy,
+        mean_layers=1.0,
+        macs_per_inference=macs,
+        exit_fractions=(1.0,),
+    )
 
 
 def _run() -> RunData:
