@@ -548,7 +548,10 @@ def _run_row(path: Path, manifest: RunManifest) -> dict[str, Any]:
 
 def _frame(pd: Any, path: Path, run_id: str, columns: list[str], text: tuple[str, ...]) -> pd.DataFrame:
     table = _table(path, [c for c in text if c in ("target", "procedure", "mode")])
-    data = {c: table.text(c) if c in text else table.floats(c, optional=True) for c in columns}
+    try:
+        data = {c: table.text(c) if c in text else table.floats(c, optional=True) for c in columns}
+    except TableError as exc:
+        raise RunLoadError(str(exc)) from None
     return pd.DataFrame({"run_id": [run_id] * table.n, **data}, columns=["run_id", *columns])
 
 
