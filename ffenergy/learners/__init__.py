@@ -52,7 +52,7 @@ LEARNERS.register(
 LEARNERS.register(
     "cwc",
     "ffenergy.learners.conv.cwc:ChannelwiseCompetitive",
-    "CwComp: convolutional, layer-local channel-wise competitive blocks; class goodness of blocks 1..k summed at exit k",
+    "CwComp: convolutional, layer-local channel-wise competitive blocks; exit k on block k's class goodness",
     options="ffenergy.learners.conv.options:CwcOptions",
 )
 LEARNERS.register(

@@ -123,7 +123,7 @@ def test_labels_enter_only_through_calibration(which, request):
     check_labels_enter_only_through_calibration(*request.getfixturevalue(which))
 
 
-def test_the_scores_at_depth_k_are_the_class_goodness_of_blocks_1_to_k_summed(cwc):
+def test_the_scores_at_depth_k_are_the_class_goodness_of_block_k(cwc):
     learner, x, _ = cwc
     net, h, total = learner.net, torch.from_numpy(x[:50]), torch.zeros(50, 4)
     for k, scores in enumerate(depth_scores(learner, torch.from_numpy(x[:50]))):
@@ -131,9 +131,9 @@ def test_the_scores_at_depth_k_are_the_class_goodness_of_blocks_1_to_k_summed(cw
             h = net.layer(k, h)
         per_class = h.shape[1] // 4  # class c owns channels c*S .. (c+1)*S - 1
         goodness = torch.stack([(h[:, c * per_class : (c + 1) * per_class] ** 2).mean(dim=(1, 2, 3)) for c in range(4)])
+        assert torch.allclose(scores, goodness.T, atol=1e-5)
         total = total + goodness.T
-        assert torch.allclose(scores, total, atol=1e-5)
-    assert not torch.allclose(scores, goodness.T)  # the last depth is not the last block alone
+    assert not torch.allclose(scores, total)  # not the sum over the blocks so far
 
 
 def test_no_gradient_crosses_a_block():
