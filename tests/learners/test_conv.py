@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch import nn
 
+from ffenergy.cli import main
 from ffenergy.config import ConfigError, InferenceConfig, ModelConfig, parse_config
+from ffenergy.contract import read_rows
 from ffenergy.learners.base import Learner, LearnerOptionsError, NotDeployable
 from ffenergy.learners.calibrate import calibrate
 from ffenergy.learners.checkpoint import EpochCheckpoint
@@ -217,3 +221,27 @@ def test_the_firmware_cannot_run_it(which, request):
     learner = request.getfixturevalue(which)[0]
     with pytest.raises(NotDeployable, match=f"{learner.name}: convolutional layers"):
         learner.firmware(np.zeros(3, np.float32))
+
+
+@pytest.mark.slow
+def test_both_run_end_to_end_through_ffenergy_run(tmp_path, monkeypatch):
+    """experiments/tiny.yaml (embedded MNIST, simulated meter) with cwc and bp-conv-exits on 1x28x28 -> 10-10."""
+    monkeypatch.setenv("FFENERGY_CACHE", str(tmp_path / "cache"))
+    tiny = yaml.safe_load((Path(__file__).resolve().parents[2] / "experiments" / "tiny.yaml").read_text())
+    tiny["model"] = {"hidden": [10, 10], "epochs": 1, "batch_size": 100}
+    tiny["inference"] = {"procedures": ["cwc", "bp-conv-exits"], "alpha_select": "validation", "max_loss_pp": 2.0}
+    config = tmp_path / "conv.yaml"
+    config.write_text(yaml.safe_dump(tiny))
+    assert main(["run", str(config), "--out", str(tmp_path / "results"), "--no-progress"]) == 0
+    (run_dir,) = (tmp_path / "results").iterdir()
+    summary = {(r["procedure"], r["mode"]): r for r in read_rows(run_dir / "summary.csv")}
+    # block 1: 784 positions x 10 x 9 + batch norm and exit 10 x 784 each; block 2 (grouped by 10, pooled to 14 x 14):
+    # 784 x 10 x 1 x 9 + 10 x 196 each; bp-conv-exits' heads add 10 x 10 per block
+    cwc = [784 * 10 * 9 + 2 * 7840, 784 * 10 * 9 + 2 * 1960]
+    assert float(summary["cwc", "depth-1"]["macs_per_inference"]) == cwc[0]
+    assert float(summary["cwc", "full"]["macs_per_inference"]) == sum(cwc)
+    assert float(summary["bp-conv-exits", "full"]["macs_per_inference"]) == sum(cwc) + 2 * 100
+    for procedure in ("cwc", "bp-conv-exits"):
+        # chance is 0.1; one epoch of these tiny nets gave cwc 0.31, bp 0.23
+        assert float(summary[procedure, "full"]["accuracy"]) > 0.15, procedure
+        assert float(summary[procedure, "light"]["energy_j_per_inference"]) > 0  # measured (simulated meter)
