@@ -189,7 +189,6 @@ def test_training_is_deterministic_for_a_seed(cls, options):
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("cls", "options"), [(ChannelwiseCompetitive, CWC), (BackpropConvExits, {"lr": 0.003})])
 def test_it_learns_from_the_training_labels_and_nothing_else(cls, options):
     """On fresh samples: far above chance (0.25) from the true labels, near it from permuted ones."""
