@@ -119,20 +119,6 @@ class ExitPass(RowState):
         return self.net.exit(k, self.h)
 
 
-class CascadePass(ExitPass):
-    """An ``ExitPass`` whose scores are the running sum of the exit logits of the active rows."""
-
-    row_state = ("h", "total")
-
-    def __init__(self, net: ExitNet, x: torch.Tensor):
-        super().__init__(net, x)
-        self.total = torch.zeros(len(x), net.n_classes, device=x.device, dtype=x.dtype)
-
-    def step(self, k: int) -> torch.Tensor:
-        self.total = self.total + super().step(k)
-        return self.total
-
-
 class ExitNetLearner(HeadExits):
     """Inference of any ``ExitNet``: per-depth heads, OP's exit statistic, compaction."""
 

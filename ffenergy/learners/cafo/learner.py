@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
-from ffenergy.learners.backprop import CascadePass, ExitMLP, ExitMLPLearner
+from ffenergy.learners.backprop import ExitMLP, ExitMLPLearner, ExitPass
 from ffenergy.learners.base import NotDeployable, learner_options
 from ffenergy.learners.cafo.options import CafoOptions
 from ffenergy.learners.checkpoint import EpochCheckpoint
@@ -44,6 +44,20 @@ if TYPE_CHECKING:
     from ffenergy.config import ModelConfig
 
 log = logging.getLogger(__name__)
+
+
+class CascadePass(ExitPass):
+    """An ``ExitPass`` whose scores are the running sum of the exit logits of the active rows."""
+
+    row_state = ("h", "total")
+
+    def __init__(self, net: ExitMLP, x: torch.Tensor):
+        super().__init__(net, x)
+        self.total = torch.zeros(len(x), net.n_classes, device=x.device, dtype=x.dtype)
+
+    def step(self, k: int) -> torch.Tensor:
+        self.total = self.total + super().step(k)
+        return self.total
 
 
 class Cafo(ExitMLPLearner):
