@@ -57,6 +57,8 @@ class Options:
     1.0; ``none``: pixels in [0, 1], label value 1.0."""
     train_batches: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     """Which ``data_batch_N`` files (1..5) form the training pool (10000 images each)."""
+    label_value: float | None = None
+    """What the FF label overlay writes; None: the normalization's (TinyFoA's FF CIFAR-10 recipe: 5)."""
 
     def validate(self) -> None:
         require_option("normalization", self.normalization, NORMALIZATIONS)
@@ -64,6 +66,15 @@ class Options:
             raise ValueError(
                 f"data.options.train_batches: {self.train_batches} must be a non-empty list of 1..5; "
                 "e.g. [1, 2, 3, 4, 5]"
+            )
+        if self.label_value is not None and (
+            not isinstance(self.label_value, (int, float))
+            or isinstance(self.label_value, bool)
+            or self.label_value <= 0
+        ):
+            raise ValueError(
+                f"data.options.label_value: {self.label_value!r} must be a positive number, e.g. 5; "
+                "leave it out for the normalization's"
             )
         if len(set(self.train_batches)) != len(self.train_batches):
             raise ValueError(f"data.options.train_batches: {self.train_batches} repeats a batch; list each once")
@@ -86,6 +97,8 @@ def load(source: str, path: Path | None, val_fraction: float, seed: int, options
     x_test_u8, y_test = read_batch(folder / "test_batch")
     fit_idx, val_idx = stratified_split(y_pool, val_fraction, seed)
     mean, std, label_value = NORMALIZATIONS[options.normalization]
+    if options.label_value is not None:
+        label_value = float(options.label_value)
     x_pool = normalize(x_pool, mean, std)
     return Dataset(
         name="cifar10",

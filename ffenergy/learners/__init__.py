@@ -60,3 +60,15 @@ LEARNERS.register(
     "CaFo: DFA-trained (or random) blocks, a locally trained predictor per block, predictions summed over blocks",
     options="ffenergy.learners.cafo.options:CafoOptions",
 )
+LEARNERS.register(
+    "cwc",
+    "ffenergy.learners.conv.cwc:ChannelwiseCompetitive",
+    "CwComp: convolutional, layer-local channel-wise competitive blocks; exit k on block k's class goodness",
+    options="ffenergy.learners.conv.options:CwcOptions",
+)
+LEARNERS.register(
+    "bp-conv-exits",
+    "ffenergy.learners.conv.learner:BackpropConvExits",
+    "backprop CNN of cwc's blocks with a pooled linear exit head per block, trained end to end on the weighted exit losses",
+    options="ffenergy.learners.conv.options:BpConvOptions",
+)

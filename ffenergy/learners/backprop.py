@@ -9,9 +9,11 @@ The last head is the network's output, so full mode runs every layer and one hea
 ``BackpropMultiExit`` trains all layers and heads end to end on a weighted sum of the exit
 cross-entropies. Its confidence is ``inference.op_statistic`` of a head's logits (``max``: top
 softmax probability; ``gap``: top-1 minus top-2 logit), so it is calibrated and exited with the
-same label-free rule and alpha selection as FF OP. ``ExitMLPLearner`` holds the inference side
-shared with other learners built on an ``ExitMLP`` (``ffenergy.learners.pepita``), and their
-firmware export (scheme ``exit`` of ``ffenergy.firmware.arrays``).
+same label-free rule and alpha selection as FF OP. ``ExitNetLearner`` holds the inference side
+shared by every learner built on an ``ExitNet`` (layers with an exit head each: this MLP, the
+convolutional networks of ``ffenergy.learners.conv``), ``ExitMLPLearner`` adds the MLP's MACs and
+firmware export (scheme ``exit`` of ``ffenergy.firmware.arrays``; ``ffenergy.learners.pepita``,
+``cafo``), and ``train_end_to_end`` is the training of any ``ExitNet`` on its weighted exit losses.
 
 Training reads ``model.hidden``, ``model.epochs`` and ``model.batch_size``; everything else comes
 from ``model.options.bp-exits`` (``BackpropOptions``), not from the FF fields of ``model``.
@@ -41,7 +43,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class ExitMLP(nn.Module):
+class ExitNet(nn.Module):
+    """Layers ``layers[k]`` with an exit head ``heads[k]`` on each depth's activations; ``dims`` are the
+    widths, input first (an MLP's features, a CNN's input values then channels)."""
+
+    layers: nn.ModuleList
+    heads: nn.ModuleList
+    dims: list[int]
+    n_classes: int
+
+    def layer(self, k: int, h: torch.Tensor) -> torch.Tensor:
+        """Activations of layer k (0-based) from the previous layer's activations ``h``."""
+        return cast(torch.Tensor, self.layers[k](h))
+
+    def exit(self, k: int, h: torch.Tensor) -> torch.Tensor:
+        """Logits of exit head k on layer k's activations ``h``."""
+        return cast(torch.Tensor, self.heads[k](h))
+
+
+class ExitMLP(ExitNet):
     """ReLU layers ``layers[k]`` with a linear exit head ``heads[k]`` on each depth's activations."""
 
     def __init__(self, layers: list[nn.Linear], heads: list[nn.Linear]):
@@ -54,12 +74,7 @@ class ExitMLP(nn.Module):
         self.n_classes = heads[0].out_features
 
     def layer(self, k: int, h: torch.Tensor) -> torch.Tensor:
-        """Activations of layer k (0-based) from the previous layer's activations ``h``."""
         return torch.relu(self.layers[k](h))
-
-    def exit(self, k: int, h: torch.Tensor) -> torch.Tensor:
-        """Logits of exit head k on layer k's activations ``h``."""
-        return self.heads[k](h)
 
 
 def exit_mlp_layer_macs(dims: list[int], n_classes: int) -> np.ndarray:
@@ -89,12 +104,12 @@ def exit_mlp_arrays(net: ExitMLP) -> NetworkArrays:
     )
 
 
-class ExitMLPPass(RowState):
-    """A batch in an ``ExitMLP``: the active rows' activations of the last layer run."""
+class ExitPass(RowState):
+    """A batch in an ``ExitNet``: the active rows' activations of the last layer run; scores: the exit's logits."""
 
     row_state: ClassVar[tuple[str, ...]] = ("h",)
 
-    def __init__(self, net: ExitMLP, x: torch.Tensor):
+    def __init__(self, net: ExitNet, x: torch.Tensor):
         self.net = net
         self.h = x
         self.rows = torch.arange(len(x), device=x.device)
@@ -104,10 +119,10 @@ class ExitMLPPass(RowState):
         return self.net.exit(k, self.h)
 
 
-class ExitMLPLearner(HeadExits):
-    """Inference of any ``ExitMLP``: per-depth heads, OP's exit statistic, compaction."""
+class ExitNetLearner(HeadExits):
+    """Inference of any ``ExitNet``: per-depth heads, OP's exit statistic, compaction."""
 
-    net: ExitMLP
+    net: ExitNet
 
     @property
     def dims(self) -> list[int]:
@@ -117,8 +132,14 @@ class ExitMLPLearner(HeadExits):
     def n_classes(self) -> int:
         return self.net.n_classes
 
-    def start(self, x: torch.Tensor) -> ExitMLPPass:
-        return ExitMLPPass(self.net, x)
+    def start(self, x: torch.Tensor) -> ExitPass:
+        return ExitPass(self.net, x)
+
+
+class ExitMLPLearner(ExitNetLearner):
+    """An ``ExitNetLearner`` on an ``ExitMLP``: its MACs, and its firmware export (scheme ``exit``)."""
+
+    net: ExitMLP
 
     def layer_macs(self) -> np.ndarray:
         return exit_mlp_layer_macs(self.dims, self.n_classes)
@@ -132,7 +153,7 @@ class ExitMLPLearner(HeadExits):
 class BackpropMultiExit(ExitMLPLearner):
     """A multi-exit MLP trained end to end by back-propagation on the weighted exit losses."""
 
-    network_id: ClassVar[str] = "bp-exits"
+    network_id: ClassVar[str] = BackpropOptions.network_id
     training_version: ClassVar[int] = 1
 
     @classmethod
@@ -154,48 +175,66 @@ class BackpropMultiExit(ExitMLPLearner):
     ) -> dict[str, Any]:
         """Deterministic on CPU for a seed (shuffling from a seeded generator)."""
         opts = learner_options(BackpropOptions, model, cls.network_id)
-        raw = torch.tensor(opts.exit_weights_of(len(net.layers)), dtype=torch.float32)
-        weights = (raw / raw.sum()).to(device)
-        epochs = opts.epochs or model.epochs
-        gen = torch.Generator().manual_seed(seed)
-        net.to(device).train()
-        xs, ys = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        opt: torch.optim.Optimizer
-        if opts.optimizer == "adam":
-            opt = torch.optim.Adam(net.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
-        else:
-            opt = torch.optim.SGD(net.parameters(), lr=opts.lr, momentum=opts.momentum, weight_decay=opts.weight_decay)
-        done = checkpoint.resume("bp-exits", net, opt, gen)
-        hist = {"loss": [], "epoch_seconds": [], **done.history}
-        bar = epoch_bar(done, epochs, "BP multi-exit training", progress)
-        for epoch in bar:
-            start = time.perf_counter()
-            opt.param_groups[0]["lr"] = decayed_lr(opts.lr, opts.lr_decay_at, epoch, epochs)
-            order = torch.randperm(len(xs), generator=gen).to(device)
-            total, n_batches = 0.0, 0
-            for i in range(0, len(xs), model.batch_size):
-                idx = order[i : i + model.batch_size]
-                loss = _exit_loss(net, xs[idx], ys[idx], weights)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach())
-                n_batches += 1
-            hist["loss"].append(total / n_batches)
-            hist["epoch_seconds"].append(time.perf_counter() - start)
-            checkpoint.save("bp-exits", epoch + 1, net, opt, gen, hist)
-            bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}")
-        net.eval()
-        seconds = sum(hist["epoch_seconds"])
-        log.info("bp-exits: %d epochs in %.1f s, final weighted exit loss %.4f", epochs, seconds, hist["loss"][-1])
-        return {
-            "train_seconds": round(seconds, 2),
-            "train_device": device,
-            "resumed_after_epoch": done.epochs,
-            "epochs": epochs,
-            "exit_weights": weights.tolist(),
-            "loss": hist["loss"],
-        }
+        return train_end_to_end(net, x, y, model, opts, seed, device, progress, checkpoint)
+
+
+def train_end_to_end(
+    net: ExitNet,
+    x: np.ndarray,
+    y: np.ndarray,
+    model: ModelConfig,
+    opts: BackpropOptions,
+    seed: int,
+    device: str,
+    progress: bool,
+    checkpoint: EpochCheckpoint,
+) -> dict[str, Any]:
+    """Train every layer and head of ``net`` by back-propagation on the weighted sum of the exit
+    cross-entropies (checkpoint stage ``opts.network_id``); what training did, for the manifest."""
+    name = opts.network_id
+    raw = torch.tensor(opts.exit_weights_of(len(net.layers)), dtype=torch.float32)
+    weights = (raw / raw.sum()).to(device)
+    epochs = opts.epochs or model.epochs
+    gen = torch.Generator().manual_seed(seed)
+    net.to(device).train()
+    xs, ys = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+    opt: torch.optim.Optimizer
+    if opts.optimizer == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=opts.lr, momentum=opts.momentum, weight_decay=opts.weight_decay)
+    done = checkpoint.resume(name, net, opt, gen)
+    hist = {"loss": [], "epoch_seconds": [], **done.history}
+    bar = epoch_bar(done, epochs, f"{name} training", progress)
+    for epoch in bar:
+        start = time.perf_counter()
+        opt.param_groups[0]["lr"] = decayed_lr(opts.lr, opts.lr_decay_at, epoch, epochs)
+        order = torch.randperm(len(xs), generator=gen).to(device)
+        total, n_batches = 0.0, 0
+        for i in range(0, len(xs), model.batch_size):
+            idx = order[i : i + model.batch_size]
+            loss = _exit_loss(net, xs[idx], ys[idx], weights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+            n_batches += 1
+        hist["loss"].append(total / n_batches)
+        hist["epoch_seconds"].append(time.perf_counter() - start)
+        checkpoint.save(name, epoch + 1, net, opt, gen, hist)
+        bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}")
+        log.debug("%s: epoch %d, weighted exit loss %.4f", name, epoch + 1, hist["loss"][-1])
+    net.eval()
+    seconds = sum(hist["epoch_seconds"])
+    log.info("%s: %d epochs in %.1f s, final weighted exit loss %.4f", name, epochs, seconds, hist["loss"][-1])
+    return {
+        "train_seconds": round(seconds, 2),
+        "train_device": device,
+        "resumed_after_epoch": done.epochs,
+        "epochs": epochs,
+        "exit_weights": weights.tolist(),
+        "loss": hist["loss"],
+    }
 
 
 def decayed_lr(lr: float, decay_at: list[float], epoch: int, epochs: int) -> float:
@@ -203,7 +242,7 @@ def decayed_lr(lr: float, decay_at: list[float], epoch: int, epochs: int) -> flo
     return lr * 0.1 ** sum(epoch >= round(f * epochs) for f in decay_at)
 
 
-def _exit_loss(net: ExitMLP, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def _exit_loss(net: ExitNet, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """sum_k w_k CE(head_k(h_k), y), back-propagated through every layer below each head."""
     loss, h = torch.zeros((), device=x.device), x
     for k in range(len(net.layers)):

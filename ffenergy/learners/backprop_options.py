@@ -10,7 +10,7 @@ from ffenergy.learners.options import LearnerOptionsError
 
 @dataclass
 class BackpropOptions:
-    """``model.options.bp-exits``."""
+    """``model.options.bp-exits`` (and of every end-to-end multi-exit learner: ``model.options.<network_id>``)."""
 
     network_id: ClassVar[str] = "bp-exits"
 
@@ -27,7 +27,7 @@ class BackpropOptions:
         raw = [1.0] * n_layers if self.exit_weights is None else self.exit_weights
         if len(raw) != n_layers or min(raw) < 0 or sum(raw) <= 0:
             raise LearnerOptionsError(
-                f"model.options.bp-exits.exit_weights: {raw!r}; use {n_layers} "
+                f"model.options.{self.network_id}.exit_weights: {raw!r}; use {n_layers} "
                 "non-negative numbers (one per layer) with a positive sum"
             )
         return list(raw)
@@ -43,4 +43,6 @@ class BackpropOptions:
         }
         for key, ok in checks.items():
             if not ok:
-                raise LearnerOptionsError(f"model.options.bp-exits.{key}: invalid value {getattr(self, key)!r}")
+                raise LearnerOptionsError(
+                    f"model.options.{self.network_id}.{key}: invalid value {getattr(self, key)!r}"
+                )

@@ -53,3 +53,13 @@ def check_learner_options(model: ModelConfig, procedure: str) -> None:
     module, _, name = path.partition(":")
     cls = getattr(importlib.import_module(module), name)
     learner_options(cls, model, cls.network_id)
+
+
+def is_number(value: object) -> bool:
+    """An int or float from YAML (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_integer(value: object) -> bool:
+    """An int from YAML (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)

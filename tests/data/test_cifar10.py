@@ -66,6 +66,11 @@ def test_other_normalisations_and_batch_selection(batches: Path) -> None:
     assert ds.label_value == 1.0 and len(ds.y_val) == 0
     half = cifar10.load("local", batches, 0.0, 0, cifar10.Options(normalization="half", train_batches=[2]))
     np.testing.assert_allclose(half.x_train, (data / 255.0 - 0.5) / 0.5, atol=1e-5)
+    loud = cifar10.load("local", batches, 0.0, 0, cifar10.Options(train_batches=[2], label_value=5))
+    assert loud.label_value == 5.0  # TinyFoA's FF recipe; the pixels keep the paper's normalisation
+    np.testing.assert_array_equal(
+        loud.x_train, cifar10.load("local", batches, 0.0, 0, cifar10.Options(train_batches=[2])).x_train
+    )
 
 
 def test_seeded_split(batches: Path) -> None:
@@ -109,6 +114,8 @@ def test_refuses_pickles_that_run_code(batches: Path) -> None:
         ({"train_batches": [0]}, "train_batches"),
         ({"train_batches": []}, "train_batches"),
         ({"train_batches": [1, 1]}, "train_batches"),
+        ({"label_value": 0}, "label_value"),
+        ({"label_value": "5"}, "label_value"),
     ],
 )
 def test_options_validation_names_the_field(change: dict, field: str) -> None:

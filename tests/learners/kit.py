@@ -33,13 +33,18 @@ def blobs(n: int, seed: int, d: int = DIMS[0], c: int = 4) -> tuple[np.ndarray, 
 
 
 def trained(
-    cls: type[Learner], options: dict, epochs: int = 3, statistic: str = "max", seed: int = 0
+    cls: type[Learner],
+    options: dict,
+    epochs: int = 3,
+    statistic: str = "max",
+    seed: int = 0,
+    dims: list[int] = DIMS,
 ) -> tuple[Learner, np.ndarray, np.ndarray]:
-    """A learner of ``cls`` trained briefly on blobs (as load_or_train does: seed, build, fit)."""
-    x, y = blobs(600, seed=0)
-    model = ModelConfig(hidden=DIMS[1:], epochs=epochs, batch_size=50, options={cls.network_id: options})
+    """A learner of ``cls`` with widths ``dims`` trained briefly on blobs (as load_or_train does: seed, build, fit)."""
+    x, y = blobs(600, seed=0, d=dims[0])
+    model = ModelConfig(hidden=dims[1:], epochs=epochs, batch_size=50, options={cls.network_id: options})
     torch.manual_seed(seed)
-    net = cls.build(DIMS, 4, 1.0)
+    net = cls.build(dims, 4, 1.0)
     cls.fit(net, x, y, model, seed, "cpu", progress=False, checkpoint=EpochCheckpoint())
     return cls(cls.network_id, net.eval(), InferenceConfig(op_statistic=statistic)), x, y
 

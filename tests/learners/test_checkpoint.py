@@ -16,6 +16,8 @@ from ffenergy.learners.backprop import BackpropMultiExit
 from ffenergy.learners.base import Learner
 from ffenergy.learners.cafo.learner import Cafo
 from ffenergy.learners.checkpoint import EpochCheckpoint
+from ffenergy.learners.conv.cwc import ChannelwiseCompetitive
+from ffenergy.learners.conv.learner import BackpropConvExits, ConvExitLearner
 from ffenergy.learners.ff.learner import FFMultiPass
 from ffenergy.learners.pepita import Pepita
 from tests.learners.kit import DIMS, blobs
@@ -26,7 +28,10 @@ OPTIONS = {
     "bp-exits": {},
     "pepita": {"lr": 0.03, "head_epochs": 3, "head_lr": 1e-2},
     "cafo": {"lr": 0.03, "head_epochs": 3, "head_lr": 1e-2},
+    "cwc": {},
+    "bp-conv-exits": {},
 }
+CONV_DIMS = [64, 8, 8, 12, 16]  # 1 x 8 x 8 images for the convolutional learners
 
 
 class InterruptAfter(EpochCheckpoint):
@@ -55,12 +60,13 @@ class Recording(EpochCheckpoint):
 
 
 def _fit(cls: type[Learner], checkpoint: EpochCheckpoint) -> tuple[torch.nn.Module, dict]:
-    x, y = blobs(300, seed=0)
+    dims = CONV_DIMS if issubclass(cls, ConvExitLearner) else DIMS
+    x, y = blobs(300, seed=0, d=dims[0])
     model = ModelConfig(
-        hidden=DIMS[1:], epochs=EPOCHS, batch_size=50, options={cls.network_id: OPTIONS[cls.network_id]}
+        hidden=dims[1:], epochs=EPOCHS, batch_size=50, options={cls.network_id: OPTIONS[cls.network_id]}
     )
     torch.manual_seed(0)
-    net = cls.build(DIMS, 4, 1.0)
+    net = cls.build(dims, 4, 1.0)
     info = cls.fit(net, x, y, model, 0, "cpu", False, checkpoint)
     return net, info
 
@@ -80,6 +86,8 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
         (Pepita, "heads", 1),
         (Cafo, "dfa", 2),
         (Cafo, "heads", 2),
+        (ChannelwiseCompetitive, "cwc", 2),
+        (BackpropConvExits, "bp-conv-exits", 1),
     ],
 )
 def test_an_interrupted_training_resumes_after_its_last_epoch_and_ends_with_the_same_weights(

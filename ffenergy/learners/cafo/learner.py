@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
-from ffenergy.learners.backprop import ExitMLP, ExitMLPLearner, ExitMLPPass
+from ffenergy.learners.backprop import ExitMLP, ExitMLPLearner, ExitPass
 from ffenergy.learners.base import NotDeployable, learner_options
 from ffenergy.learners.cafo.options import CafoOptions
 from ffenergy.learners.checkpoint import EpochCheckpoint
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class CascadePass(ExitMLPPass):
-    """An ``ExitMLPPass`` whose scores are the running sum of the exit logits of the active rows."""
+class CascadePass(ExitPass):
+    """An ``ExitPass`` whose scores are the running sum of the exit logits of the active rows."""
 
     row_state = ("h", "total")
 

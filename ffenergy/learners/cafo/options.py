@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ffenergy.learners.options import LearnerOptionsError
+from ffenergy.learners.options import LearnerOptionsError, is_integer, is_number
 
 BLOCK_RULES = ("dfa", "random")
 
@@ -27,27 +27,19 @@ class CafoOptions:
     def validate(self) -> None:
         checks = {
             "blocks": (self.blocks in BLOCK_RULES, f"{' or '.join(BLOCK_RULES)}"),
-            "lr": (_number(self.lr) and self.lr > 0, "a positive number, e.g. 0.01"),
-            "momentum": (_number(self.momentum) and 0 <= self.momentum < 1, "a number in [0, 1), e.g. 0.9"),
+            "lr": (is_number(self.lr) and self.lr > 0, "a positive number, e.g. 0.01"),
+            "momentum": (is_number(self.momentum) and 0 <= self.momentum < 1, "a number in [0, 1), e.g. 0.9"),
             "epochs": (
-                self.epochs is None or (_integer(self.epochs) and self.epochs >= 1),
+                self.epochs is None or (is_integer(self.epochs) and self.epochs >= 1),
                 "a positive integer, or leave it out for model.epochs",
             ),
             "lr_decay_at": (
-                isinstance(self.lr_decay_at, list) and all(_number(f) and 0 < f <= 1 for f in self.lr_decay_at),
+                isinstance(self.lr_decay_at, list) and all(is_number(f) and 0 < f <= 1 for f in self.lr_decay_at),
                 "a list of fractions in (0, 1], e.g. [0.5, 0.75]",
             ),
-            "head_lr": (_number(self.head_lr) and self.head_lr > 0, "a positive number, e.g. 0.001"),
-            "head_epochs": (_integer(self.head_epochs) and self.head_epochs >= 1, "a positive integer"),
+            "head_lr": (is_number(self.head_lr) and self.head_lr > 0, "a positive number, e.g. 0.001"),
+            "head_epochs": (is_integer(self.head_epochs) and self.head_epochs >= 1, "a positive integer"),
         }
         for key, (ok, fix) in checks.items():
             if not ok:
                 raise LearnerOptionsError(f"model.options.cafo.{key}: invalid value {getattr(self, key)!r}; use {fix}")
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _integer(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
