@@ -94,7 +94,7 @@ def _measure_target(
         measure(
             meter,
             workloads,
-            m,
+            m.method(),  # the method alone, as ffenergy.profiler passes it
             done=done,
             on_window=on_window,
             first_idle_index=next_idle_index(existing, target.name, info.name),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import ffenergy.experiment.runner as runner
+import ffenergy.experiment.measure_stage as measure_stage
 from ffenergy.cli import main
 from ffenergy.config import load_config
 from ffenergy.contract import read_rows
@@ -29,13 +29,13 @@ def test_profile_and_ffenergy_run_measure_one_workload_alike(tmp_path, monkeypat
     path = tmp_path / "tiny-op.yaml"
     path.write_text(yaml.safe_dump(config))
     seen = {}
-    original = runner.measure
+    original = measure_stage.measure
 
     def spy(meter, workloads, method, **kwargs):
         seen.update(method=method, workload=workloads[("op", "full")])
         return original(meter, workloads, method, **kwargs)
 
-    monkeypatch.setattr(runner, "measure", spy)
+    monkeypatch.setattr(measure_stage, "measure", spy)
     assert main(["run", str(path), "--out", str(tmp_path / "results"), "--no-progress"]) == 0
     (run_dir,) = (tmp_path / "results").iterdir()
     method = load_config(path).measurement.method()
