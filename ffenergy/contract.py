@@ -45,14 +45,15 @@ ROW_COUNTS_KEY = "rows"
 COUNTED_FILES = (*EXPECTED_FILES, "windows.csv")
 
 
-def data_rows(path: Path) -> int:
-    """Complete data rows of a result CSV: its whole lines, less the header."""
-    return max(Path(path).read_bytes().count(b"\n") - 1, 0)
+def data_rows(data: bytes) -> int:
+    """Complete data rows of a result CSV's bytes: its whole lines, less the header."""
+    return max(data.count(b"\n") - 1, 0)
 
 
 def row_counts(run_dir: Path) -> dict[str, int]:
     """Complete data rows of each result CSV of ``run_dir`` (for the manifest's ``rows``)."""
-    return {name: data_rows(Path(run_dir) / name) for name in COUNTED_FILES if (Path(run_dir) / name).is_file()}
+    files = {name: Path(run_dir) / name for name in COUNTED_FILES}
+    return {name: data_rows(path.read_bytes()) for name, path in files.items() if path.is_file()}
 
 
 # A run committed as an example (results/examples/) holds this JSON object: {"trimmed": [file names
@@ -360,16 +361,6 @@ def _truncate_torn_tail(path: Path) -> None:
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
         path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-def _fmt(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, float):
-        return f"{value:.9g}"
-    return value
 
 
 LOCK_FILE = ".lock"  # held (flock) by the one process writing a run directory; names it while held

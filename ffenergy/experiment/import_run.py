@@ -316,9 +316,8 @@ def _manifest(run_dir: Path, imp: Imported, source: dict[str, Any]) -> dict[str,
 
 def summary_line(imp: Imported) -> str:
     """One line per imported recording for the CLI's table."""
-    rec = imp.recording
-    per_inf = per_inference(imp.windows.gross_j, rec.inferences)
-    energy = "n/a" if per_inf is None else f"{float(np.median(per_inf)) * 1e6:.3f} µJ/inf (median, gross)"
+    rec, median = imp.recording, imp.median_j_per_inference
+    energy = "n/a" if median is None else f"{median * 1e6:.3f} µJ/inf (median, gross)"
     ok = sum(c.verdict in ("within 0.1 %", "inside the edge band") for c in imp.checks)
     published = sum(c.published_j is not None for c in imp.checks)
     checked = f"{ok}/{published} windows match the published figures" if published else "nothing published to check"
