@@ -149,7 +149,7 @@ def _summary_lines(run: RunData) -> list[str]:
 
 def _attribution_lines(run: RunData) -> list[str]:
     if not run.fits:
-        return ["No attribution.json (no energy meter, or the attribute stage has not run).", ""]
+        return ["No attribution.json (no energy meter, or the summary stage has not run).", ""]
     header = [
         "target",
         "meter",

@@ -1,5 +1,6 @@
-"""The attribute stage: attribution.json, one fit per (target, meter, procedure) of energy against MACs
-across the depth-k modes, with the light energy it predicts; MCU targets add their per-sample fits."""
+"""Attribution, written by the summary stage: attribution.json, one fit per (target, meter, procedure) of
+energy against MACs across the depth-k modes, with the light energy it predicts; MCU targets add their
+per-sample fits."""
 
 from __future__ import annotations
 

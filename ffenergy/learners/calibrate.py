@@ -32,7 +32,7 @@ class Calibration:
 
 
 def calibrate(learner: Learner, scores: list[torch.Tensor], labels: np.ndarray) -> Calibration:
-    """Statistics from per-depth validation scores (see ``inference.depth_scores``)."""
+    """Statistics from per-depth validation scores (see ``exits.depth_scores``)."""
     mus, sigmas, counts = [], [], []
     y = torch.from_numpy(labels).to(scores[0].device)
     for s in scores:
