@@ -36,13 +36,13 @@ from ffenergy.data.base import Dataset
 from ffenergy.experiment import model_stage
 from ffenergy.experiment.attribution_stage import AttributionInput, attribution
 from ffenergy.experiment.calibrate_stage import calibrate_learner
-from ffenergy.experiment.dataset import load_experiment_data
+from ffenergy.experiment.dataset import describe, load_experiment_data
 from ffenergy.experiment.evaluate_stage import evaluate
 from ffenergy.experiment.manifest import Manifest, now_iso
 from ffenergy.experiment.mcu_run import McuJob, run_mcu_job
 from ffenergy.experiment.measure_stage import MeasureJob, measure_hosts, record_meter
 from ffenergy.experiment.procedure import Procedure, RunError
-from ffenergy.experiment.run_dir import new_run_dir
+from ffenergy.experiment.run_dir import new_manifest, new_run_dir, resumed_manifest
 from ffenergy.experiment.summary_stage import SummaryInput, summarise
 from ffenergy.learners.base import Learner
 from ffenergy.meters.base import MeterUnavailable
@@ -136,20 +136,7 @@ class Runner:
     def data(self) -> Dataset:
         """The config's dataset, described in the manifest."""
         data = load_experiment_data(self.cfg)
-        self.manifest.update(
-            dataset={
-                "name": data.name,
-                "source": data.source,
-                "n_train": len(data.y_train),
-                "n_val": len(data.y_val),
-                "n_test": len(data.y_test),
-                "n_features": data.n_features,
-                "classes": data.class_names,
-                "label_value": data.label_value,
-                "caveat": data.caveat,
-                **data.extra,
-            }
-        )
+        self.manifest.update(dataset=describe(data))
         return data
 
     def calibrate(self, learners: list[Learner], data: Dataset) -> list[Procedure]:
@@ -276,7 +263,7 @@ def run_experiment(cfg: ExperimentConfig, opts: RunOptions) -> tuple[Path, list[
     with RunLock(run_dir) as lock:
         if lock.previous:
             log.info("%s: took over the run from %s, which is no longer running", run_dir, lock.previous)
-        manifest = _resumed_manifest(cfg, run_dir) if opts.resume else _new_manifest(cfg, run_dir)
+        manifest = resumed_manifest(cfg, run_dir) if opts.resume else new_manifest(cfg, run_dir)
         runner = Runner(cfg, run_dir, manifest, opts)
         try:
             return run_dir, runner.run()
@@ -297,51 +284,3 @@ def _check_mcu_target(cfg: ExperimentConfig, target: str) -> None:
         McuConfig.from_dict(target, cfg.mcu.options)
     except ValueError as exc:
         raise TargetUnavailable(f"{exc} (set it under mcu.options in the config)") from None
-
-
-def _new_manifest(cfg: ExperimentConfig, run_dir: Path) -> Manifest:
-    manifest = Manifest.create(run_dir / "manifest.json", run_dir.name, cfg.to_dict(), cfg.hash(), cfg.seed)
-    manifest.update(config_dir=str(cfg.config_dir))
-    return manifest
-
-
-def _resumed_manifest(cfg: ExperimentConfig, run_dir: Path) -> Manifest:
-    manifest = Manifest.load(run_dir / "manifest.json")
-    changed = config_changes(manifest.data["config"], cfg.to_dict())
-    refused = [c for c in changed if not c.startswith(RESUMABLE_CHANGES)]
-    if refused:
-        raise RunError(
-            f"--resume {run_dir}: the config differs from the one that run used in {', '.join(refused)}; "
-            "those change what was measured, so the finished rows would not belong to it. Resume with "
-            f"`ffenergy run --resume {run_dir}` alone (it reads the run's own config), or start a new run"
-        )
-    if changed:
-        log.info("resuming with changed %s (they cannot change what was measured)", ", ".join(changed))
-        manifest.update(config=cfg.to_dict(), config_hash=cfg.hash())
-    cut = [name for name, status in manifest.data["stages"].items() if status == "running"]
-    for name in cut:  # the process that ran them died without a word (kill -9, power loss)
-        manifest.set_stage(name, "interrupted")
-    return manifest
-
-
-# Config fields a resume may change: how to reach devices, meter options, carbon accounting, the
-# run's name; none of them changes a measurement already on disk.
-RESUMABLE_CHANGES = ("mcu.options", "meter_options", "carbon", "name")
-
-
-def config_changes(
-    old: dict[str, Any], new: dict[str, Any], prefix: str = "", defaults: dict[str, Any] | None = None
-) -> list[str]:
-    """Dotted names of the fields that differ between two config mappings (e.g. ``model.epochs``). A
-    field the old config lacks (a later ffenergy added it) had its default then."""
-    defaults = ExperimentConfig().to_dict() if defaults is None else defaults
-    changes = []
-    for key in sorted(set(old) | set(new)):
-        where = f"{prefix}{key}"
-        a, b = old.get(key, defaults.get(key)), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            sub = defaults.get(key)
-            changes += config_changes(a, b, f"{where}.", sub if isinstance(sub, dict) else {})
-        elif a != b:
-            changes.append(where)
-    return changes

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from ffenergy.config import ConfigError, parse_config
-from ffenergy.experiment.runner import config_changes
+from ffenergy.experiment.run_dir import config_changes
 from ffenergy.measure import MethodConfig, call_with_timeout
 from ffenergy.meters.base import MeterError
 
