@@ -100,8 +100,9 @@ def link(sanitized_fw, monkeypatch) -> Iterator[Link]:
     logs.mkdir()
     for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
         monkeypatch.setenv(var, f"log_path={logs}/san:print_stacktrace=1")
-    with HostDut(exe) as host:
-        dut_link = Link(host.port, logs)
+    host = HostDut(exe)
+    dut_link = Link(host.port, logs)  # open before the DUT starts: opening flushes input, its BOOT frame too
+    with host:
         yield dut_link
         dut_link.ser.close()
         assert host.proc is not None and host.proc.poll() is None, "the sanitized firmware exited"
