@@ -71,7 +71,7 @@ static void reply(uint8_t status, uint8_t seq, const uint8_t *payload, uint32_t 
 static uint32_t info_payload(void) {
     static const char name[] = FF_MODEL_NAME;
     uint8_t *p = tx;
-    *p++ = 1; *p++ = FF_FW_MAJOR; *p++ = FF_FW_MINOR; *p++ = FF_FW_PATCH;
+    *p++ = FF_PROTO_VERSION; *p++ = FF_FW_MAJOR; *p++ = FF_FW_MINOR; *p++ = FF_FW_PATCH;
     *p++ = FF_DTYPE_INT8; *p++ = FF_SCHEME; *p++ = FF_STAT_MAX; *p++ = FF_N_LAYERS;
     *p++ = FF_N_CLASSES; *p++ = FF_PRUNE_AFTER; *p++ = FF_PRUNE_KEEP; *p++ = 0;
     put_u16(p, FF_N_IN); p += 2;
