@@ -18,7 +18,7 @@ import numpy as np
 from ffenergy.config import McuSection
 from ffenergy.contract import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, HilFaults, hil_faults
 from ffenergy.data.base import Dataset
-from ffenergy.experiment.mcu_stage import drop_torn_rows, run_mcu_stage
+from ffenergy.experiment.mcu_stage import McuStageResult, drop_torn_rows, run_mcu_stage
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.firmware.export import check_fit, deploy, export_model
 from ffenergy.firmware.launch import build_firmware
@@ -77,39 +77,49 @@ def run_mcu_job(
         session.hil_faults.update(recorded)
         _check_firmware(session.dut.info_, arrays.dims, job, report.out_dir)
         on_session(session)
-        log.info(
-            "%s/%s: %d samples x %d modes, %d inferences per window",
-            job.target,
-            job.procedure,
-            n,
-            len(modes),
-            section.repeats,
-        )
-        dropped = drop_torn_rows(run_dir, job.target)
-        if dropped:
-            log.warning("%s: %d rows of a window the last run was killed in are measured again", job.target, dropped)
-        with (
-            CsvAppender(run_dir / "samples.csv", SAMPLES_COLUMNS) as samples,
-            CsvAppender(run_dir / "windows.csv", WINDOWS_COLUMNS) as windows,
-        ):
-            result = run_mcu_stage(
-                session.dut,
-                session.meter,
-                data.x_test[:n],
-                data.y_test[:n],
-                modes,
-                section.repeats,
-                samples,
-                windows,
-                job.target,
-                trace_path=run_dir / "trace.csv",
-                procedure=job.procedure,
-                progress=progress,
-                insn_log=session.insn_log,
-            )
+        x, y = data.x_test[:n], data.y_test[:n]
+        result = _measure_rows(session, job, x, y, modes, section.repeats, run_dir, progress)
         ridden = HilFaults(result.dut_resets, result.meter_restarts)
         session.hil_faults[job.procedure] = recorded.get(job.procedure, HilFaults()) + ridden
         on_session(session)
+
+
+def _measure_rows(
+    session: McuSession,
+    job: McuJob,
+    x: np.ndarray,
+    y: np.ndarray,
+    modes: list[str],
+    repeats: int,
+    run_dir: Path,
+    progress: bool,
+) -> McuStageResult:
+    """The rows of ``job`` that ``run_dir`` lacks (torn ones measured again), appended to its CSVs."""
+    log.info(
+        "%s/%s: %d samples x %d modes, %d inferences per window", job.target, job.procedure, len(x), len(modes), repeats
+    )
+    dropped = drop_torn_rows(run_dir, job.target)
+    if dropped:
+        log.warning("%s: %d rows of a window the last run was killed in are measured again", job.target, dropped)
+    with (
+        CsvAppender(run_dir / "samples.csv", SAMPLES_COLUMNS) as samples,
+        CsvAppender(run_dir / "windows.csv", WINDOWS_COLUMNS) as windows,
+    ):
+        return run_mcu_stage(
+            session.dut,
+            session.meter,
+            x,
+            y,
+            modes,
+            repeats,
+            samples,
+            windows,
+            job.target,
+            trace_path=run_dir / "trace.csv",
+            procedure=job.procedure,
+            progress=progress,
+            insn_log=session.insn_log,
+        )
 
 
 def _recorded_faults(run_dir: Path, target: str) -> dict[str, HilFaults]:
