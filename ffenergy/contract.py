@@ -40,6 +40,42 @@ RECORDING_FILE = "recording.json"
 # manifest.json key: rows each result file held when the run finished ({"summary.csv": 15, ...}); a reader
 # refuses a file with fewer (cut short by a full disk or an interrupted copy)
 ROW_COUNTS_KEY = "rows"
+# manifest.json key under targets.<t> of an MCU target: {procedure: {"dut_resets": n, "meter_restarts": m}}, the
+# faults the MCU stage rode through (all its calls, resumes included); older runs lack it
+HIL_FAULTS_KEY = "hil_faults"
+
+
+@dataclass(frozen=True)
+class HilFaults:
+    """Faults the MCU stage rode through for one (target, procedure): each window was measured again."""
+
+    dut_resets: int = 0  # the DUT rebooted (BOOT frame): input and thresholds reloaded
+    meter_restarts: int = 0  # the meter's sample stream started over (port reopened, logger reset, lost samples)
+
+    def __add__(self, other: HilFaults) -> HilFaults:
+        return HilFaults(self.dut_resets + other.dut_resets, self.meter_restarts + other.meter_restarts)
+
+
+def hil_faults(manifest: dict[str, Any]) -> dict[str, dict[str, HilFaults]]:
+    """``{target: {procedure: HilFaults}}`` from a manifest's ``targets``; empty where none were recorded.
+    Raises ValueError naming the entry that is not ``{"dut_resets": int, "meter_restarts": int}``."""
+    found: dict[str, dict[str, HilFaults]] = {}
+    targets = manifest.get("targets")
+    for target, entry in (targets if isinstance(targets, dict) else {}).items():
+        recorded = entry.get(HIL_FAULTS_KEY) if isinstance(entry, dict) else None
+        if recorded is None:
+            continue
+        if not isinstance(recorded, dict):
+            raise ValueError(f"targets.{target}.{HIL_FAULTS_KEY} must be an object of procedures")
+        found[target] = {str(procedure): _hil_faults(target, procedure, f) for procedure, f in recorded.items()}
+    return found
+
+
+def _hil_faults(target: str, procedure: str, counts: Any) -> HilFaults:
+    names = [f.name for f in dataclasses.fields(HilFaults)]
+    if not isinstance(counts, dict) or not all(isinstance(counts.get(n), int) for n in names):
+        raise ValueError(f"targets.{target}.{HIL_FAULTS_KEY}.{procedure} must hold integers {', '.join(names)}")
+    return HilFaults(**{n: counts[n] for n in names})
 
 
 COUNTED_FILES = (*EXPECTED_FILES, "windows.csv")

@@ -38,10 +38,12 @@ from ffenergy.contract import (
     WINDOWS_COLUMNS,
     EarlyExitCosts,
     Fit,
+    HilFaults,
     ModeCost,
     SummaryRow,
     SweepRow,
     data_rows,
+    hil_faults,
     lock_held,
 )
 from ffenergy.rows import Row, Table, TableError, read_table
@@ -76,6 +78,8 @@ class RunManifest:
     versions: dict[str, Any]
     stages: dict[str, str]
     raw: dict[str, Any]
+    # {target: {procedure: faults}}: what the MCU stage rode through; empty in older runs
+    hil_faults: dict[str, dict[str, HilFaults]] = field(default_factory=dict)
 
     def meter(self, name: str) -> MeterRecord | None:
         return next((m for m in self.meters if m.name == name), None)
@@ -305,7 +309,15 @@ def _load_manifest(path: Path) -> RunManifest:
         versions=_mapping(raw, "versions"),
         stages={str(k): str(v) for k, v in stages.items()},
         raw=raw,
+        hil_faults=_hil_faults(path, raw),
     )
+
+
+def _hil_faults(path: Path, raw: dict[str, Any]) -> dict[str, dict[str, HilFaults]]:
+    try:
+        return hil_faults(raw)
+    except ValueError as exc:
+        raise RunLoadError(f"{path}: {exc}; the manifest was edited by hand or is damaged") from None
 
 
 def _mapping(obj: dict[str, Any], key: str) -> dict[str, Any]:

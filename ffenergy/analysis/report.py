@@ -14,7 +14,7 @@ from pathlib import Path
 from ffenergy.analysis.learners import LearnerRow, equal_accuracy_table, learner_rows
 from ffenergy.analysis.load import RunData, SummaryRow
 from ffenergy.analysis.metrics import class_recalls
-from ffenergy.contract import RECORDING_FILE, EarlyExitCosts, Shown, read_rows
+from ffenergy.contract import RECORDING_FILE, EarlyExitCosts, HilFaults, Shown, read_rows
 from ffenergy.units import format_energy
 
 INLINE_FORMATS = (".png", ".svg")  # GitHub shows these inline; PDFs are linked
@@ -206,7 +206,20 @@ def _provenance_lines(run: RunData) -> list[str]:
         "",
         "Stages: " + ", ".join(f"{k} {v}" for k, v in m.stages.items()),
         "",
+        *_fault_lines(m.hil_faults),
     ]
+
+
+def _fault_lines(faults: dict[str, dict[str, HilFaults]]) -> list[str]:
+    """The DUT resets and meter restarts each MCU target's stage rode through (each window measured again)."""
+    if not faults:
+        return []
+    rides = [
+        f"{target}/{procedure} {f.dut_resets} DUT resets, {f.meter_restarts} meter restarts"
+        for target, procedures in faults.items()
+        for procedure, f in procedures.items()
+    ]
+    return ["Faults ridden through (each window measured again): " + "; ".join(rides) + ".", ""]
 
 
 def _recording_lines(path: Path) -> list[str]:

@@ -7,6 +7,7 @@ flashed with the exported model (``hardware/README.md``) and a real meter.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ffenergy.config import McuSection
-from ffenergy.contract import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender
+from ffenergy.contract import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, HilFaults, hil_faults
 from ffenergy.data.base import Dataset
-from ffenergy.experiment.mcu_stage import drop_torn_rows, run_mcu_stage
+from ffenergy.experiment.mcu_stage import McuStageResult, drop_torn_rows, run_mcu_stage
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.firmware.export import check_fit, deploy, export_model
 from ffenergy.firmware.launch import build_firmware
@@ -53,7 +54,11 @@ def run_mcu_job(
     on_session: Callable[[McuSession], None],
     progress: bool = False,
 ) -> None:
-    """Export and build the firmware for ``job``, open DUT + meter, measure the missing rows."""
+    """Export and build the firmware for ``job``, open DUT + meter, measure the missing rows.
+
+    ``on_session`` records the session in the run's manifest: it is called once the session is open and again
+    when the stage has finished, with the DUT resets and meter restarts it rode through added to those that
+    ``run_dir/manifest.json`` already holds for this target and procedure (an earlier call of a resumed run)."""
     arrays = job.arrays
     target = TARGETS.entry(job.target)
     board = target.fact("board") if target.fact("simulated") else section.board
@@ -67,39 +72,65 @@ def run_mcu_job(
     config = McuConfig.from_dict(job.target, options)
     n = min(section.max_samples, len(data.y_test))
     modes = section.modes or all_modes(arrays.n_layers)
+    recorded = _recorded_faults(run_dir, job.target)
     with open_mcu(config, job.export_dir / "session") as session:
+        session.hil_faults.update(recorded)
         _check_firmware(session.dut.info_, arrays.dims, job, report.out_dir)
         on_session(session)
-        log.info(
-            "%s/%s: %d samples x %d modes, %d inferences per window",
+        x, y = data.x_test[:n], data.y_test[:n]
+        result = _measure_rows(session, job, x, y, modes, section.repeats, run_dir, progress)
+        ridden = HilFaults(result.dut_resets, result.meter_restarts)
+        session.hil_faults[job.procedure] = recorded.get(job.procedure, HilFaults()) + ridden
+        on_session(session)
+
+
+def _measure_rows(
+    session: McuSession,
+    job: McuJob,
+    x: np.ndarray,
+    y: np.ndarray,
+    modes: list[str],
+    repeats: int,
+    run_dir: Path,
+    progress: bool,
+) -> McuStageResult:
+    """The rows of ``job`` that ``run_dir`` lacks (torn ones measured again), appended to its CSVs."""
+    log.info(
+        "%s/%s: %d samples x %d modes, %d inferences per window", job.target, job.procedure, len(x), len(modes), repeats
+    )
+    dropped = drop_torn_rows(run_dir, job.target)
+    if dropped:
+        log.warning("%s: %d rows of a window the last run was killed in are measured again", job.target, dropped)
+    with (
+        CsvAppender(run_dir / "samples.csv", SAMPLES_COLUMNS) as samples,
+        CsvAppender(run_dir / "windows.csv", WINDOWS_COLUMNS) as windows,
+    ):
+        return run_mcu_stage(
+            session.dut,
+            session.meter,
+            x,
+            y,
+            modes,
+            repeats,
+            samples,
+            windows,
             job.target,
-            job.procedure,
-            n,
-            len(modes),
-            section.repeats,
+            trace_path=run_dir / "trace.csv",
+            procedure=job.procedure,
+            progress=progress,
+            insn_log=session.insn_log,
         )
-        dropped = drop_torn_rows(run_dir, job.target)
-        if dropped:
-            log.warning("%s: %d rows of a window the last run was killed in are measured again", job.target, dropped)
-        with (
-            CsvAppender(run_dir / "samples.csv", SAMPLES_COLUMNS) as samples,
-            CsvAppender(run_dir / "windows.csv", WINDOWS_COLUMNS) as windows,
-        ):
-            run_mcu_stage(
-                session.dut,
-                session.meter,
-                data.x_test[:n],
-                data.y_test[:n],
-                modes,
-                section.repeats,
-                samples,
-                windows,
-                job.target,
-                trace_path=run_dir / "trace.csv",
-                procedure=job.procedure,
-                progress=progress,
-                insn_log=session.insn_log,
-            )
+
+
+def _recorded_faults(run_dir: Path, target: str) -> dict[str, HilFaults]:
+    """The faults ``run_dir``'s manifest records for ``target``, per procedure (none in a new run)."""
+    path = run_dir / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        return hil_faults(json.loads(path.read_text())).get(target, {})
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}; correct or remove that entry") from None
 
 
 def _check_real_board(job: McuJob, section: McuSection, calib_x: np.ndarray | None) -> None:

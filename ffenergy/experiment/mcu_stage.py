@@ -14,6 +14,7 @@ import csv
 import logging
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,99 +102,115 @@ def run_mcu_stage(
         raise ValueError(f"repeats={repeats}: need >= 1 inference per window")
     procedure = procedure or dut.info_.scheme  # the result name; callers pass the learner's (e.g. mp-pruned)
     done = done_keys(samples_out.path, target)
-    result = McuStageResult()
+    stage = _Stage(dut, meter, insn_log, samples_out, windows_out, target, procedure, repeats, thresholds, max_retries)
     rng = random.Random(seed)
-    trace_from: int | None = None
-    seen_warnings: set[str] = set()
-    meter_name = meter.info.name
     if thresholds is not None:
         dut.set_thresholds(thresholds)
     for idx in tqdm(range(len(x)), desc=f"{target}/{procedure}", unit="sample", disable=not progress):
         todo = [m for m in modes if (procedure, m, idx) not in done]
-        result.skipped += len(modes) - len(todo)
+        stage.result.skipped += len(modes) - len(todo)
         rng.shuffle(todo)
+        stage.measure_sample(idx, x[idx], int(y[idx]), todo)
+        if stage.trace_from is not None and trace_path is not None and not trace_path.exists():
+            _write_trace(meter, trace_path, stage.trace_from)
+    return stage.result
+
+
+@dataclass
+class _Stage:
+    """One ``run_mcu_stage`` call: where it measures, where it writes, and what it has seen so far."""
+
+    dut: Dut
+    meter: TriggeredMeter
+    insn_log: InsnLog | None
+    samples_out: CsvAppender
+    windows_out: CsvAppender
+    target: str
+    procedure: str
+    repeats: int
+    thresholds: np.ndarray | None
+    max_retries: int
+    result: McuStageResult = field(default_factory=McuStageResult)
+    trace_from: int | None = None  # the first window's start sample: where trace.csv begins
+    seen_warnings: set[str] = field(default_factory=set)
+
+    def measure_sample(self, idx: int, xi: np.ndarray, label: int, modes: list[str]) -> None:
+        """One window per mode for sample ``idx``, its rows written as each is measured; LOAD once."""
         loaded = False
-        for mode in todo:
+        for mode in modes:
             try:
-                res, win, counts = _measure(
-                    dut, meter, insn_log, x[idx], mode, repeats, thresholds, max_retries, result, loaded
-                )
+                res, win, counts = self._measure(xi, mode, loaded)
             except MeterError as exc:
                 raise type(exc)(
-                    f"{exc} [{result.measured} rows measured by this call are kept in"
-                    f" {samples_out.path}; resume the run to measure the rest]"
+                    f"{exc} [{self.result.measured} rows measured by this call are kept in"
+                    f" {self.samples_out.path}; resume the run to measure the rest]"
                 ) from exc
             loaded = True
             _write_rows(
-                samples_out,
-                windows_out,
-                target,
-                meter_name,
-                procedure,
+                self.samples_out,
+                self.windows_out,
+                self.target,
+                self.meter.info.name,
+                self.procedure,
                 mode,
                 idx,
-                int(y[idx]),
-                repeats,
+                label,
+                self.repeats,
                 res,
                 win,
                 counts,
             )
-            result.measured += 1
-            for msg in win.warnings:  # report each kind once (the numbers differ per window)
-                kind = re.sub(r"[-+\d.e]+", "#", msg)
-                if kind not in seen_warnings:
-                    seen_warnings.add(kind)
-                    log.warning("%s %s sample %d: %s", target, mode, idx, msg)
-                    result.warnings.append(msg)
-            if trace_path is not None and not trace_path.exists():
-                trace_from = win.start_index if trace_from is None else trace_from
-        if trace_from is not None and trace_path is not None and not trace_path.exists():
-            _write_trace(meter, trace_path, trace_from)
-    return result
+            self.result.measured += 1
+            self._report_warnings(mode, idx, win.warnings)
+            self.trace_from = win.start_index if self.trace_from is None else self.trace_from
 
+    def _report_warnings(self, mode: str, idx: int, warnings: Sequence[str]) -> None:
+        """Log each kind of window warning once (the numbers differ per window) and keep its first message."""
+        for msg in warnings:
+            kind = re.sub(r"[-+\d.e]+", "#", msg)
+            if kind not in self.seen_warnings:
+                self.seen_warnings.add(kind)
+                log.warning("%s %s sample %d: %s", self.target, mode, idx, msg)
+                self.result.warnings.append(msg)
 
-def _measure(
-    dut: Dut,
-    meter: TriggeredMeter,
-    insn_log: InsnLog | None,
-    xi: np.ndarray,
-    mode: str,
-    repeats: int,
-    thresholds: np.ndarray | None,
-    max_retries: int,
-    result: McuStageResult,
-    loaded: bool,
-) -> tuple[DutResult, WindowEnergyDetail, InsnCounts | None]:
-    problems = []
-    for _ in range(max_retries + 1):
-        try:
-            if not loaded:
-                dut.load(xi)
-                loaded = True
-            token = meter.start()
-            res = dut.infer(mode, repeats)
-            counts = insn_log.latest() if insn_log is not None else None  # logged before the DUT replied
-            return res, meter.next_window(token), counts
-        except DutReset as exc:
-            result.dut_resets += 1
-            problems.append(str(exc))
-            log.warning("DUT reset during %s (%s): reloading and measuring again", mode, exc)
-            loaded = False
-            if thresholds is not None:
-                dut.set_thresholds(thresholds)
-        except StreamRestarted as exc:
-            result.meter_restarts += 1
-            problems.append(str(exc))
-            log.warning("%s", exc)
-        except DutError as exc:
-            stopped = meter.stream_problem()
-            if stopped is None:
-                raise
-            raise MeterError(
-                f"{meter.info.name}: the meter stream ended ({stopped}) before the DUT's reply, so the meter stopped,"
-                f" not the DUT (the DUT then failed with: {exc}). Restart or reconnect the meter, then resume the run"
-            ) from exc
-    raise DutError(f"{mode}: gave up after {max_retries + 1} attempts: {'; '.join(problems)}")
+    def _measure(
+        self, xi: np.ndarray, mode: str, loaded: bool
+    ) -> tuple[DutResult, WindowEnergyDetail, InsnCounts | None]:
+        """One window of ``repeats`` inferences of ``mode``: retried after a DUT reset or a meter restart."""
+        problems = []
+        for _ in range(self.max_retries + 1):
+            try:
+                if not loaded:
+                    self.dut.load(xi)
+                    loaded = True
+                token = self.meter.start()
+                res = self.dut.infer(mode, self.repeats)
+                counts = self.insn_log.latest() if self.insn_log is not None else None  # logged before the reply
+                return res, self.meter.next_window(token), counts
+            except DutReset as exc:
+                self.result.dut_resets += 1
+                problems.append(str(exc))
+                log.warning("DUT reset during %s (%s): reloading and measuring again", mode, exc)
+                loaded = False
+                if self.thresholds is not None:
+                    self.dut.set_thresholds(self.thresholds)
+            except StreamRestarted as exc:
+                self.result.meter_restarts += 1
+                problems.append(str(exc))
+                log.warning("%s", exc)
+            except DutError as exc:
+                stopped = self.meter.stream_problem()
+                if stopped is None:
+                    raise
+                raise self._meter_stopped(stopped, exc) from exc
+        raise DutError(f"{mode}: gave up after {self.max_retries + 1} attempts: {'; '.join(problems)}")
+
+    def _meter_stopped(self, stopped: str, exc: DutError) -> MeterError:
+        """The DUT failed after the meter's stream had ended: name the meter, not the DUT."""
+        return MeterError(
+            f"{self.meter.info.name}: the meter stream ended ({stopped}) before the DUT's reply, so the meter stopped,"
+            f" not the DUT (the DUT then failed with: {exc}). Restart or reconnect the meter, then resume the run"
+        )
 
 
 def _write_rows(

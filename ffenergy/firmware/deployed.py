@@ -3,6 +3,7 @@ numpy reference, and the size of the firmware around them."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -13,11 +14,22 @@ from ffenergy.firmware.arrays import Scheme
 DType = Literal["f32", "int8"]
 
 FW_VERSION = (0, 4, 0)  # 0.4: the exit-head scheme (MP / OP results unchanged from 0.3)
+# The longest model name the firmware reports (INFO/BOOT): model.h's FF_MODEL_NAME_MAX, which sizes its reply buffer.
+MODEL_NAME_MAX = 64
 # Code + vector table + constant tables of the firmware without the model (arm-none-eabi-gcc -O2,
 # measured on the qemu-mps2-an386 build: about 6 KB; rounded up for other boards' HALs).
 CODE_FLASH_BYTES = 10 * 1024
 # Protocol buffers (4 KB receive frame + reply), HAL state and a stack reserve.
 BASE_RAM_BYTES = 4096 + 7 + 256 + 4096
+
+
+def check_model_name(name: str) -> None:
+    """Refuse a name the firmware cannot report: 1 to MODEL_NAME_MAX characters from A-Z a-z 0-9 _ . -"""
+    if not re.fullmatch(rf"[A-Za-z0-9_.\-]{{1,{MODEL_NAME_MAX}}}", name):
+        raise ValueError(
+            f"model name {name!r} ({len(name)} characters): the firmware takes 1 to MODEL_NAME_MAX = {MODEL_NAME_MAX}"
+            " characters from A-Z a-z 0-9 _ . - (export with a shorter name)"
+        )
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Timeouts, resync after garbage, CRC-error retries and reset detection (BOOT frame) live here;
 callers get either a valid reply, a ``DutReset`` (reload and retry) or a ``DutError`` that names
-the port, the command and what went wrong.
+the port, the command and what went wrong. A DUT whose INFO or BOOT frame gives another protocol
+version than ``protocol.PROTO_VERSION`` raises ``ProtocolMismatch`` at once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import serial
 
+import ffenergy
 from ffenergy.firmware import protocol as P
 from ffenergy.firmware.reference import ScoredPredictions
 
@@ -21,6 +23,10 @@ QUIET_S = 0.1  # silence inside a partial frame after which the rest is rescanne
 
 class DutError(RuntimeError):
     """The DUT did not answer correctly within the bounded retries."""
+
+
+class ProtocolMismatch(DutError):
+    """The DUT's firmware speaks another protocol version than this ffenergy (its INFO / BOOT payload says which)."""
 
 
 class DutReset(DutError):
@@ -92,7 +98,7 @@ class Dut:
 
     # -- commands ---------------------------------------------------------------------------
     def info(self) -> P.Info:
-        return P.parse_info(self._command(P.Cmd.INFO))
+        return self._parse_info(self._command(P.Cmd.INFO))
 
     def ping(self, data: bytes = b"ping") -> float:
         """Round trip in seconds; raises DutError if the echo differs."""
@@ -152,6 +158,17 @@ class Dut:
             )
         return out
 
+    def _parse_info(self, payload: bytes) -> P.Info:
+        """An INFO / BOOT payload, refused before parsing when its first byte (the version) is not ours."""
+        version = payload[0] if payload else None
+        if version != P.PROTO_VERSION:
+            raise ProtocolMismatch(
+                f"{self.port}: the DUT's firmware speaks protocol version {version}, this ffenergy "
+                f"{ffenergy.__version__} speaks version {P.PROTO_VERSION}: build and flash the firmware from this "
+                "ffenergy (ffenergy export, then hardware/README.md), or install the ffenergy that built the firmware"
+            )
+        return P.parse_info(payload)
+
     # -- transport --------------------------------------------------------------------------
     def _command(self, cmd: int, payload: bytes = b"", timeout_s: float | None = None) -> bytes:
         timeout = self.timeout_s if timeout_s is None else timeout_s
@@ -208,7 +225,7 @@ class Dut:
             for frame in frames:
                 if frame.code == P.Status.BOOT:
                     self.resets += 1
-                    info = P.parse_info(frame.payload)
+                    info = self._parse_info(frame.payload)
                     self.info_ = info
                     raise DutReset(
                         f"{self.port}: the DUT reset (BOOT frame) while waiting for a reply; "

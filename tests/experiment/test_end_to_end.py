@@ -244,6 +244,9 @@ def test_mcu_sim_run_resumes_without_measuring_twice(first_run, tmp_path):
         manifest = (run_dir / "manifest.json").read_text()
         assert str(run_dir) not in manifest  # the meter's pty in the session folder is relative to the run
         assert '"port": "hil/mcu-sim-' in manifest
+        no_faults = {"dut_resets": 0, "meter_restarts": 0}  # recorded by the runner, zero when none were injected
+        faults = json.loads(manifest)["targets"]["mcu-sim"]["hil_faults"]
+        assert faults == dict.fromkeys(("mp", "mp-pruned", "op"), no_faults)
         assert main(["run", str(config), "--resume", str(run_dir), "--no-progress"]) == 0
         assert read_rows(run_dir / "samples.csv") == samples
         assert read_rows(run_dir / "windows.csv") == windows

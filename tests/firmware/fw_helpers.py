@@ -1,8 +1,10 @@
-"""Helpers for the firmware / HIL tests: small random FF networks, inputs, policies, QEMU gate."""
+"""Helpers for the firmware / HIL tests: small random FF networks, inputs, policies, QEMU gate, variant builds."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
 from ffenergy.firmware.boards import BOARDS
 from ffenergy.firmware.export import deploy
+from ffenergy.firmware.launch import firmware_source_dir
 from ffenergy.firmware.reference import confidence, layer_scores
 
 DIMS = [24, 16, 12, 10]
@@ -81,3 +84,10 @@ def require_qemu() -> None:
     if os.environ.get("HIL_REQUIRE_QEMU"):
         pytest.fail(f"HIL_REQUIRE_QEMU is set but {msg}")
     pytest.skip(msg)
+
+
+def build_host_variant(model_dir: Path, out: Path, cflags: str) -> Path:
+    """The host firmware of ``model_dir`` built into ``out`` with ``cflags`` added (the Makefile's EXTRA_CFLAGS)."""
+    make = ["make", "-s", "-C", str(firmware_source_dir()), "BOARD=host", f"MODEL={model_dir}", f"OUT={out}"]
+    subprocess.run([*make, f"EXTRA_CFLAGS={cflags}"], check=True, capture_output=True)
+    return out / "ffdut"

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from ffenergy.firmware.arrays import ExitPolicy
+from ffenergy.firmware.deployed import MODEL_NAME_MAX
 from ffenergy.firmware.export import BOARDS, ModelTooLarge, deploy, export_model, header_text
+from ffenergy.firmware.launch import build_firmware
 from tests.firmware.fw_helpers import make_inputs, make_net
 
 
@@ -65,3 +67,20 @@ def test_header_is_exact_hex_floats():
     first = re.search(r"ff_w0\[\d+\] = \{([^,]+),", text).group(1)
     assert float.fromhex(first.rstrip("f")) == float(net.weights[0][0, 0])
     assert "#define FF_N_LAYERS 3" in text and "#define FF_PROC_OP 0" in text
+
+
+def test_model_name_is_bounded_at_export_and_in_the_header(tmp_path):
+    net = make_net("mp")
+    with pytest.raises(ValueError, match=r"model name 'nnn.*\(65 characters\).*MODEL_NAME_MAX = 64"):
+        export_model(net, _policy(), tmp_path, name="n" * (MODEL_NAME_MAX + 1))
+    assert not (tmp_path / "model.h").exists()
+    text = header_text(deploy(net, _policy(), name="n" * MODEL_NAME_MAX))
+    assert f"#define FF_MODEL_NAME_MAX {MODEL_NAME_MAX}\n" in text
+
+
+def test_a_header_from_an_older_export_fails_to_build_saying_export_again(tmp_path):
+    export_model(make_net("mp"), _policy(), tmp_path, board="host")
+    header = tmp_path / "model.h"
+    header.write_text("".join(line for line in header.read_text().splitlines(True) if "FF_MODEL_NAME_MAX" not in line))
+    with pytest.raises(RuntimeError, match="no FF_MODEL_NAME_MAX.*older ffenergy export; export the model again"):
+        build_firmware(tmp_path, "host", tmp_path / "build")

@@ -10,6 +10,13 @@ import tty
 import numpy as np
 import pytest
 
+from ffenergy.analysis.load import load_run
+from ffenergy.config import McuSection
+from ffenergy.contract import HilFaults, read_rows
+from ffenergy.data.base import Dataset
+from ffenergy.experiment.manifest import Manifest
+from ffenergy.experiment.mcu_run import McuJob, run_mcu_job
+from ffenergy.experiment.measure_stage import record_meter
 from ffenergy.firmware.dut import Dut, DutError, DutReset
 from ffenergy.firmware.launch import HostDut
 from ffenergy.firmware.reference import reference_predict
@@ -147,3 +154,69 @@ def test_stalled_dut_gives_a_bounded_clear_error_then_recovers(built):
 def test_missing_dut_port_is_named(tmp_path):
     with pytest.raises(DutError, match=r"cannot open DUT port .*nope"):
         Dut(str(tmp_path / "nope"), open_timeout_s=0.1)
+
+
+class _FaultyDut:
+    """Delegates to a Dut; before the INFERs numbered in ``resets`` it power-cycles the real firmware, before
+    those in ``unplugs`` it pulls the simulated meter's cable and waits until it is back (the stream started over)."""
+
+    def __init__(self, session, resets: tuple[int, ...], unplugs: tuple[int, ...]):
+        self._session, self._resets, self._unplugs, self._calls = session, resets, unplugs, 0
+        self._dut = session.dut
+
+    def __getattr__(self, name):
+        return getattr(self._dut, name)
+
+    def infer(self, mode, repeats=1, timeout_s=None):
+        self._calls += 1
+        if self._calls in self._resets:
+            self._session.launcher.restart()
+        if self._calls in self._unplugs:  # the window is open: it spans the restart
+            self._replug_meter()
+        return self._dut.infer(mode, repeats, timeout_s)
+
+    def _replug_meter(self) -> None:
+        """Unplug the meter and wait until its driver has reopened the port (the stream has started over)."""
+        stats = self._session.meter.stats
+        reopens, deadline = stats.reopens, time.monotonic() + 10
+        self._session.sim_meter.unplug()
+        while stats.reopens == reopens:
+            assert time.monotonic() < deadline, "the meter did not come back within 10 s"
+            time.sleep(0.02)
+
+
+def test_faults_ridden_through_are_in_the_manifest_and_add_up_on_resume(tmp_path):
+    """run_mcu_job on mcu-sim with a runner-like manifest: resets and meter restarts injected per procedure
+    come back from manifest.json through analysis.load, and a resumed call keeps them."""
+    net = make_net("mp", seed=11)
+    x, y = make_inputs(6, seed=12), np.arange(6) % 4
+    data = Dataset("toy", x, y, x, y, x, y, class_names=list("abcd"))
+    section = McuSection(repeats=2, max_samples=3, modes=["full", "light"])
+    manifest = Manifest(tmp_path / "manifest.json", {"run_id": "r", "config": {}, "meters": [], "targets": {}})
+    injected = {"mp": ((2,), (4,)), "mp-again": ((1, 5), ())}  # procedure: INFER calls to reset at, to unplug at
+
+    def run(procedure: str) -> None:
+        def on_session(session):  # what the runner does (Runner.hil), plus the injection
+            record_meter(manifest, "mcu-sim", session.meter)
+            manifest.data["targets"]["mcu-sim"] = session.manifest()
+            manifest.save()
+            if not isinstance(session.dut, _FaultyDut):
+                session.dut = _FaultyDut(session, *injected[procedure])
+
+        job = McuJob("mcu-sim", procedure, net, make_policy(net, x, "gap"), tmp_path / "hil" / procedure)
+        run_mcu_job(job, data, section, tmp_path, on_session)
+
+    run("mp")
+    run("mp-again")
+    expected = {"mp": HilFaults(dut_resets=1, meter_restarts=1), "mp-again": HilFaults(dut_resets=2)}
+    assert load_run(tmp_path).manifest.hil_faults == {"mcu-sim": expected}
+    run("mp")  # a resume: nothing left to measure, so no INFER and no fault; the earlier count stays
+    assert load_run(tmp_path).manifest.hil_faults == {"mcu-sim": expected}
+    assert len(read_rows(tmp_path / "samples.csv")) == 2 * 3 * 2
+
+
+def test_a_manifest_without_fault_counts_still_loads(tmp_path):
+    Manifest(
+        tmp_path / "manifest.json", {"run_id": "old", "config": {}, "meters": [], "targets": {"mcu-sim": {}}}
+    ).save()
+    assert load_run(tmp_path).manifest.hil_faults == {}

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from ffenergy.firmware import protocol as P
-from ffenergy.firmware.dut import Dut, DutError
-from ffenergy.firmware.export import deploy
+from ffenergy.firmware.dut import Dut, DutError, ProtocolMismatch
+from ffenergy.firmware.export import deploy, export_model
 from ffenergy.firmware.launch import HostDut, check_against_reference
 from ffenergy.firmware.reference import reference_predict
 from ffenergy.vocabulary import all_modes
-from tests.firmware.fw_helpers import make_inputs, make_net, make_policy
+from tests.firmware.fw_helpers import build_host_variant, make_inputs, make_net, make_policy
 
 CONFIGS = [  # procedure, statistic, prune
     ("mp", "gap", False),
@@ -118,3 +118,20 @@ def test_trigger_on_a_pty(firmware_factory):
         r = dut.infer("full", repeats=2)
         events, _ = P.parse_trigger_events(os.read(host.trigger_fd, 64))
     assert events == [P.TriggerEvent(1, 0), P.TriggerEvent(0, 2 * r.macs)]
+
+
+def test_a_dut_of_another_protocol_version_is_refused_at_connect_and_at_boot(tmp_path, firmware_factory):
+    net = make_net("mp", seed=3)
+    pol = make_policy(net, make_inputs(16, seed=8), "gap")
+    export_model(net, pol, tmp_path, board="host")
+    other = build_host_variant(tmp_path, tmp_path / "v-next", f"-DFF_PROTO_VERSION={P.PROTO_VERSION + 1}")
+    fix = r"build and flash the firmware from this ffenergy .*or install the ffenergy that built the firmware"
+    versions = rf"protocol version {P.PROTO_VERSION + 1}, this ffenergy \S+ speaks version {P.PROTO_VERSION}"
+    with HostDut(other) as host, pytest.raises(ProtocolMismatch, match=rf"{host.port}: .*{versions}: {fix}"):
+        Dut(host.port, timeout_s=1.0, open_timeout_s=1.0)
+    _, ours = firmware_factory(net, pol, key="mp-gap")
+    with HostDut(ours) as host, Dut(host.port, timeout_s=1.0) as dut:
+        host.exe = str(other)  # re-flashed with another ffenergy's firmware, then reset
+        host.restart()
+        with pytest.raises(ProtocolMismatch, match=versions):
+            dut.ping()

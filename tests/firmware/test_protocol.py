@@ -1,13 +1,23 @@
 import dataclasses
+import re
 
 import numpy as np
 import pytest
 
 from ffenergy.firmware import protocol as P
+from ffenergy.firmware.launch import firmware_source_dir
 
 
 def test_crc_check_value():
     assert P.crc16(b"123456789") == 0x29B1
+
+
+def test_firmware_and_host_define_the_same_protocol_version():
+    header = (firmware_source_dir() / "core" / "proto.h").read_text()
+    (defined,) = re.findall(r"^#define FF_PROTO_VERSION (\d+)$", header, re.M)
+    assert int(defined) == P.PROTO_VERSION
+    proto_c = (firmware_source_dir() / "core" / "proto.c").read_text()
+    assert "*p++ = FF_PROTO_VERSION;" in proto_c  # the INFO payload's first byte is the define, not a literal
 
 
 def test_frame_roundtrip_and_layout():

@@ -13,9 +13,20 @@
 enum { CMD_INFO = 1, CMD_LOAD, CMD_INFER, CMD_SET_THRESHOLDS, CMD_PING };
 enum { ST_OK = 0, ST_BAD_CRC, ST_BAD_CMD, ST_BAD_LEN, ST_NOT_LOADED, ST_BAD_ARG, ST_BOOT = 0x80 };
 
+#ifndef FF_MODEL_NAME_MAX
+#error "model.h has no FF_MODEL_NAME_MAX: it was written by an older ffenergy export; export the model again and rebuild"
+#endif
+/* Reply payloads, sized from the model's bounds: INFO = 12 single bytes, n_in u16, dims u16[L], tick_hz u32
+ * and the name; RESULT = 12 bytes, then scores f32[C]. tx holds the larger. */
+#define INFO_MAX (12u + 2u + 2u * FF_N_LAYERS + 4u + FF_MODEL_NAME_MAX)
+#define RESULT_LEN (12u + 4u * FF_N_CLASSES)
+#define TX_LEN (INFO_MAX > RESULT_LEN ? INFO_MAX : RESULT_LEN)
+_Static_assert(sizeof FF_MODEL_NAME - 1 <= FF_MODEL_NAME_MAX, "FF_MODEL_NAME exceeds FF_MODEL_NAME_MAX: export again");
+_Static_assert(TX_LEN <= MAX_PAYLOAD, "a reply exceeds the protocol's 4096-byte payload: fewer layers or classes");
+
 static uint8_t rx[HDR + MAX_PAYLOAD + 2];
 static uint32_t rx_len;
-static uint8_t tx[64 + 4 * FF_N_CLASSES + 2 * FF_N_LAYERS];
+static uint8_t tx[TX_LEN];
 static float x_in[FF_N_IN];
 static float thr[FF_N_LAYERS];
 static int loaded;
@@ -60,7 +71,7 @@ static void reply(uint8_t status, uint8_t seq, const uint8_t *payload, uint32_t 
 static uint32_t info_payload(void) {
     static const char name[] = FF_MODEL_NAME;
     uint8_t *p = tx;
-    *p++ = 1; *p++ = FF_FW_MAJOR; *p++ = FF_FW_MINOR; *p++ = FF_FW_PATCH;
+    *p++ = FF_PROTO_VERSION; *p++ = FF_FW_MAJOR; *p++ = FF_FW_MINOR; *p++ = FF_FW_PATCH;
     *p++ = FF_DTYPE_INT8; *p++ = FF_SCHEME; *p++ = FF_STAT_MAX; *p++ = FF_N_LAYERS;
     *p++ = FF_N_CLASSES; *p++ = FF_PRUNE_AFTER; *p++ = FF_PRUNE_KEEP; *p++ = 0;
     put_u16(p, FF_N_IN); p += 2;
@@ -97,7 +108,7 @@ static void do_infer(uint8_t seq, const uint8_t *p) {
     put_u32(tx + 4, result.macs);
     put_u32(tx + 8, ticks);
     for (int c = 0; c < FF_N_CLASSES; c++) put_f32(tx + 12 + 4 * c, result.scores[c]);
-    reply(ST_OK, seq, tx, 12 + 4 * FF_N_CLASSES);
+    reply(ST_OK, seq, tx, RESULT_LEN);
 }
 
 static void dispatch(uint8_t cmd, uint8_t seq, const uint8_t *p, uint32_t len) {
