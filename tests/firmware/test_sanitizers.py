@@ -50,6 +50,8 @@ def sanitized_fw(request, tmp_path_factory) -> tuple[Path, Path]:
     """(the sanitized host executable, the folder its sanitizer logs go to) for a 2-class, 64-character model."""
     tmp = tmp_path_factory.mktemp("asan")
     missing = _sanitizers_missing(tmp)
+    if missing and os.environ.get("HIL_REQUIRE_QEMU"):  # CI: the firmware tests must run, never skip
+        pytest.fail(f"HIL_REQUIRE_QEMU is set but there is no sanitizer build: {missing}")
     if missing:
         pytest.skip(f"no sanitizer build: {missing}")
     scheme, dtype = request.param
