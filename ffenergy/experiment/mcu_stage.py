@@ -198,6 +198,7 @@ class _Stage:
                 self.result.meter_restarts += 1
                 problems.append(str(exc))
                 log.warning("%s", exc)
+                self.meter.wait_flowing()  # a window opened while the meter reconnects would miss its pulse
             except DutError as exc:
                 stopped = self.meter.stream_problem()
                 if stopped is None:

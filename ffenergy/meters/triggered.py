@@ -172,6 +172,7 @@ class TriggeredMeter(Meter):
         """The sample stream stopped for ``why`` (the driver is reconnecting); None: it flows again."""
         with self._cond:
             self._down = why
+            self._cond.notify_all()
 
     def stream_problem(self) -> str | None:
         """Why no samples are coming (the meter failed, or is down and reconnecting); None while they flow.
@@ -180,6 +181,23 @@ class TriggeredMeter(Meter):
         """
         with self._cond:
             return str(self._error) if self._error else self._down
+
+    def wait_flowing(self, timeout_s: float | None = None) -> None:
+        """Return once samples flow (at once unless the driver is reconnecting); raises the meter's error if it
+        failed meanwhile, ``MeterError`` if the stream is still down after ``timeout_s`` (default: the window
+        timeout). A window retried after a restart must open only then, or its trigger pulse is never seen."""
+        timeout = self.window_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._down is not None and self._error is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise MeterError(
+                        f"{self.info.name}: the sample stream is still down after {timeout} s ({self._down})"
+                    )
+                self._cond.wait(min(left, 0.5))
+            if self._error:
+                raise self._error
 
     # --- consumer side -----------------------------------------------------------------------
     @property

@@ -158,10 +158,12 @@ def test_missing_dut_port_is_named(tmp_path):
 
 class _FaultyDut:
     """Delegates to a Dut; before the INFERs numbered in ``resets`` it power-cycles the real firmware, before
-    those in ``unplugs`` it pulls the simulated meter's cable and waits until it is back (the stream started over)."""
+    those in ``unplugs`` it pulls the simulated meter's cable and waits until it is back (the stream started over),
+    or with ``replugged=False`` lets the INFER run while the meter is still away."""
 
-    def __init__(self, session, resets: tuple[int, ...], unplugs: tuple[int, ...]):
+    def __init__(self, session, resets: tuple[int, ...], unplugs: tuple[int, ...], replugged: bool = True):
         self._session, self._resets, self._unplugs, self._calls = session, resets, unplugs, 0
+        self._replugged = replugged
         self._dut = session.dut
 
     def __getattr__(self, name):
@@ -171,8 +173,11 @@ class _FaultyDut:
         self._calls += 1
         if self._calls in self._resets:
             self._session.launcher.restart()
-        if self._calls in self._unplugs:  # the window is open: it spans the restart
+        if self._calls in self._unplugs and self._replugged:  # the window is open: it spans the restart
             self._replug_meter()
+        elif self._calls in self._unplugs:
+            self._session.sim_meter.unplug()
+            time.sleep(0.2)  # the driver has seen its port vanish
         return self._dut.infer(mode, repeats, timeout_s)
 
     def _replug_meter(self) -> None:
@@ -220,3 +225,26 @@ def test_a_manifest_without_fault_counts_still_loads(tmp_path):
         tmp_path / "manifest.json", {"run_id": "old", "config": {}, "meters": [], "targets": {"mcu-sim": {}}}
     ).save()
     assert load_run(tmp_path).manifest.hil_faults == {}
+
+
+def test_a_window_retried_after_a_meter_restart_opens_once_samples_flow_again(tmp_path):
+    """The meter is unplugged as an INFER starts and comes back a second later: the window is measured again only
+    once the driver has reopened the port (one opened at once would miss its pulse and time out)."""
+    net = make_net("mp", seed=13)
+    x, y = make_inputs(4, seed=14), np.arange(4) % 4
+    data = Dataset("toy", x, y, x, y, x, y, class_names=list("abcd"))
+    section = McuSection(repeats=2, max_samples=2, modes=["full"])
+    manifest = Manifest(tmp_path / "manifest.json", {"run_id": "r", "config": {}, "meters": [], "targets": {}})
+
+    def on_session(session):
+        manifest.data["targets"]["mcu-sim"] = session.manifest()
+        manifest.save()
+        if not isinstance(session.dut, _FaultyDut):
+            session.dut = _FaultyDut(session, (), (1,), replugged=False)
+
+    job = McuJob("mcu-sim", "mp", net, make_policy(net, x, "gap"), tmp_path / "hil")
+    start = time.monotonic()
+    run_mcu_job(job, data, section, tmp_path, on_session)
+    assert time.monotonic() - start < 10  # no window timed out
+    assert load_run(tmp_path).manifest.hil_faults == {"mcu-sim": {"mp": HilFaults(meter_restarts=1)}}
+    assert len(read_rows(tmp_path / "samples.csv")) == 2
