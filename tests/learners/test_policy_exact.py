@@ -1,0 +1,138 @@
+"""Exit policies and calibration on hand-built views whose answers are known exactly.
+
+The budget policy's choice (most accurate within the budget, fewest MACs among equals, a budget equal
+to a rule's cost is met, the cheapest and then the most accurate rule when none is within), the
+Hoeffding-Bentkus p-value's divergence, ``select_alpha`` between its two extremes, and the
+calibration record. Each test names the one-line bug it catches.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ffenergy.config import InferenceConfig, PolicyConfig
+from ffenergy.learners import LEARNERS
+from ffenergy.learners.calibrate import Calibration, calibrate, select_alpha
+from ffenergy.learners.exits import batched_depth_scores, depth_accuracies, depth_scores, exits_from_scores
+from ffenergy.learners.ff.model import FFNetwork
+from ffenergy.learners.policy import DepthView, _bernoulli_kl, budget_policy, p_value
+
+# 4 samples, 3 layers, every label 0; the full network is always right
+CONF = np.array([[0.9, 0.9, 1.0], [0.8, 0.9, 1.0], [0.2, 0.9, 1.0], [0.1, 0.1, 1.0]])
+PRED = np.array([[0, 0, 0], [1, 0, 0], [1, 0, 0], [1, 1, 0]])
+Y = np.zeros(4, np.int64)
+NO_MU, NO_SIGMA = np.full(3, np.inf), np.zeros(3)  # the alpha path adds only "no exit"
+
+
+def _budget(view: DepthView, budget: float | None, mu=NO_MU, sigma=NO_SIGMA):
+    policy = PolicyConfig(kind="budget", macs_per_inference=budget, steps=2, alpha_range=[0.0, 1.0])
+    return budget_policy(view, Y, mu, sigma, policy)
+
+
+def test_budget_takes_the_most_accurate_rule_within_it_and_the_cheaper_of_equals():
+    """Candidates (accuracy, mean MACs): no exit (1.0, 30), [inf, .9] (1.0, 22.5), [.5, .9] (.75, 17.5),
+    [.1, .9] and [.1, .1] (.25, 10)."""
+    view = DepthView(CONF, PRED, np.array([10.0, 20.0, 30.0]))
+    roomy = _budget(view, 30.0)
+    assert roomy.thresholds.tolist() == [math.inf, 0.9, math.inf]  # as accurate as no exit, 7.5 MACs cheaper
+    assert roomy.record == {
+        "kind": "budget",
+        "macs_per_inference": 30.0,
+        "met": True,
+        "n_candidates": 8,
+        "validation_accuracy": 1.0,
+        "validation_macs_per_inference": 22.5,
+    }
+    assert roomy.message is None and roomy.thresholds.dtype == np.float64
+    exact = _budget(view, 17.5)  # a budget equal to a rule's cost admits it
+    assert exact.thresholds.tolist() == [0.5, 0.9, math.inf] and exact.record["validation_accuracy"] == 0.75
+    tight = _budget(view, 17.0)
+    assert tight.record["validation_macs_per_inference"] == 10.0 and tight.record["validation_accuracy"] == 0.25
+
+
+def test_an_unmet_budget_takes_the_cheapest_rule_and_of_those_the_most_accurate():
+    """Layers 1 and 2 cost the same: exiting every sample at layer 2 (accuracy .75) is as cheap as at layer 1
+    (.25), and comes later among the candidates than the alpha path's all-at-layer-1 rule."""
+    view = DepthView(CONF * [1, 0, 1] + [0, 0.9, 0], PRED, np.array([10.0, 10.0, 30.0]))
+    mu = np.array([0.0, np.inf, np.inf])  # the alpha path's rule: everything exits at layer 1
+    policy = PolicyConfig(kind="budget", macs_per_inference=5.0, steps=1, alpha_range=[0.0, 0.0])
+    choice = budget_policy(view, Y, mu, NO_SIGMA, policy)
+    assert choice.thresholds.tolist() == [math.inf, 0.9, math.inf]
+    assert choice.record["met"] is False and choice.record["validation_accuracy"] == 0.75
+    assert choice.message == (
+        "budget 5 MACs per inference is below the cheapest candidate exit rule (10 MACs "
+        "on validation); using that rule, the budget is not met"
+    )
+
+
+def test_a_budget_policy_without_a_budget_allows_nothing():
+    view = DepthView(CONF, PRED, np.array([0.5, 20.0, 30.0]))
+    choice = _budget(view, None)
+    assert choice.record["macs_per_inference"] == 0.0 and choice.record["met"] is False
+
+
+def test_bernoulli_kl_by_hand():
+    assert _bernoulli_kl(0.02, 0.05) == pytest.approx(0.02 * math.log(0.4) + 0.98 * math.log(0.98 / 0.95))
+    assert _bernoulli_kl(0.0, 0.05) == pytest.approx(-math.log(0.95))
+    assert _bernoulli_kl(1.0, 0.5) == pytest.approx(math.log(2.0))  # no (1 - a) log 0 term
+    assert _bernoulli_kl(0.3, 0.3) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_hoeffding_bentkus_uses_the_divergence_when_it_is_the_smaller_bound():
+    k, n, eps = 4, 10, 0.5  # r = 0.4: exp(-n KL(r || eps)) = 0.82 is below e * P(Binom(n, eps) <= k) = 1.02
+    r = k / n
+    hoeffding = math.exp(-n * (r * math.log(r / eps) + (1 - r) * math.log((1 - r) / (1 - eps))))
+    assert hoeffding < math.e * p_value(k, n, eps)
+    assert p_value(k, n, eps, "hoeffding-bentkus") == pytest.approx(hoeffding, rel=1e-9)
+    assert p_value(k, 0, eps, "hoeffding-bentkus") == 1.0
+
+
+def _op(head_std: float = 0.5):
+    torch.manual_seed(0)
+    net = FFNetwork([24, 16, 12, 8], n_classes=4)
+    for head in net.heads:
+        torch.nn.init.normal_(head.weight, std=head_std)
+    return LEARNERS.get("op")("op", net.eval(), InferenceConfig(op_statistic="max"))
+
+
+def test_select_alpha_keeps_the_largest_alpha_whose_loss_is_within_max_loss_pp_in_points():
+    learner = _op()
+    x = np.random.default_rng(1).random((300, 24), dtype=np.float32)
+    scores = depth_scores(learner, torch.from_numpy(x))
+    labels = scores[-1].argmax(dim=1).numpy()
+    cal = calibrate(learner, scores, labels)
+    candidates = [0.0, 0.5, 1.0, 2.0, 4.0]
+    loss_pp = {
+        a: 100 * (1 - np.mean(exits_from_scores(learner, scores, cal.thresholds(a))[0] == labels)) for a in candidates
+    }
+    assert sorted(loss_pp.values()) == list(loss_pp.values()) and len(set(loss_pp.values())) > 2
+    for a in candidates:  # a budget exactly at alpha a's loss admits a, and nothing larger that loses more
+        larger = [b for b in candidates if loss_pp[b] <= loss_pp[a]]
+        assert select_alpha(learner, scores, labels, cal, candidates, max_loss_pp=loss_pp[a] + 1e-9) == max(larger)
+    between = (loss_pp[0.5] + loss_pp[4.0]) / 2
+    assert select_alpha(learner, scores, labels, cal, candidates, between) < 4.0
+
+
+def test_calibration_record_and_thresholds():
+    cal = Calibration(np.array([2.0, 5.0]), np.array([0.5, 1.0]), np.array([3, 4]))
+    assert cal.to_json() == {"mu": [2.0, 5.0], "sigma": [0.5, 1.0], "n_correct": [3, 4]}
+    th = cal.thresholds(2.0)
+    assert th.dtype == np.float32 and th.tolist() == [1.0, 3.0]
+
+
+def test_depth_accuracies_score_each_depth_alone_across_batches():
+    learner = _op()
+    x = np.random.default_rng(2).random((70, 24), dtype=np.float32)
+    whole = depth_scores(learner, torch.from_numpy(x))
+    batched = batched_depth_scores(learner, x, batch_size=16)  # 5 batches, the last one short
+    assert len(batched) == learner.n_layers
+    for a, b in zip(whole, batched):
+        assert b.shape == a.shape and torch.allclose(a, b, atol=1e-6)
+    y = whole[1].argmax(dim=1).numpy()  # depth 2 is right on every sample
+    acc = depth_accuracies(learner, x, y, batch_size=16)
+    assert acc[1] == 1.0 and len(acc) == learner.n_layers
+    assert acc == pytest.approx([float((s.argmax(dim=1).numpy() == y).mean()) for s in whole])
