@@ -1,0 +1,101 @@
+"""What RAPL discovery leaves out, and says: sub-zones by name, the log level of a skipped zone, the fixes
+a refusal carries. A bug here reads a zone twice, drops one silently, or sends the user to the wrong fix."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ffenergy.meters import rapl
+from ffenergy.meters.base import MeterUnavailable
+from ffenergy.meters.rapl import RaplMeter, discover_zones
+from tests.meters.test_rapl_meter import _error_as_nobody, intel_tree, write, zone
+
+
+def test_core_and_uncore_are_left_out_silently_and_other_sub_zones_with_a_note(tmp_path, caplog):
+    pkg = zone(tmp_path, "intel-rapl:0", "package-0", 5_000_000)
+    zone(pkg, "intel-rapl:0:0", "core", 1)
+    zone(pkg, "intel-rapl:0:1", "uncore", 2)
+    zone(pkg, "intel-rapl:0:2", "pp9", 3)  # not a dram: never summed, whatever its parent
+    zone(pkg, "intel-rapl:0:3", "dram", 4)
+    psys = zone(tmp_path, "intel-rapl:1", "psys", 5)
+    zone(psys, "intel-rapl:1:0", "dram", 6)  # a dram whose parent is no counted package
+    with caplog.at_level(logging.INFO, logger="ffenergy.meters.rapl"):
+        zones, notes = discover_zones(tmp_path)
+    assert [(z.domain, z.path.name, z.name, z.in_total) for z in zones] == [
+        ("package-0", "intel-rapl:0", "package-0", True),
+        ("dram-0", "intel-rapl:0:3", "dram", True),
+        ("psys", "intel-rapl:1", "psys", False),
+    ]
+    assert notes == [
+        "intel-rapl:0:2 (pp9): not read",
+        "intel-rapl:1:0 (dram): not read, its parent intel-rapl:1 is not counted",
+    ]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("INFO", f"RAPL: {n}") for n in notes]
+
+
+def test_a_skipped_zone_is_a_warning(tmp_path, caplog):
+    pkg = zone(tmp_path, "intel-rapl:0", "package-0", 5_000_000)
+    (zone(pkg, "intel-rapl:0:0", "dram", 1) / "name").unlink()
+    (zone(pkg, "intel-rapl:0:1", "dram", 1) / "energy_uj").unlink()
+    with caplog.at_level(logging.INFO, logger="ffenergy.meters.rapl"):
+        zones, notes = discover_zones(tmp_path)
+    assert [z.domain for z in zones] == ["package-0"]
+    assert len(notes) == 2
+    assert notes[0].startswith("intel-rapl:0:0: skipped, its name cannot be read (")
+    assert notes[0].endswith("); if it is intel-rapl:0's dram, dram energy is missing from the total")
+    assert notes[1].startswith("intel-rapl:0:1 (dram of intel-rapl:0): skipped, cannot read ")
+    assert notes[1].endswith("; the total holds that package without its dram")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("WARNING", f"RAPL: {n}") for n in notes]
+
+
+def test_a_broken_zone_refusal_carries_the_driver_fix_and_no_mount_hint_for_a_mounted_link(tmp_path):
+    z = intel_tree(tmp_path)  # class/intel-rapl:0 is a symlink to a mounted zone directory
+    (z["package-0"] / "energy_uj").unlink()
+    with pytest.raises(MeterUnavailable) as err:
+        RaplMeter(tmp_path / "class")
+    msg = str(err.value)
+    assert msg.endswith(f"\n{rapl.BROKEN_FIX}")
+    assert "not mounted here" not in msg
+
+
+def test_a_dangling_link_names_its_target_and_the_mount_fix(tmp_path):
+    target = "../../devices/virtual/powercap/intel-rapl/intel-rapl:0"
+    (tmp_path / "intel-rapl:0").symlink_to(target)
+    with pytest.raises(MeterUnavailable) as err:
+        RaplMeter(tmp_path)
+    assert (
+        f"; {tmp_path / 'intel-rapl:0'} links to {target}, which is not mounted here (mount "
+        "/sys/devices/virtual/powercap too, or pass root= the directory that holds intel-rapl:N)"
+    ) in str(err.value)
+
+
+def test_a_permission_refusal_carries_its_own_fixes_only():
+    base = Path(tempfile.mkdtemp(prefix="ffenergy-rapl-"))
+    try:
+        base.chmod(0o755)
+        zone(base, "intel-rapl:0", "package-0", 123)
+        for p in base.rglob("*"):
+            p.chmod(0o755 if p.is_dir() else 0o444)
+        (base / "intel-rapl:0" / "name").chmod(0o000)
+        msg = _error_as_nobody(base)
+        assert "permission denied reading" in msg and rapl.PERMISSION_FIX in msg, msg
+        assert rapl.BROKEN_FIX not in msg
+    finally:
+        shutil.rmtree(base)
+
+
+def test_the_total_label_names_what_is_summed(tmp_path):
+    pkg = zone(tmp_path, "intel-rapl:0", "package-0", 5_000_000)
+    with RaplMeter(tmp_path, poll_period_s=0.01) as meter:
+        assert meter.info.details["total"] == "CPU packages"
+    zone(pkg, "intel-rapl:0:0", "dram", 7)
+    with RaplMeter(tmp_path, poll_period_s=0.01) as meter:
+        assert meter.info.details["total"] == "CPU packages + DRAM"
+        token = meter.start()
+        write(pkg / "energy_uj", 5_000_000 + 2_000_000)
+        assert meter.stop(token).joules == pytest.approx({"package-0": 2.0, "dram-0": 0.0})
