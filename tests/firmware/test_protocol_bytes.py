@@ -1,0 +1,77 @@
+"""The protocol's bytes exactly (hardware/protocol.md): reserved fields zero, unsigned fields past the signed
+range, float32 arrays whatever dtype comes in, and the trigger-event scanner's resync over bytes that only
+look like an event. A round trip through the same codec hides a field packed wrong both ways."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from ffenergy.firmware import protocol as P
+
+
+def test_a_response_frame_byte_by_byte():
+    frame = P.encode_response(P.Status.BAD_ARG, 0x1FF, b"ab")  # seq wraps to one byte
+    body = bytes([0x05, 0xFF, 0x02, 0x00]) + b"ab"
+    assert frame == bytes([0x5A]) + body + P.crc16(body).to_bytes(2, "little")
+
+
+def test_skip_partial_counts_the_dropped_sync_byte_and_finds_the_frame_behind_it():
+    good = P.encode_response(P.Status.OK, 4, b"hi")
+    p = P.FrameParser()
+    assert p.feed(bytes([0x5A, 0x00, 0x01, 0x40, 0x00]) + good) == []  # a header announcing 64 bytes
+    assert p.skip_partial() == [P.Frame(0, 4, b"hi")]
+    assert p.garbage_bytes == 5  # the stale sync byte and the 4 header bytes before the good frame
+    assert p.skip_partial() == [] and p.garbage_bytes == 5  # nothing buffered: nothing dropped
+
+
+def test_info_payload_layout_with_values_past_the_signed_range():
+    info = P.Info(1, (200, 1, 255), "f32", "mp", "gap", 3, 200, 1, 2, 40_000, (50_000, 300, 10), 4_000_000_000, "net")
+    payload = P.pack_info(info)
+    assert payload[:14] == struct.pack("<12BH", 1, 200, 1, 255, 0, 0, 0, 3, 200, 1, 2, 0, 40_000)
+    assert payload[11] == 0  # reserved
+    assert payload[14:] == struct.pack("<3HI", 50_000, 300, 10, 4_000_000_000) + b"net"
+    assert P.parse_info(payload) == info
+
+
+def test_result_payload_layout_and_float32_scores_from_any_dtype():
+    r = P.Result(250, 3, 3_000_000_000, 4_000_000_000, np.array([0.5, -2.0, 1e-3], np.float64))
+    payload = P.pack_result(r)
+    assert len(payload) == 12 + 4 * 3
+    assert payload[:12] == struct.pack("<BBHII", 250, 3, 0, 3_000_000_000, 4_000_000_000)
+    assert payload[2:4] == b"\0\0"  # reserved
+    assert payload[12:] == np.array([0.5, -2.0, 1e-3], "<f4").tobytes()
+    back = P.parse_result(payload, 3)
+    assert (back.pred, back.exit_layer, back.macs, back.ticks) == (250, 3, 3_000_000_000, 4_000_000_000)
+
+
+def test_thresholds_go_as_little_endian_float32_whatever_comes_in():
+    assert P.pack_thresholds(np.array([0.25, np.inf])) == np.array([0.25, np.inf], "<f4").tobytes()
+    assert P.pack_thresholds([1.0, 2.0]) == struct.pack("<2f", 1.0, 2.0)
+
+
+def test_trigger_events_on_the_wire():
+    assert P.pack_trigger_event(P.TriggerEvent(1, 3_000_000_000)) == b"T\x01\x00\x00" + struct.pack("<I", 3_000_000_000)
+    counted = P.pack_trigger_event(P.TriggerEvent(0, 0, (1, 2, 3, 4, 5)))
+    assert counted[:8] == b"X\x05" + bytes(6) and counted[8:] == struct.pack("<5Q", 1, 2, 3, 4, 5)
+
+
+def test_the_scanner_skips_what_only_looks_like_an_event():
+    rise, fall = P.TriggerEvent(1, 0), P.TriggerEvent(0, 3_000_000_000)
+    counted = P.TriggerEvent(0, 0, (9, 8, 7, 6, 5))
+    stream = (
+        b"abc"  # garbage before the first event
+        + P.pack_trigger_event(rise)
+        + b"T\x02"  # a 'T' whose level is no edge
+        + b"X\x04"  # an 'X' announcing the wrong number of classes
+        + b"\x05"  # the class count alone, no 'X'
+        + P.pack_trigger_event(fall)
+        + P.pack_trigger_event(counted)
+        + b"\x00T\x01"  # a tail too short for an event
+    )
+    events, tail = P.parse_trigger_events(stream)
+    assert events == [rise, fall, counted]
+    assert tail == b"\x00T\x01"
+    events, tail = P.parse_trigger_events(stream[: -3 - P.COUNTED_EVENT_LEN + 10])  # a counted edge cut short
+    assert events == [rise, fall] and tail == P.pack_trigger_event(counted)[:10]
