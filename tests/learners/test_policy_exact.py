@@ -19,7 +19,7 @@ from ffenergy.learners import LEARNERS
 from ffenergy.learners.calibrate import Calibration, calibrate, select_alpha
 from ffenergy.learners.exits import batched_depth_scores, depth_accuracies, depth_scores, exits_from_scores
 from ffenergy.learners.ff.model import FFNetwork
-from ffenergy.learners.policy import DepthView, _bernoulli_kl, budget_policy, p_value
+from ffenergy.learners.policy import DepthView, _bernoulli_kl, alpha_path, budget_policy, p_value
 
 # 4 samples, 3 layers, every label 0; the full network is always right
 CONF = np.array([[0.9, 0.9, 1.0], [0.8, 0.9, 1.0], [0.2, 0.9, 1.0], [0.1, 0.1, 1.0]])
@@ -136,3 +136,8 @@ def test_depth_accuracies_score_each_depth_alone_across_batches():
     acc = depth_accuracies(learner, x, y, batch_size=16)
     assert acc[1] == 1.0 and len(acc) == learner.n_layers
     assert acc == pytest.approx([float((s.argmax(dim=1).numpy() == y).mean()) for s in whole])
+
+
+def test_the_alpha_path_is_no_exit_then_mu_minus_alpha_sigma():
+    path = alpha_path(np.array([1.0, 2.0]), np.array([0.5, 2.0]), np.array([0.0, 1.0, 2.0]))
+    assert [p.tolist() for p in path] == [[math.inf, math.inf], [1.0, 2.0], [0.5, 0.0], [0.0, -2.0]]

@@ -15,7 +15,7 @@ import pytest
 
 from ffenergy.analysis.attribution import attribute, windows_from_rows
 from ffenergy.analysis.stats import idle_drift, round_drifts
-from ffenergy.measure import IDLE, TOTAL, MethodConfig, Workload, measure, next_idle_index, window_rows
+from ffenergy.measure import IDLE, TOTAL, MethodConfig, WindowResult, Workload, measure, next_idle_index, window_rows
 from ffenergy.meters.base import Meter, MeterInfo, WindowEnergy
 
 IDLE_LEVELS_W = [4.0, 9.0, 2.0, 7.0, 3.0, 8.0, 5.0]  # one per idle window: up, down, up, ... never monotone
@@ -160,3 +160,39 @@ def test_runner_shaped_idle_rows_pin_the_static_power_of_every_procedure():
             work = [w for w in out if w.key == (proc, f"depth-{k}")]
             net = [(WORK_EXTRA_W * w.duration_s + J_PER_MAC * w.macs) / w.n_inferences for w in work]
             assert att.depth_energy_j[k] == pytest.approx(sum(net) / len(net))
+
+
+def test_a_windows_csv_row_per_domain_with_zero_idle_power_for_a_domain_the_baseline_lacks():
+    w = WindowResult(("p", "light"), 3, "work", 100, 5000, 2.0, {"a": 10.0, TOTAL: 12.0}, {TOTAL: 4.0})
+    assert window_rows(w, "cpu", "m") == [
+        {
+            "target": "cpu",
+            "meter": "m",
+            "procedure": "p",
+            "mode": "light",
+            "domain": "a",
+            "repeat": 3,
+            "n_inferences": 100,
+            "duration_s": 2.0,
+            "energy_j": 10.0,
+            "idle_power_w": 0.0,
+            "net_energy_j": 10.0,
+        },
+        {
+            "target": "cpu",
+            "meter": "m",
+            "procedure": "p",
+            "mode": "light",
+            "domain": TOTAL,
+            "repeat": 3,
+            "n_inferences": 100,
+            "duration_s": 2.0,
+            "energy_j": 12.0,
+            "idle_power_w": 4.0,
+            "net_energy_j": 4.0,
+        },
+    ]
+    idle = WindowResult(None, 7, "idle", 0, 0, 2.0, {TOTAL: 6.0}, {TOTAL: 3.0})
+    assert [(r["procedure"], r["mode"], r["repeat"], r["net_energy_j"]) for r in window_rows(idle, "cpu", "m")] == [
+        (IDLE, IDLE, 7, 0.0)
+    ]
