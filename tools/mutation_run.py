@@ -62,6 +62,20 @@ def results() -> dict[str, str]:
     return found
 
 
+def read_status(path: Path) -> dict[str, str]:
+    """A ``--status-out`` file: mutant name -> status."""
+    return dict(line.split("\t", 1) for line in path.read_text().splitlines() if line)
+
+
+def merged(baseline: dict[str, str], current: dict[str, str]) -> dict[str, str]:
+    """Caught in ``baseline`` stays caught (tests were only added); else the current status, unless unchecked."""
+    out = dict(baseline)
+    for name, s in current.items():
+        if baseline.get(name) not in CAUGHT and s != "not checked":
+            out[name] = s
+    return out
+
+
 def mutant_module(name: str, modules: list[str]) -> str | None:
     """The module (of ``modules``, dotted) a mutant name such as ``ffenergy.measure.x_measure__mutmut_3`` is in."""
     return next((m for m in sorted(modules, key=len, reverse=True) if name.startswith(m + ".")), None)
@@ -106,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-only", action="store_true", help="write the table from the results in mutants/")
     parser.add_argument("--output", type=Path, help="write the table here as well as to stdout")
     parser.add_argument("--survivors", type=Path, help="write the names of the mutants not caught here")
+    parser.add_argument("--status-out", type=Path, help="write every mutant's status here (name<TAB>status)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a --status-out file of an earlier run: its caught mutants count as caught, and a mutant this "
+        "run has not checked keeps its status there (re-testing only the mutants not killed after adding tests)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
@@ -120,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.table_only:
         # mutmut re-tests every mutant it is given by name; without names, only those with no result yet
-        if args.rerun == "not-killed" and (ROOT / "mutants").is_dir():
-            names = [n for n, s in results().items() if mutant_module(n, modules) and s != "killed"]
+        if args.rerun == "not-killed":
+            known = read_status(args.baseline) if args.baseline else results()
+            names = [n for n, s in known.items() if mutant_module(n, modules) and s != "killed"]
             log.info("re-testing %d mutants not killed", len(names))
             if not names:
                 log.warning("every mutant of these modules is killed; nothing to re-test")
@@ -135,14 +157,18 @@ def main(argv: list[str] | None = None) -> int:
                 log.error("mutmut run exited %d:\n%s", run.returncode, run.stdout[-4000:] + run.stderr[-4000:])
                 return run.returncode
 
-    status = results()
+    status = {n: s for n, s in results().items() if mutant_module(n, modules)}
+    if args.baseline:
+        status = merged(read_status(args.baseline), status)
     table, _ = score_table(status, modules)
     print(table, end="")
     if args.output:
         args.output.write_text(table)
     if args.survivors:
-        lost = sorted(n for n, s in status.items() if mutant_module(n, modules) and s not in CAUGHT)
+        lost = sorted(n for n, s in status.items() if s not in CAUGHT)
         args.survivors.write_text("".join(f"{n}\n" for n in lost))
+    if args.status_out:
+        args.status_out.write_text("".join(f"{n}\t{s}\n" for n, s in sorted(status.items())))
     return 0
 
 
