@@ -188,3 +188,12 @@ def test_windows_from_rows_keeps_one_procedure_its_domain_and_every_idle_row_of_
     pkg = windows_from_rows(rows, target="cpu", meter="rapl", procedure="mp", domain="package-0")
     assert [(w.mode, w.energy_j) for w in pkg] == [("depth-1", 3.0), ("idle", 8.0)]
     assert [w.energy_j for w in windows_from_rows(rows, target="cpu", meter="rapl", procedure="op")] == [2.0, 6.0, 7.0]
+
+
+def test_refusals_name_the_fit_and_the_modes():
+    with pytest.raises(ValueError, match=r"^attribution for t/m/p: need windows of at least two depth-k modes"):
+        _attribute([_depth("depth-2"), _depth("depth-2", 20)])
+    with pytest.raises(ValueError, match=r"^attribution: no MACs per inference for modes \['depth-4'\]"):
+        _attribute([_depth("depth-1"), _depth("depth-2"), ModeWindow("depth-4", 10, 1.0, 2.0, 1.0)])
+    att = _attribute([_depth(m) for m in MACS])
+    assert (att.target, att.meter, att.procedure) == ("t", "m", "p")
