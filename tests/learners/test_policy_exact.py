@@ -19,7 +19,15 @@ from ffenergy.learners import LEARNERS
 from ffenergy.learners.calibrate import Calibration, calibrate, select_alpha
 from ffenergy.learners.exits import batched_depth_scores, depth_accuracies, depth_scores, exits_from_scores
 from ffenergy.learners.ff.model import FFNetwork
-from ffenergy.learners.policy import DepthView, _bernoulli_kl, alpha_path, budget_policy, p_value
+from ffenergy.learners.policy import (
+    DepthView,
+    _bernoulli_kl,
+    alpha_path,
+    budget_policy,
+    choose,
+    p_value,
+    risk_policy,
+)
 
 # 4 samples, 3 layers, every label 0; the full network is always right
 CONF = np.array([[0.9, 0.9, 1.0], [0.8, 0.9, 1.0], [0.2, 0.9, 1.0], [0.1, 0.1, 1.0]])
@@ -141,3 +149,84 @@ def test_depth_accuracies_score_each_depth_alone_across_batches():
 def test_the_alpha_path_is_no_exit_then_mu_minus_alpha_sigma():
     path = alpha_path(np.array([1.0, 2.0]), np.array([0.5, 2.0]), np.array([0.0, 1.0, 2.0]))
     assert [p.tolist() for p in path] == [[math.inf, math.inf], [1.0, 2.0], [0.5, 0.0], [0.0, -2.0]]
+
+
+def _risk_view(n: int = 600, seed: int = 0):
+    """A synthetic masking view (3 layers, 4 classes): deeper layers right more often, confidence tracks it."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    conf, pred = np.empty((n, 3)), np.empty((n, 3), np.int64)
+    for k in range(3):
+        right = rng.random(n) < 0.6 + 0.15 * k
+        pred[:, k] = np.where(right, y, (y + 1) % 4)
+        conf[:, k] = rng.random(n) + 0.8 * right
+    return DepthView(conf, pred, np.array([100.0, 400.0, 700.0])), y
+
+
+def _no_mu_sigma(idx):
+    raise AssertionError("the per-layer family needs no alpha statistics")
+
+
+def test_the_risk_split_is_seeded_and_cut_at_the_fit_fraction():
+    view, y = _risk_view()
+    policy = PolicyConfig(kind="risk", epsilon=0.1, delta=0.2, fit_fraction=0.25, steps=10)
+    a = risk_policy(view, y, _no_mu_sigma, policy, seed=5)
+    b = risk_policy(view, y, _no_mu_sigma, policy, seed=5)
+    assert a.record == b.record and np.array_equal(a.thresholds, b.thresholds)
+    assert a.record["n_fit"] == 150 and a.record["n_certify"] == 450
+    others = [risk_policy(view, y, _no_mu_sigma, policy, seed=s).record["p_values"] for s in range(6, 10)]
+    assert any(p != a.record["p_values"] for p in others)  # another seed, another split
+
+
+def test_the_risk_path_is_shaped_by_the_configured_loss():
+    """The full network is always wrong here, so the accuracy loss (full right, light wrong) is zero on every
+    rule and the path walks every level down; the disagreement loss stops it early."""
+    view, _ = _risk_view()
+    wrong = (view.full + 1) % 4
+    kw = {"kind": "risk", "epsilon": 0.05, "delta": 0.2, "steps": 10}
+    accuracy = risk_policy(view, wrong, _no_mu_sigma, PolicyConfig(loss="accuracy", **kw), seed=0)
+    disagreement = risk_policy(view, wrong, _no_mu_sigma, PolicyConfig(loss="disagreement", **kw), seed=0)
+    assert accuracy.record["path_length"] == 1 + 10 * 2
+    assert disagreement.record["path_length"] < accuracy.record["path_length"]
+
+
+def _trained_view():
+    learner = _op()
+    x = np.random.default_rng(5).random((400, 24), dtype=np.float32)
+    scores = depth_scores(learner, torch.from_numpy(x))
+    labels = np.where(np.random.default_rng(6).random(400) < 0.8, scores[-1].argmax(dim=1).numpy(), 0)
+    return learner, scores, labels
+
+
+def test_choose_runs_the_configured_policy_on_the_learners_statistics():
+    learner, scores, labels = _trained_view()
+    view = DepthView.of(learner, scores)
+    cal = calibrate(learner, scores, labels)
+    budget = PolicyConfig(kind="budget", macs_per_inference=float(np.mean(view.macs[:2])), steps=10)
+    chosen = choose(learner, scores, labels, budget, seed=0)
+    direct = budget_policy(view, labels, cal.mu, cal.sigma, budget)
+    assert np.array_equal(chosen.thresholds, direct.thresholds) and chosen.record == direct.record
+    risk = PolicyConfig(kind="risk", family="alpha", epsilon=0.4, delta=0.2, steps=10, alpha_range=[-3.0, 3.0])
+
+    def mu_sigma(idx):
+        fit = calibrate(learner, [s[torch.from_numpy(idx)] for s in scores], labels[idx])
+        return fit.mu, fit.sigma
+
+    for seed in (1, 2):
+        chosen = choose(learner, scores, labels, risk, seed=seed)
+        direct = risk_policy(view, labels, mu_sigma, risk, seed=seed)
+        assert np.array_equal(chosen.thresholds, direct.thresholds) and chosen.record == direct.record
+    assert chosen.record["family"] == "alpha" and "alpha" in chosen.record  # something was certified
+    with pytest.raises(ValueError, match=r"^policy kind 'grid' is chosen by calibrate.select_alpha, not here$"):
+        choose(learner, scores, labels, PolicyConfig(kind="grid"), seed=0)
+
+
+def test_calibration_with_two_correct_samples_uses_them_and_without_finite_confidence_never_exits():
+    learner = LEARNERS.get("mp")("mp", _op().net, InferenceConfig(mp_statistic="gap", prune_keep=2))
+    s1 = torch.tensor([[3.0, 0.0], [1.0, 0.0], [0.0, 5.0], [0.0, 9.0]])  # right on 2 samples: gaps 3 and 1
+    s2 = torch.tensor([[math.inf, 0.0], [math.inf, 0.0], [0.0, math.inf], [math.inf, 0.0]])  # no finite gap
+    s3 = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    cal = calibrate(learner, [s1, s2, s3], np.zeros(4, np.int64))
+    assert cal.mu[0] == pytest.approx(2.0) and cal.sigma[0] == pytest.approx(1.0) and cal.n_correct[0] == 2
+    assert cal.mu[1] == math.inf and cal.sigma[1] == 0.0  # T_2 = inf: depth 2 never exits
+    assert cal.thresholds(1.0)[1] == np.float32(math.inf)
