@@ -25,6 +25,9 @@ from ffenergy.learners.policy import (
     alpha_path,
     budget_policy,
     choose,
+    greedy_path,
+    loss_function,
+    min_certifying_samples,
     p_value,
     risk_policy,
 )
@@ -230,3 +233,37 @@ def test_calibration_with_two_correct_samples_uses_them_and_without_finite_confi
     assert cal.mu[0] == pytest.approx(2.0) and cal.sigma[0] == pytest.approx(1.0) and cal.n_correct[0] == 2
     assert cal.mu[1] == math.inf and cal.sigma[1] == 0.0  # T_2 = inf: depth 2 never exits
     assert cal.thresholds(1.0)[1] == np.float32(math.inf)
+
+
+def test_the_risk_record_is_what_calibration_json_documents():
+    view, y = _risk_view(2000, 3)
+    policy = PolicyConfig(kind="risk", epsilon=0.1, delta=0.2, fit_fraction=0.5, steps=10)
+    choice = risk_policy(view, y, _no_mu_sigma, policy, seed=0)
+    r = choice.record
+    assert set(r) == {
+        "kind", "loss", "epsilon", "delta", "bound", "family", "n_fit", "n_certify", "path_length", "chosen_index",
+        "p_values", "losses_at_chosen", "empirical_risk", "macs_at_chosen", "min_certifying_samples", "guarantee",
+    }  # fmt: skip
+    assert (r["kind"], r["loss"], r["epsilon"], r["delta"], r["bound"], r["family"]) == (
+        "risk", "disagreement", 0.1, 0.2, "binomial", "per-layer",
+    )  # fmt: skip
+    assert r["n_fit"] == 1000 and r["n_certify"] == 1000 and r["chosen_index"] > 0
+    assert r["guarantee"] == "P(risk <= 0.1) >= 0.8 over the certifying sample"
+    assert r["empirical_risk"] == r["losses_at_chosen"] / 1000
+    assert r["min_certifying_samples"] == min_certifying_samples(0.1, 0.2)
+    # the certifying half is not known here, but the chosen rule's cost on it is a mean of the layer costs
+    assert 100.0 <= r["macs_at_chosen"] < 700.0
+    hb = risk_policy(view, y, _no_mu_sigma, PolicyConfig(**{**policy.__dict__, "bound": "hoeffding-bentkus"}), seed=0)
+    assert hb.record["bound"] == "hoeffding-bentkus"
+    assert hb.record["p_values"] != r["p_values"]  # each bound gives its own p-values
+    assert r["p_values"][0] == p_value(_first_losses(view, y, policy), 1000, 0.1)  # the binomial tail
+
+
+def _first_losses(view: DepthView, y: np.ndarray, policy: PolicyConfig) -> int:
+    """Disagreement losses of the path's first exit rule on the certifying half (the split of seed 0)."""
+    order = np.random.default_rng(0).permutation(len(view))
+    n_fit = round(policy.fit_fraction * len(view))
+    fit, cert = view.subset(np.sort(order[:n_fit])), view.subset(np.sort(order[n_fit:]))
+    path = greedy_path(fit, loss_function("disagreement", None), policy.steps, stop_loss=policy.epsilon)
+    light, _ = cert.light(path[1])
+    return int(np.sum(light != cert.full))
