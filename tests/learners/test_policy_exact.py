@@ -267,3 +267,42 @@ def _first_losses(view: DepthView, y: np.ndarray, policy: PolicyConfig) -> int:
     path = greedy_path(fit, loss_function("disagreement", None), policy.steps, stop_loss=policy.epsilon)
     light, _ = cert.light(path[1])
     return int(np.sum(light != cert.full))
+
+
+def test_hoeffding_bentkus_takes_the_bentkus_term_when_it_is_the_smaller():
+    k, n, eps = 30, 2000, 0.03  # e * P(Binom(n, eps) <= k) = 3.0e-5 is below exp(-n KL(r || eps)) = 8.0e-5
+    assert p_value(k, n, eps, "hoeffding-bentkus") == pytest.approx(math.e * p_value(k, n, eps), rel=1e-12)
+    assert p_value(0, 1, 0.5) == 0.5 and p_value(0, 0, 0.5) == 1.0 and p_value(0, -1, 0.5) == 1.0
+
+
+def _greedy(conf, pred, stop_loss=None):
+    view = DepthView(np.array(conf, float), np.array(pred), np.array([10.0, 20.0, 30.0]))
+    return [p[:2].tolist() for p in greedy_path(view, loss_function("disagreement", None), 2, stop_loss)]
+
+
+def test_the_greedy_path_lowers_the_threshold_that_costs_least_loss_per_mac_saved():
+    """Levels per layer: no exit, the median, the minimum. Step 1: layer 1 to its median lets samples 0 and 1
+    out (one wrong, 10 MACs saved per sample on average: 0.1 per MAC) and beats layer 2 to its median (one
+    wrong, 5 MACs saved: 0.2). Then layer 1's minimum is free; layer 2's levels change nothing and follow."""
+    conf = [[4, 1, 9], [3, 2, 9], [2, 4, 9], [1, 3, 9]]
+    pred = [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 0]]
+    inf = math.inf
+    assert _greedy(conf, pred) == [[inf, inf], [2.5, inf], [1.0, inf], [1.0, 2.5], [1.0, 1.0]]
+
+
+def test_the_greedy_path_prefers_more_macs_saved_among_free_steps_and_stops_above_the_loss():
+    """Layer 1 to its median (free, 10 MACs saved) before layer 2 (free, 5); a step that changes nothing is
+    free too; layer 1's minimum costs 2 losses in 4 (0.5): a stop loss of 0.5 keeps it, 0.49 does not."""
+    conf = [[4, 4, 9], [3, 3, 9], [2, 2, 9], [1, 1, 9]]
+    pred = [[0, 0, 0], [0, 0, 0], [1, 0, 0], [1, 0, 0]]
+    inf = math.inf
+    full = [[inf, inf], [2.5, inf], [2.5, 2.5], [2.5, 1.0], [1.0, 1.0]]
+    assert _greedy(conf, pred) == full
+    assert _greedy(conf, pred, stop_loss=0.5) == full
+    assert _greedy(conf, pred, stop_loss=0.49) == full[:-1]
+
+
+def test_a_layer_without_finite_confidence_is_never_lowered():
+    conf = [[math.inf, 4, 9], [math.inf, 3, 9], [math.inf, 2, 9], [math.inf, 1, 9]]
+    pred = [[0, 0, 0]] * 4
+    assert _greedy(conf, pred) == [[math.inf, math.inf], [math.inf, 2.5], [math.inf, 1.0]]
