@@ -126,3 +126,24 @@ def test_find_windows_with_one_sample_windows_and_edges_at_both_ends():
     assert find_windows(np.array([1, 0, 1, 1, 0, 0, 1])) == [(2, 4)]
     assert find_windows(np.array([True, True])) == [] and find_windows(np.array([])) == []
     assert find_windows(np.array([0.0, 2.0, 0.0]), offset=10) == [(11, 12)]
+
+
+def test_integrate_windows_accepts_edges_at_the_stream_bounds_and_refuses_empty_windows():
+    x = np.arange(1.0, 11.0)  # 10 samples of 1..10 W
+    whole = integrate_windows(x, np.array([[0, 10]]), 0.5)  # a rate under 1 Hz is a rate
+    assert whole.gross_j[0] == pytest.approx(55.0 / 0.5) and whole.duration_s[0] == pytest.approx(20.0)
+    for bad in ([[-1, 3]], [[2, 11]], [[4, 4]], [[5, 4]]):
+        with pytest.raises(ValueError, match=r"0 <= start < end <= 10"):
+            integrate_windows(x, np.array(bad), 1.0)
+    empty = integrate_windows(x, np.zeros((0, 2)), 1.0)
+    assert len(empty) == 0
+
+
+def test_integrate_windows_defaults_to_power_and_a_50_ms_idle_span():
+    rate = 1000.0
+    p = np.r_[np.full(100, 2.0), np.full(10, 7.0), np.full(100, 4.0)]
+    many = integrate_windows(p, np.array([[100, 110]]), rate)
+    assert many.gross_j[0] == pytest.approx(0.07)
+    # idle: [50, 98) at 2 W and [112, 161) at 4 W
+    assert many.n_idle_samples[0] == 48 + 49
+    assert many.idle_power_w[0] == pytest.approx((48 * 2.0 + 49 * 4.0) / 97)
