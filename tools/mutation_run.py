@@ -2,14 +2,14 @@
 
     python tools/mutation_run.py                          # every module of [tool.mutmut] only_mutate
     python tools/mutation_run.py ffenergy/measure.py --max-children 2
-    python tools/mutation_run.py --rerun not-killed       # re-test what survived, after adding tests
+    python tools/mutation_run.py --rerun not-caught       # re-test what survived, after adding tests
     python tools/mutation_run.py --table-only --output mutants/scores.md
 
 mutmut (``pip install mutmut``, 3.x) reads its settings from ``[tool.mutmut]`` in pyproject.toml: the
 modules it may mutate and the fast test files it runs against them. It copies the package to
 ``mutants/`` and keeps each mutant's result there, so a second run only tests mutants it has no
-result for. ``--rerun not-killed`` re-tests the survivors (and the timeouts and untested ones): when
-tests are only added, a killed mutant stays killed. The table counts, per module, the mutants
+result for. ``--rerun not-caught`` re-tests the mutants neither killed nor timed out (survivors and
+those no test reached): when tests are only added, a caught mutant stays caught. The table counts, per module, the mutants
 killed, timed out (a mutant that hangs the tests counts as caught), survived, with no test reaching
 them, and others (suspicious, segfault, skipped); the score is (killed + timeout) / total.
 """
@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=2, help="parallel mutmut workers (default 2)")
     parser.add_argument(
         "--rerun",
-        choices=("none", "not-killed", "all"),
+        choices=("none", "not-caught", "all"),
         default="none",
-        help="re-test mutants that already have a result: none (default), those not killed, or all",
+        help="re-test mutants that already have a result: none (default), those not caught, or all",
     )
     parser.add_argument("--table-only", action="store_true", help="write the table from the results in mutants/")
     parser.add_argument("--output", type=Path, help="write the table here as well as to stdout")
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline",
         type=Path,
         help="a --status-out file of an earlier run: its caught mutants count as caught, and a mutant this "
-        "run has not checked keeps its status there (re-testing only the mutants not killed after adding tests)",
+        "run has not checked keeps its status there (re-testing only the mutants not caught after adding tests)",
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -141,17 +141,17 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.table_only:
         # mutmut re-tests every mutant it is given by name; without names, only those with no result yet
-        if args.rerun == "not-killed":
+        if args.rerun == "not-caught":
             known = read_status(args.baseline) if args.baseline else results()
-            names = [n for n, s in known.items() if mutant_module(n, modules) and s != "killed"]
-            log.info("re-testing %d mutants not killed", len(names))
+            names = [n for n, s in known.items() if mutant_module(n, modules) and s not in CAUGHT]
+            log.info("re-testing %d mutants not caught", len(names))
             if not names:
                 log.warning("every mutant of these modules is killed; nothing to re-test")
         elif args.rerun == "none" and set(paths) == set(configured_modules(ROOT / "pyproject.toml")):
             names = []
         else:
             names = [f"{m}.*" for m in modules]
-        if names or args.rerun != "not-killed":
+        if names or args.rerun != "not-caught":
             run = mutmut("run", "--max-children", str(args.max_children), *names)
             if run.returncode != 0:
                 log.error("mutmut run exited %d:\n%s", run.returncode, run.stdout[-4000:] + run.stderr[-4000:])
