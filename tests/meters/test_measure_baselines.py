@@ -15,8 +15,20 @@ import pytest
 
 from ffenergy.analysis.attribution import attribute, windows_from_rows
 from ffenergy.analysis.stats import idle_drift, round_drifts
-from ffenergy.measure import IDLE, TOTAL, MethodConfig, WindowResult, Workload, measure, next_idle_index, window_rows
-from ffenergy.meters.base import Meter, MeterInfo, WindowEnergy
+from ffenergy.measure import (
+    IDLE,
+    TOTAL,
+    MethodConfig,
+    WindowResult,
+    Workload,
+    call_with_timeout,
+    calls_per_window,
+    measure,
+    next_idle_index,
+    window_rows,
+)
+from ffenergy.meters.base import Meter, MeterError, MeterInfo, WindowEnergy
+from ffenergy.meters.simulated import SimulatedMeter
 
 IDLE_LEVELS_W = [4.0, 9.0, 2.0, 7.0, 3.0, 8.0, 5.0]  # one per idle window: up, down, up, ... never monotone
 WORK_EXTRA_W = 1.0  # a work window draws its round's idle level plus this
@@ -196,3 +208,66 @@ def test_a_windows_csv_row_per_domain_with_zero_idle_power_for_a_domain_the_base
     assert [(r["procedure"], r["mode"], r["repeat"], r["net_energy_j"]) for r in window_rows(idle, "cpu", "m")] == [
         (IDLE, IDLE, 7, 0.0)
     ]
+
+
+class TotalMeter(StepMeter):
+    """A meter that names one of its domains ``total``, the name the method keeps for the sum."""
+
+    def stop(self, token: float, work_macs: int = 0) -> WindowEnergy:
+        return WindowEnergy({TOTAL: 1.0}, 0.01)
+
+
+def test_a_meter_domain_named_total_is_refused():
+    with pytest.raises(
+        MeterError, match=r"^meter reported a domain named 'total', which the method reserves for the sum$"
+    ):
+        measure(TotalMeter(IDLE_LEVELS_W), {"a": _workload(1)}, METHOD)
+
+
+@pytest.mark.parametrize("result", [(0, 5), (3, -1)])
+def test_a_workload_must_return_inferences_and_non_negative_macs(result):
+    with pytest.raises(ValueError) as err:
+        measure(StepMeter(IDLE_LEVELS_W), {"w": Workload(lambda: result)}, METHOD)
+    assert str(err.value) == (
+        f"workload 'w': run_once returned n_inferences={result[0]}, macs={result[1]}; need n_inferences > 0 and macs >= 0"
+    )
+
+
+def test_no_workloads_is_an_error_and_zero_macs_a_workload():
+    with pytest.raises(ValueError, match="^measure: no workloads given$"):
+        measure(StepMeter(IDLE_LEVELS_W), {}, METHOD)
+    out = measure(SimulatedMeter(update_period_s=0.001), {"w": Workload(lambda: (1, 0))}, METHOD)
+    assert all(w.macs == 0 for w in out) and sum(w.kind == "work" for w in out) == 5
+
+
+def test_without_idle_windows_net_is_gross():
+    meter = StepMeter(IDLE_LEVELS_W)
+    out = measure(meter, {"a": _workload(1000)}, MethodConfig(repeats=5, min_window_s=0.01, warmup_s=0.0, idle=False))
+    assert [w.kind for w in out] == ["work"] * 5 and meter.n_idle == 0
+    for w in out:
+        assert w.idle_power_w == {} and w.net_joules == w.joules
+
+
+def test_call_with_timeout_returns_the_value_and_raises_the_callers_error():
+    assert call_with_timeout(lambda: 42, 1.0, "x") == 42
+
+    def boom() -> int:
+        raise KeyError("inside")
+
+    with pytest.raises(KeyError, match="inside"):
+        call_with_timeout(boom, 1.0, "x")
+    with pytest.raises(MeterError, match=r"^meter.stop\(\) did not return within 0.05 s: the meter hangs"):
+        call_with_timeout(lambda: time.sleep(0.5), 0.05, "meter.stop()")
+
+
+def test_calibration_fills_the_window_with_calls_of_known_length():
+    """Calls of about 2 ms fill a 60 ms window with about 30 of them (warm-up and calibration included)."""
+
+    def run_once() -> tuple[int, int]:
+        time.sleep(0.002)
+        return 1, 1
+
+    method = MethodConfig(min_window_s=0.06, warmup_s=0.01, calibration_fraction=0.5)
+    n = calls_per_window(Workload(run_once), "k", 0.06, method)
+    assert 15 <= n <= 30  # ceil(0.06 / per call), per call a little over 2 ms on a busy machine
+    assert calls_per_window(Workload(lambda: (1, 1)), "k", 0.06, method) > 1000  # instant calls: many
