@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import pytest
 
 from ffenergy.firmware import protocol as P
 
@@ -75,3 +76,42 @@ def test_the_scanner_skips_what_only_looks_like_an_event():
     assert tail == b"\x00T\x01"
     events, tail = P.parse_trigger_events(stream[: -3 - P.COUNTED_EVENT_LEN + 10])  # a counted edge cut short
     assert events == [rise, fall] and tail == P.pack_trigger_event(counted)[:10]
+
+
+def test_info_refusals_name_the_size_and_the_codes():
+    info = P.Info(1, (0, 1, 0), "int8", "op", "max", 2, 10, 0, 0, 784, (128, 64), 25_000_000, "")
+    payload = P.pack_info(info)
+    assert len(payload) == 14 + 2 * 2 + 4 and P.parse_info(payload) == info  # an empty model name
+    with pytest.raises(ValueError, match=r"^INFO payload too short \(13 bytes\)$"):
+        P.parse_info(payload[:13])
+    with pytest.raises(ValueError, match=r"^INFO payload of 21 bytes is short for 2 layers \(need 22\)$"):
+        P.parse_info(payload[:21])
+    bad = bytearray(payload)
+    bad[6] = 7  # no such statistic
+    with pytest.raises(ValueError, match=r"^INFO payload has an unknown dtype/scheme/statistic code: \(1, 1, 7\)$"):
+        P.parse_info(bytes(bad))
+
+
+def test_result_length_must_match_the_classes():
+    r = P.Result(1, 1, 10, 20, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match=r"^RESULT payload is 24 bytes, expected 28 for 4 classes$"):
+        P.parse_result(P.pack_result(r), 4)
+
+
+def test_infer_arguments_and_repeats_bounds():
+    assert P.pack_infer(P.InferMode.DEPTH, 3, 1) == bytes([2, 3, 1, 0])
+    assert P.pack_infer(P.InferMode.LIGHT, 0, 0xFFFF) == bytes([1, 0, 0xFF, 0xFF])
+    for bad in (0, 0x10000):
+        with pytest.raises(ValueError, match=rf"^repeats must be in 1..65535, got {bad}$"):
+            P.pack_infer(P.InferMode.FULL, 0, bad)
+    assert P.mode_args("full", 3) == (P.InferMode.FULL, 0)
+    assert P.mode_args("depth-3", 3) == (P.InferMode.DEPTH, 3)
+
+
+def test_u8_codes_cover_the_whole_grid_and_nothing_off_it():
+    grid = np.arange(256, dtype=np.float32) / np.float32(255.0)
+    assert P.u8_codes(grid).tolist() == list(range(256))
+    assert P.u8_codes(np.array([-1 / 255], np.float32)) is None
+    assert P.u8_codes(np.array([256 / 255], np.float32)) is None
+    assert P.u8_codes(np.array([0.5], np.float32)) is None  # between 127/255 and 128/255
+    assert P.pack_load(np.array([0.5, 1.0], np.float32)) == bytes([0]) + np.array([0.5, 1.0], "<f4").tobytes()
