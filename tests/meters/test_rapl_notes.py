@@ -190,3 +190,26 @@ def test_a_failed_poller_is_reported_by_the_next_window(tmp_path):
             MeterError, match=r"^RAPL poller failed: RAPL: package-0 \(intel-rapl:0\) is no longer readable"
         ):
             meter.start()
+
+
+def test_zones_sharing_a_name_are_reported_by_zone_id_with_a_note(tmp_path):
+    zone(tmp_path, "intel-rapl:0", "package-0", 5)
+    zone(tmp_path, "intel-rapl:1", "psys", 6)
+    zone(tmp_path, "intel-rapl:2", "psys", 7)
+    zones, notes = discover_zones(tmp_path)
+    assert [z.domain for z in zones] == ["package-0", "psys@intel-rapl:1", "psys@intel-rapl:2"]
+    assert notes == [
+        "intel-rapl:1: another zone is also named 'psys'; reported as psys@intel-rapl:1",
+        "intel-rapl:2: another zone is also named 'psys'; reported as psys@intel-rapl:2",
+    ]
+
+
+def test_an_unreadable_psys_beside_a_package_is_a_warning(tmp_path, caplog):
+    zone(tmp_path, "intel-rapl:0", "package-0", 5)
+    (zone(tmp_path, "intel-rapl:1", "psys", 6) / "energy_uj").unlink()
+    with caplog.at_level(logging.INFO, logger="ffenergy.meters.rapl"):
+        zones, notes = discover_zones(tmp_path)
+    assert [z.domain for z in zones] == ["package-0"] and len(notes) == 1
+    assert notes[0].startswith("intel-rapl:1 (psys): skipped, cannot read ")
+    assert notes[0].endswith("; psys is not in the total, the packages are measured without it")
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
