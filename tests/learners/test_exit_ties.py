@@ -9,7 +9,7 @@ import torch
 
 from ffenergy.config import InferenceConfig
 from ffenergy.learners import LEARNERS
-from ffenergy.learners.exits import depth_scores, exits_from_scores, infer, infer_pooled
+from ffenergy.learners.exits import depth_scores, exits_from_scores, infer, infer_pooled, predict
 from ffenergy.learners.ff.model import FFNetwork
 from ffenergy.learners.policy import DepthView
 
@@ -63,3 +63,17 @@ def test_pooled_inference_exits_the_same_rows_as_batch_by_batch_at_thresholds_se
     _, pooled = infer_pooled(learner, x, thresholds, batch_size=16)
     assert batch.tolist() == exits.tolist() == pooled.tolist()
     assert 0 < int((exits == 1).sum()) < 64 and int((exits == learner.n_layers).sum()) > 0
+
+
+def test_predict_over_batches_is_infer_on_the_whole_array_with_the_macs_of_each_exit():
+    learner = _learner("mp", statistic="gap")
+    x = np.random.default_rng(5).random((37, 24), dtype=np.float32)
+    scores = depth_scores(learner, torch.from_numpy(x))
+    thresholds = [float(np.sort(learner.confidence(s).double().numpy())[18]) for s in scores[:-1]]
+    p = predict(learner, x, thresholds, None, batch_size=8)  # 5 batches, the last one of 5 rows
+    pred, exits = infer(learner, torch.from_numpy(x), thresholds, None)
+    assert p.pred.tolist() == pred.tolist() and p.exit_layer.tolist() == exits.tolist()
+    assert p.macs.tolist() == learner.macs_at_exit()[exits.numpy() - 1].tolist()
+    full = predict(learner, x, None, learner.n_layers, batch_size=8)
+    assert full.exit_layer.tolist() == [learner.n_layers] * 37
+    assert full.pred.tolist() == scores[-1].argmax(dim=1).tolist()
