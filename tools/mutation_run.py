@@ -68,10 +68,12 @@ def read_status(path: Path) -> dict[str, str]:
 
 
 def merged(baseline: dict[str, str], current: dict[str, str]) -> dict[str, str]:
-    """Caught in ``baseline`` stays caught (tests were only added); else the current status, unless unchecked."""
+    """Caught in ``baseline`` stays caught (tests were only added). A mutant it did not catch takes the current
+    status when this run caught it or reached it (survived); one this run reached with no test or did not
+    check keeps the baseline's status (a re-test may run only the new test files)."""
     out = dict(baseline)
     for name, s in current.items():
-        if baseline.get(name) not in CAUGHT and s != "not checked":
+        if baseline.get(name) not in CAUGHT and (s in CAUGHT or s == "survived"):
             out[name] = s
     return out
 
