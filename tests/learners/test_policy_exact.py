@@ -23,8 +23,10 @@ from ffenergy.learners.policy import (
     DepthView,
     _bernoulli_kl,
     alpha_path,
+    alpha_values,
     budget_policy,
     choose,
+    fixed_sequence,
     greedy_path,
     loss_function,
     min_certifying_samples,
@@ -306,3 +308,21 @@ def test_a_layer_without_finite_confidence_is_never_lowered():
     conf = [[math.inf, 4, 9], [math.inf, 3, 9], [math.inf, 2, 9], [math.inf, 1, 9]]
     pred = [[0, 0, 0]] * 4
     assert _greedy(conf, pred) == [[math.inf, math.inf], [math.inf, 2.5], [math.inf, 1.0]]
+
+
+def test_the_losses_per_sample():
+    view = DepthView(np.zeros((4, 2)), np.array([[0, 0], [1, 1], [2, 0], [0, 2]]), np.array([1.0, 2.0]))
+    light = np.array([0, 2, 2, 0])
+    assert loss_function("disagreement", None)(view, light).tolist() == [0, 1, 1, 1]
+    y = np.array([0, 1, 1, 2])  # full right on samples 0, 1, 3; light wrong on 1 and 3 of those (and on 2)
+    assert loss_function("accuracy", y)(view, light).tolist() == [0, 1, 0, 1]
+    with pytest.raises(ValueError, match="^the accuracy loss needs labels$"):
+        loss_function("accuracy", None)
+
+
+def test_alpha_values_and_the_fixed_sequence_under_each_bound():
+    assert alpha_values(PolicyConfig(steps=3, alpha_range=[-1.0, 1.0])).tolist() == [-1.0, 0.0, 1.0]
+    for bound in ("binomial", "hoeffding-bentkus"):
+        _, p = fixed_sequence([0, 2, 9], 100, 0.05, 0.5, bound)
+        assert p == [p_value(k, 100, 0.05, bound) for k in (0, 2, 9)][: len(p)]
+    assert fixed_sequence([4], 10, 0.5, 1.0, "hoeffding-bentkus")[1] != fixed_sequence([4], 10, 0.5, 1.0, "binomial")[1]
