@@ -25,6 +25,7 @@ from ffenergy.learners.policy import (
     alpha_path,
     alpha_values,
     budget_policy,
+    certify,
     choose,
     fixed_sequence,
     greedy_path,
@@ -326,3 +327,41 @@ def test_alpha_values_and_the_fixed_sequence_under_each_bound():
         _, p = fixed_sequence([0, 2, 9], 100, 0.05, 0.5, bound)
         assert p == [p_value(k, 100, 0.05, bound) for k in (0, 2, 9)][: len(p)]
     assert fixed_sequence([4], 10, 0.5, 1.0, "hoeffding-bentkus")[1] != fixed_sequence([4], 10, 0.5, 1.0, "binomial")[1]
+
+
+def _flat_view(n: int, wrong_at_1: int) -> DepthView:
+    """n samples, confidence 1 everywhere, layer 1 wrong on the first ``wrong_at_1`` of them."""
+    pred = np.zeros((n, 3), np.int64)
+    pred[:wrong_at_1, 0] = 1
+    return DepthView(np.ones((n, 3)), pred, np.array([10.0, 20.0, 30.0]))
+
+
+def test_certify_records_the_chosen_rule():
+    inf = math.inf
+    path = [np.full(3, inf), np.array([1.0, inf, inf])]
+    choice = certify(path, _flat_view(20, 5), loss_function("disagreement", None), 0.5, 0.5, "binomial")
+    r = choice.record
+    assert choice.message is None and choice.thresholds.tolist() == [1.0, inf, inf]
+    assert (r["chosen_index"], r["losses_at_chosen"], r["empirical_risk"], r["macs_at_chosen"]) == (1, 5, 0.25, 10.0)
+    assert r["path_length"] == 2 and r["p_values"] == [p_value(5, 20, 0.5)]
+
+
+def test_certify_falls_back_to_no_exit_and_says_why():
+    inf = math.inf
+    loss = loss_function("disagreement", None)
+    one_rule = [np.full(3, inf), np.array([1.0, inf, inf])]
+    n = min_certifying_samples(0.5, 0.5)  # 1: one sample could certify, with no loss
+    failed = certify(one_rule, _flat_view(n, 1), loss, 0.5, 0.5, "binomial")
+    r = failed.record
+    assert (r["chosen_index"], r["losses_at_chosen"], r["empirical_risk"], r["macs_at_chosen"]) == (0, 0, 0.0, 30.0)
+    assert failed.message == (
+        "no early exit: the most conservative exit rule already has 1 losses in 1 certifying samples "
+        "(p = 1 > delta 0.5); light = full"
+    )
+    empty = certify([np.full(3, inf)], _flat_view(5, 0), loss, 0.5, 0.5, "binomial")
+    assert empty.message == "no early exit: the threshold path is empty; light = full"
+    few = certify(one_rule, _flat_view(3, 0), loss, 0.01, 0.1, "binomial")
+    assert few.message == (
+        "no early exit: 3 certifying samples cannot certify any exit at epsilon 0.01, delta 0.1 (even zero losses "
+        "need 230); light = full. Give more validation data (data.val_fraction) or a larger epsilon or delta"
+    )
