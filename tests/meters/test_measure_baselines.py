@@ -271,3 +271,33 @@ def test_calibration_fills_the_window_with_calls_of_known_length():
     n = calls_per_window(Workload(run_once), "k", 0.06, method)
     assert 15 <= n <= 30  # ceil(0.06 / per call), per call a little over 2 ms on a busy machine
     assert calls_per_window(Workload(lambda: (1, 1)), "k", 0.06, method) > 1000  # instant calls: many
+
+
+class StopHangs(StepMeter):
+    info = MeterInfo("hangs", "simulated", ("dev",), 0.001)
+
+    def stop(self, token: float, work_macs: int = 0) -> WindowEnergy:
+        time.sleep(5)
+        return super().stop(token, work_macs)
+
+
+def test_a_meter_whose_stop_hangs_is_named_with_its_call():
+    method = MethodConfig(min_window_s=0.01, warmup_s=0.0, meter_timeout_s=0.1)
+    with pytest.raises(MeterError, match=r"^hangs.stop\(\) did not return within 0.1 s"):
+        measure(StopHangs(IDLE_LEVELS_W), {"a": _workload(1)}, method)
+
+
+def test_work_windows_count_whole_calls_and_warm_up_first():
+    calls: list[float] = []
+
+    def run_once() -> tuple[int, int]:
+        calls.append(time.perf_counter())
+        time.sleep(0.001)
+        return 10, 1000
+
+    t0 = time.perf_counter()
+    out = measure(StepMeter(IDLE_LEVELS_W), {"a": Workload(run_once)}, MethodConfig(min_window_s=0.02, warmup_s=0.05))
+    warm = [t for t in calls if t - t0 < 0.045]
+    assert len(warm) >= 10  # about 0.05 s of 1 ms calls before calibrating
+    for w in (w for w in out if w.kind == "work"):
+        assert w.n_inferences > 0 and w.n_inferences % 10 == 0 and w.macs == 100 * w.n_inferences
