@@ -77,3 +77,13 @@ def test_predict_over_batches_is_infer_on_the_whole_array_with_the_macs_of_each_
     full = predict(learner, x, None, learner.n_layers, batch_size=8)
     assert full.exit_layer.tolist() == [learner.n_layers] * 37
     assert full.pred.tolist() == scores[-1].argmax(dim=1).tolist()
+
+
+def test_a_row_that_exited_stays_out_however_many_layers_follow():
+    learner = _learner("mp")
+    s1 = torch.tensor([[3.0, 0.0], [0.0, 0.5], [0.0, 0.5]])  # gaps 3, 0.5, 0.5: row 0 exits at layer 1
+    s2 = torch.tensor([[0.0, 0.5], [2.0, 0.0], [0.0, 0.5]])  # row 1 exits at layer 2
+    s3 = torch.tensor([[5.0, 0.0], [5.0, 0.0], [0.0, 0.5]])  # rows 0 and 1 would pass here too
+    s4 = torch.tensor([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    _, exits = exits_from_scores(learner, [s1, s2, s3, s4], np.array([1.0, 1.0, 1.0]))
+    assert exits.tolist() == [1, 2, 4]

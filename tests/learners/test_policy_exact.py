@@ -365,3 +365,19 @@ def test_certify_falls_back_to_no_exit_and_says_why():
         "no early exit: 3 certifying samples cannot certify any exit at epsilon 0.01, delta 0.1 (even zero losses "
         "need 230); light = full. Give more validation data (data.val_fraction) or a larger epsilon or delta"
     )
+
+
+def test_certify_reports_the_cost_of_the_rule_it_chose_not_its_neighbour():
+    inf = math.inf
+    view = _flat_view(40, 0)
+    path = [np.full(3, inf), np.array([inf, 1.0, inf]), np.array([1.0, inf, inf])]  # 20 MACs, then 10
+    choice = certify(path, view, loss_function("disagreement", None), 0.5, 0.5, "binomial")
+    assert choice.record["chosen_index"] == 2 and choice.record["macs_at_chosen"] == 10.0
+
+
+def test_the_alpha_family_records_the_alpha_it_certified():
+    learner, scores, labels = _trained_view()
+    risk = PolicyConfig(kind="risk", family="alpha", epsilon=0.4, delta=0.2, steps=10, alpha_range=[-3.0, 3.0])
+    choice = choose(learner, scores, labels, risk, seed=1)
+    j = choice.record["chosen_index"]
+    assert j > 0 and choice.record["alpha"] == float(alpha_values(risk)[j - 1])

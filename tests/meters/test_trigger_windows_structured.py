@@ -147,3 +147,47 @@ def test_integrate_windows_defaults_to_power_and_a_50_ms_idle_span():
     # idle: [50, 98) at 2 W and [112, 161) at 4 W
     assert many.n_idle_samples[0] == 48 + 49
     assert many.idle_power_w[0] == pytest.approx((48 * 2.0 + 49 * 4.0) / 97)
+
+
+def test_edge_bands_of_two_sample_windows_and_windows_one_sample_from_the_ends():
+    p = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])  # every sample's energy tells which one it is
+    edges = np.array([[1, 3], [4, 6]])  # 2 samples each; the first starts one sample in, the second ends one before
+    many = integrate_windows(p, edges, RATE, idle_span_s=0.0)
+    assert many.gross_lo_j.tolist() == pytest.approx([0.0, 0.0])  # both samples of each are the inner band
+    assert many.gross_hi_j.tolist() == pytest.approx([(1 + 2 + 4 + 8) / RATE, (8 + 16 + 32 + 64) / RATE])
+    t = np.arange(8) / RATE
+    trig = np.array([0, 1, 1, 0, 1, 1, 0, 0])
+    for k, (start, end) in enumerate(edges):
+        w = measure_window(t, np.ones(8), np.r_[p, 0.0], trig, int(start), int(end), idle_span_s=0.0)
+        assert (w.gross_lo_j, w.gross_hi_j) == (pytest.approx(many.gross_lo_j[k]), pytest.approx(many.gross_hi_j[k]))
+
+
+@pytest.mark.parametrize("start, end", [(1, 4), (3, 6), (6, 9)])
+def test_idle_ranges_clipped_at_the_stream_start_agree_with_the_live_window_code(start, end):
+    """Idle spans that reach before sample 0: the vectorised ranges clip at 0, as the live code's masks do."""
+    rng = np.random.default_rng(start)
+    p = 1 + rng.random(40)
+    trig = np.zeros(40)
+    trig[start:end] = 1
+    t = np.arange(41) / RATE
+    many = integrate_windows(p, np.array([[start, end]]), RATE, idle_span_s=0.0105, t_s=None)
+    one = measure_window(t, np.ones(41), np.r_[p, 1.0], np.r_[trig, 0], start, end, idle_span_s=0.0105)
+    assert many.n_idle_samples[0] == one.n_idle_samples
+    assert many.idle_power_w[0] == pytest.approx(one.idle_power_w)
+
+
+def test_one_idle_sample_gives_an_idle_level():
+    p = np.array([5.0, 0.0, 0.0, 9.0, 9.0, 9.0])  # sample 0 idle; 1, 2 the guard; the window 3..5 runs to the end
+    many = integrate_windows(p, np.array([[3, 6]]), RATE, idle_span_s=0.003)
+    assert many.n_idle_samples[0] == 1 and many.idle_power_w[0] == pytest.approx(5.0)
+
+
+def test_the_live_window_names_its_samples_and_honours_its_limit_and_default_span():
+    t, p, trig = _stepped()
+    w = measure_window(t, np.ones_like(p), p, trig, 200, 210)  # 10 samples at the default 50 ms idle span
+    assert w.warnings[0].startswith("window of 10 samples (10 ms): one sample at each edge")
+    span = measure_window(t, np.ones_like(p), p, trig, 200, 210, idle_span_s=0.05).n_idle_samples
+    assert (
+        w.n_idle_samples == span < measure_window(t, np.ones_like(p), p, trig, 200, 210, idle_span_s=1.0).n_idle_samples
+    )
+    assert measure_window(t, np.ones_like(p), p, trig, 200, 210, edge_share_limit=1.0).warnings == ()
