@@ -115,3 +115,35 @@ def test_u8_codes_cover_the_whole_grid_and_nothing_off_it():
     assert P.u8_codes(np.array([256 / 255], np.float32)) is None
     assert P.u8_codes(np.array([0.5], np.float32)) is None  # between 127/255 and 128/255
     assert P.pack_load(np.array([0.5, 1.0], np.float32)) == bytes([0]) + np.array([0.5, 1.0], "<f4").tobytes()
+
+
+def test_payload_size_limit_and_short_info_at_their_boundaries():
+    assert len(P.encode_request(P.Cmd.LOAD, 1, bytes(P.MAX_PAYLOAD))) == P.HEADER_LEN + P.MAX_PAYLOAD + 2
+    head = P.pack_info(P.Info(1, (0, 1, 0), "f32", "mp", "gap", 0, 2, 0, 0, 4, (), 1, ""))[:14]
+    with pytest.raises(ValueError, match=r"^INFO payload of 14 bytes is short for 0 layers \(need 18\)$"):
+        P.parse_info(head)
+    info = P.Info(1, (0, 1, 0), "f32", "mp", "gap", 1, 2, 0, 0, 4, (3,), 1, "x")
+    assert P.parse_info(P.pack_info(info)[:-1] + b"\xff").model_name == "\ufffd"  # a stray byte, not an error
+
+
+def test_the_parser_counts_every_loss():
+    p = P.FrameParser()
+    assert p.feed(b"\x00\x01\x02") == [] and p.garbage_bytes == 3
+    big = bytes([0x5A, 0, 1, 0xFF, 0xFF])
+    good = P.encode_response(0, 9, b"k")
+    assert p.feed(big + big + good) == [P.Frame(0, 9, b"k")] and p.bad_lengths == 2
+    bad = bytearray(P.encode_response(0, 1, b"ab"))
+    bad[-1] ^= 1
+    assert p.feed(bytes(bad) + bytes(bad) + good) == [P.Frame(0, 9, b"k")] and p.crc_errors == 2
+    q = P.FrameParser()
+    q.feed(b"\x01\x5a\x00\x01\x40\x00")  # a byte of garbage, then a header announcing 64 bytes
+    q.skip_partial()
+    assert q.garbage_bytes == 1 + 5
+
+
+def test_events_after_a_counted_edge_are_read_and_reserved_bytes_ignored():
+    counted = P.TriggerEvent(0, 0, (1, 1, 1, 1, 1))
+    rise = P.TriggerEvent(1, 7)
+    stream = P.pack_trigger_event(counted) + P.pack_trigger_event(rise) + b"T\x00\x05\x00" + bytes(4)
+    events, tail = P.parse_trigger_events(stream)
+    assert events == [counted, rise, P.TriggerEvent(0, 0)] and tail == b""

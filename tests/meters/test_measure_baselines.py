@@ -9,6 +9,7 @@ them (``measure.window_rows``: procedure and mode ``idle``), and attribution rea
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -301,3 +302,35 @@ def test_work_windows_count_whole_calls_and_warm_up_first():
     assert len(warm) >= 10  # about 0.05 s of 1 ms calls before calibrating
     for w in (w for w in out if w.kind == "work"):
         assert w.n_inferences > 0 and w.n_inferences % 10 == 0 and w.macs == 100 * w.n_inferences
+
+
+def test_the_order_of_modes_is_seeded_and_the_bar_is_off_unless_asked(capsys):
+    keys = {k: _workload(100) for k in "abcdef"}
+    first = [w.key for w in measure(StepMeter(IDLE_LEVELS_W), keys, METHOD) if w.kind == "work"]
+    again = [w.key for w in measure(StepMeter(IDLE_LEVELS_W), keys, METHOD) if w.kind == "work"]
+    assert first == again and first[:6] != list("abcdef")  # same seed, same shuffled order
+    assert capsys.readouterr().err == ""
+    measure(
+        StepMeter(IDLE_LEVELS_W),
+        {"a": _workload(1)},
+        MethodConfig(min_window_s=0.01, warmup_s=0.0, idle=False),
+        progress=True,
+    )
+    err = capsys.readouterr().err
+    assert "5/5" in err and "window" in err  # no idle windows counted when there are none
+
+
+class StartHangs(StepMeter):
+    info = MeterInfo("stuck", "simulated", ("dev",), 0.001)
+
+    def start(self) -> float:
+        time.sleep(5)
+        return super().start()
+
+
+def test_a_hung_start_is_named_and_its_thread_does_not_hold_the_process():
+    method = MethodConfig(min_window_s=0.01, warmup_s=0.0, meter_timeout_s=0.1)
+    with pytest.raises(MeterError, match=r"^stuck.start\(\) did not return within 0.1 s"):
+        measure(StartHangs(IDLE_LEVELS_W), {"a": _workload(1)}, method)
+    left = [t for t in threading.enumerate() if t.name == "ffenergy-stuck.start()"]
+    assert left and all(t.daemon for t in left)
