@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -213,3 +214,11 @@ def test_an_unreadable_psys_beside_a_package_is_a_warning(tmp_path, caplog):
     assert notes[0].startswith("intel-rapl:1 (psys): skipped, cannot read ")
     assert notes[0].endswith("; psys is not in the total, the packages are measured without it")
     assert [r.levelname for r in caplog.records] == ["WARNING"]
+
+
+def test_the_poll_period_is_exactly_a_tenth_of_the_wrap_and_the_poller_is_a_named_daemon(tmp_path):
+    _small(tmp_path, "intel-rapl:0", "package-0", 10_000_000, 50_000_000)
+    with RaplMeter(tmp_path) as meter:
+        assert meter.poll_period_s == 10.0 / 50.0 / 10
+        pollers = [t for t in threading.enumerate() if t.name == "ffenergy-rapl-poller"]
+        assert pollers and all(t.daemon for t in pollers)
