@@ -147,3 +147,17 @@ def test_events_after_a_counted_edge_are_read_and_reserved_bytes_ignored():
     stream = P.pack_trigger_event(counted) + P.pack_trigger_event(rise) + b"T\x00\x05\x00" + bytes(4)
     events, tail = P.parse_trigger_events(stream)
     assert events == [counted, rise, P.TriggerEvent(0, 0)] and tail == b""
+
+
+def test_a_frame_right_behind_a_stray_sync_byte_is_found_after_an_oversized_or_corrupt_header():
+    """The stray 0x5A makes the good frame's first bytes read as a header: with a 32-byte payload its length
+    field reads 8192 (oversized); with a 1-byte payload and padding it reads 259 and fails its CRC. Either
+    way the scan restarts one byte on, where the good frame's own sync byte is."""
+    big = P.encode_response(0, 0, bytes(32))
+    p = P.FrameParser()
+    assert p.feed(b"\x5a" + big) == [P.Frame(0, 0, bytes(32))] and p.bad_lengths == 1
+    small = P.encode_response(0, 3, b"z")
+    q = P.FrameParser()
+    assert q.feed(b"\x5a" + small + bytes(300)) == [P.Frame(0, 3, b"z")] and q.crc_errors == 1
+    full = P.encode_response(0, 1, bytes(P.MAX_PAYLOAD))
+    assert P.FrameParser().feed(full) == [P.Frame(0, 1, bytes(P.MAX_PAYLOAD))]  # the largest payload allowed

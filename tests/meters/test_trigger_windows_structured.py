@@ -16,6 +16,7 @@ from ffenergy.meters.trigger_windows import (
     edge_share,
     find_windows,
     idle_power,
+    integrate,
     integrate_windows,
     measure_window,
     short_window_warning,
@@ -191,3 +192,15 @@ def test_the_live_window_names_its_samples_and_honours_its_limit_and_default_spa
         w.n_idle_samples == span < measure_window(t, np.ones_like(p), p, trig, 200, 210, idle_span_s=1.0).n_idle_samples
     )
     assert measure_window(t, np.ones_like(p), p, trig, 200, 210, edge_share_limit=1.0).warnings == ()
+
+
+def test_window_indices_one_idle_sample_and_an_empty_window():
+    p = np.array([5.0, 0.0, 0.0, 9.0, 9.0, 9.0, 0.0])
+    many = integrate_windows(p, np.array([[3, 6]]), RATE, idle_span_s=0.003)
+    assert many.start_index.tolist() == [3] and many.end_index.tolist() == [6]
+    t = np.arange(7) / RATE
+    trig = np.array([0, 0, 0, 1, 1, 1, 1])
+    w = measure_window(t, np.ones(7), p, trig, 3, 6, idle_span_s=0.0035)
+    assert w.n_idle_samples == 1 and w.idle_power_w == pytest.approx(5.0)  # sample 0 only
+    with pytest.raises(ValueError, match=r"window \[3, 3\) needs samples up to index 3"):
+        integrate(t, p, 3, 3)
