@@ -161,3 +161,8 @@ def test_a_frame_right_behind_a_stray_sync_byte_is_found_after_an_oversized_or_c
     assert q.feed(b"\x5a" + small + bytes(300)) == [P.Frame(0, 3, b"z")] and q.crc_errors == 1
     full = P.encode_response(0, 1, bytes(P.MAX_PAYLOAD))
     assert P.FrameParser().feed(full) == [P.Frame(0, 1, bytes(P.MAX_PAYLOAD))]  # the largest payload allowed
+
+
+def test_frames_carry_an_empty_payload_by_default():
+    assert P.encode_request(P.Cmd.PING, 7) == P.encode_request(P.Cmd.PING, 7, b"")
+    assert len(P.encode_request(P.Cmd.PING, 7)) == len(P.encode_response(P.Status.OK, 7)) == P.HEADER_LEN + 2

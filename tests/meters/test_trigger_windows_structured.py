@@ -204,3 +204,12 @@ def test_window_indices_one_idle_sample_and_an_empty_window():
     assert w.n_idle_samples == 1 and w.idle_power_w == pytest.approx(5.0)  # sample 0 only
     with pytest.raises(ValueError, match=r"window \[3, 3\) needs samples up to index 3"):
         integrate(t, p, 3, 3)
+
+
+def test_a_window_ending_at_the_last_sample_with_a_period_has_no_sample_after_it():
+    t = np.arange(8) / RATE
+    p = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0])
+    trig = np.array([0, 0, 0, 0, 0, 1, 1, 0])
+    w = measure_window(t, np.ones(8), p, trig, 5, 7, idle_span_s=0.0)  # sample 7 ends the stream: no period
+    assert w.gross_j == pytest.approx((32 + 64) / RATE)
+    assert w.gross_hi_j == pytest.approx((16 + 32 + 64) / RATE)  # the sample before it only
