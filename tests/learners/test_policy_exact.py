@@ -381,3 +381,13 @@ def test_the_alpha_family_records_the_alpha_it_certified():
     choice = choose(learner, scores, labels, risk, seed=1)
     j = choice.record["chosen_index"]
     assert j > 0 and choice.record["alpha"] == float(alpha_values(risk)[j - 1])
+
+
+def test_the_greedy_step_weighs_the_loss_it_adds_not_the_loss_so_far():
+    """After the first step has cost losses, layer 2 to its median (one more loss for 5 MACs saved per
+    sample) beats layer 1 to its minimum (more losses); a key on the total loss would rank them the
+    other way round."""
+    conf = [[6, 4, 9], [2, 2, 9], [1, 1, 9], [5, 4, 9], [4, 4, 9], [5, 4, 9]]
+    pred = [[1, 1, 0], [1, 1, 0], [0, 1, 0], [0, 1, 0], [1, 0, 0], [1, 0, 0]]
+    inf = math.inf
+    assert _greedy(conf, pred) == [[inf, inf], [4.5, inf], [4.5, 4.0], [1.0, 4.0], [1.0, 1.0]]

@@ -213,3 +213,14 @@ def test_a_window_ending_at_the_last_sample_with_a_period_has_no_sample_after_it
     w = measure_window(t, np.ones(8), p, trig, 5, 7, idle_span_s=0.0)  # sample 7 ends the stream: no period
     assert w.gross_j == pytest.approx((32 + 64) / RATE)
     assert w.gross_hi_j == pytest.approx((16 + 32 + 64) / RATE)  # the sample before it only
+
+
+def test_the_idle_span_includes_samples_exactly_at_its_ends():
+    """Sample times in quarter seconds are exact in binary: t[start] - 1 s and t[end] + 1 s are sample times."""
+    t = np.arange(20) * 0.25
+    p = np.arange(20, dtype=float) + 1  # sample k draws k + 1 W
+    trig = np.zeros(20)
+    trig[8:12] = 1
+    level, n = idle_power(t, p, trig, 8, 12, span_s=1.0, guard=2)
+    # before: 4, 5 (t 1.0 and 1.25; 6 and 7 are the guard); after: 14, 15, 16 (t up to 4.0 = t[12] + 1)
+    assert n == 5 and level == pytest.approx((5 + 6 + 15 + 16 + 17) / 5)
