@@ -232,15 +232,21 @@ def test_window_fit_is_reported_unidentifiable_when_duration_tracks_macs_and_the
 
 def test_a_drifting_baseline_is_subtracted_round_by_round_and_reported():
     """Static power climbs 10 W -> ~16 W over the run: each round's own idle window must be subtracted
-    (round 1's for all would leave ~+6 W x window in the last rounds), and the drift is measured."""
+    (round 1's for all would leave ~+6 W x window in the last rounds), and the drift is measured. A work
+    window keeps at most its round's climb, as its next idle window measures it: a loaded machine stretches
+    the rounds, so no fixed tolerance holds."""
     meter = SimulatedMeter(J_PER_MAC, STATIC_W, update_period_s=0.0005, quantum_j=0.0, static_drift_w_per_s=8.0)
     workloads = {("mp", f"depth-{k}"): depth_workload(k) for k in (1, 4)}
     out = measure(meter, workloads, FAST)
-    work = [w for w in out if w.kind == "work"]
-    for w in work:
-        true_net = J_PER_MAC * w.macs
-        assert w.net_joules["total"] == pytest.approx(true_net, rel=0.2, abs=0.05 * STATIC_W * w.duration_s)
     idle = [w.idle_power_w["total"] for w in out if w.kind == "idle"]
+    rounds = [-1]  # each window's round: the idle windows before it, less one
+    for w in out:
+        rounds.append(rounds[-1] + (w.kind == "idle"))
+    for w, r in zip(out, rounds[1:], strict=True):
+        if w.kind == "work":  # the baseline climbed since its round's idle window, by at most the round's climb
+            excess = w.net_joules["total"] - J_PER_MAC * w.macs
+            climb = (idle[r + 1] - idle[r]) * w.duration_s
+            assert -0.02 * J_PER_MAC * w.macs < excess < 1.05 * climb
     drifts = round_drifts(idle)
     assert len(drifts) == 5 and all(d > 0.02 for d in drifts)  # every round saw the baseline climb
     assert idle[-1] > idle[0] * 1.2
