@@ -305,6 +305,13 @@ def test_the_greedy_path_prefers_more_macs_saved_among_free_steps_and_stops_abov
     assert _greedy(conf, pred, stop_loss=0.49) == full[:-1]
 
 
+def test_the_greedy_paths_stop_loss_is_a_mean_over_a_one_sample_view_too():
+    """One sample: layer 2's levels are free, layer 1's make it wrong, a mean loss of 1 over 1 sample (not of
+    1 over 2) passes a stop loss of 0.6 and ends the path."""
+    inf = math.inf
+    assert _greedy([[4, 1, 9]], [[1, 0, 0]], stop_loss=0.6) == [[inf, inf], [inf, 1.0], [inf, 1.0]]
+
+
 def test_a_layer_without_finite_confidence_is_never_lowered():
     conf = [[math.inf, 4, 9], [math.inf, 3, 9], [math.inf, 2, 9], [math.inf, 1, 9]]
     pred = [[0, 0, 0]] * 4
