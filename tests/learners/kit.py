@@ -13,6 +13,7 @@ from torch import nn
 from ffenergy.config import InferenceConfig, ModelConfig
 from ffenergy.firmware.export import deploy
 from ffenergy.firmware.reference import layer_scores, reference_predict
+from ffenergy.learners import LEARNERS
 from ffenergy.learners.base import Learner
 from ffenergy.learners.calibrate import calibrate
 from ffenergy.learners.checkpoint import EpochCheckpoint
@@ -158,3 +159,13 @@ def check_firmware_reference_equals_torch(learner: Learner, x: np.ndarray, y: np
         assert np.array_equal(host.macs, ref.macs), mode
         if mode == "light":
             assert len(set(ref.exit_layer.tolist())) > 1, "the test needs light exits at more than one depth"
+
+
+def small_op(head_std: float = 0.5) -> Learner:
+    """An untrained 24-16-12-8 one-pass network (seed 0), heads drawn with ``head_std``: 1e4 saturates them,
+    so every top probability is exactly 1.0."""
+    torch.manual_seed(0)
+    net = FFNetwork([24, 16, 12, 8], n_classes=4)
+    for head in net.heads:
+        torch.nn.init.normal_(head.weight, std=head_std)
+    return LEARNERS.get("op")("op", net.eval(), InferenceConfig(op_statistic="max"))

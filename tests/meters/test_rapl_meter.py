@@ -154,20 +154,25 @@ def _error_as_nobody(root: Path) -> str:
     return _as_nobody(attempt)
 
 
-def test_permission_denied_names_the_fixes():
+def refusal_as_nobody(unreadable: str) -> str:
+    """The message RaplMeter gives a user who may read a one-zone tree but not its file ``unreadable``."""
     base = Path(tempfile.mkdtemp(prefix="ffenergy-rapl-"))
     try:
         base.chmod(0o755)
         zone(base, "intel-rapl:0", "package-0", 123)
         for p in base.rglob("*"):
             p.chmod(0o755 if p.is_dir() else 0o444)
-        (base / "intel-rapl:0" / "energy_uj").chmod(0o000)
-        msg = _error_as_nobody(base)
-        assert "permission denied reading" in msg, msg
-        for fix in ("run as root", "chmod a+r", "udev", "sysfs.conf", "groupadd"):
-            assert fix in msg
+        (base / "intel-rapl:0" / unreadable).chmod(0o000)
+        return _error_as_nobody(base)
     finally:
         shutil.rmtree(base)
+
+
+def test_permission_denied_names_the_fixes():
+    msg = refusal_as_nobody("energy_uj")
+    assert "permission denied reading" in msg, msg
+    for fix in ("run as root", "chmod a+r", "udev", "sysfs.conf", "groupadd"):
+        assert fix in msg
 
 
 def _nested(root: Path) -> Path:

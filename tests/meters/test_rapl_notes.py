@@ -4,18 +4,15 @@ a refusal carries. A bug here reads a zone twice, drops one silently, or sends t
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from ffenergy.meters import rapl
 from ffenergy.meters.base import MeterError, MeterUnavailable
 from ffenergy.meters.rapl import RaplMeter, discover_zones
-from tests.meters.test_rapl_meter import _error_as_nobody, intel_tree, write, zone
+from tests.meters.test_rapl_meter import intel_tree, refusal_as_nobody, write, zone
 
 
 def test_core_and_uncore_are_left_out_silently_and_other_sub_zones_with_a_note(tmp_path, caplog):
@@ -77,18 +74,9 @@ def test_a_dangling_link_names_its_target_and_the_mount_fix(tmp_path):
 
 
 def test_a_permission_refusal_carries_its_own_fixes_only():
-    base = Path(tempfile.mkdtemp(prefix="ffenergy-rapl-"))
-    try:
-        base.chmod(0o755)
-        zone(base, "intel-rapl:0", "package-0", 123)
-        for p in base.rglob("*"):
-            p.chmod(0o755 if p.is_dir() else 0o444)
-        (base / "intel-rapl:0" / "name").chmod(0o000)
-        msg = _error_as_nobody(base)
-        assert "permission denied reading" in msg and rapl.PERMISSION_FIX in msg, msg
-        assert rapl.BROKEN_FIX not in msg
-    finally:
-        shutil.rmtree(base)
+    msg = refusal_as_nobody("name")
+    assert "permission denied reading" in msg and rapl.PERMISSION_FIX in msg, msg
+    assert rapl.BROKEN_FIX not in msg
 
 
 def test_the_total_label_names_what_is_summed(tmp_path):
