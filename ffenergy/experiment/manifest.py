@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import subprocess
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 import ffenergy
-from ffenergy.contract import write_json
+from ffenergy.contract import HIL_FAULTS_KEY, HilFaults, hil_faults, write_json
 
 STAGES = ("data", "model", "calibrate", "evaluate", "measure", "hil", "summary")
 
@@ -83,6 +84,19 @@ class Manifest:
 
     def update(self, **fields: Any) -> None:
         self.data.update(fields)
+        self.save()
+
+    def record_target(self, target: str, entry: dict[str, Any]) -> None:
+        """A target's session (``McuSession.manifest()``) under ``targets``; the faults recorded there stay."""
+        self.data["targets"].setdefault(target, {}).update(entry)
+        self.save()
+
+    def add_hil_faults(self, target: str, procedure: str, ridden: HilFaults) -> None:
+        """Add the faults one MCU stage call rode through to those recorded for (target, procedure), so the
+        calls of a resumed run add up."""
+        recorded = hil_faults(self.data).get(target, {}).get(procedure, HilFaults())
+        entry = self.data["targets"].setdefault(target, {}).setdefault(HIL_FAULTS_KEY, {})
+        entry[procedure] = dataclasses.asdict(recorded + ridden)
         self.save()
 
     def save(self) -> None:

@@ -7,7 +7,6 @@ flashed with the exported model (``hardware/README.md``) and a real meter.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ffenergy.config import McuSection
-from ffenergy.contract import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, HilFaults, hil_faults
+from ffenergy.contract import SAMPLES_COLUMNS, WINDOWS_COLUMNS, CsvAppender, HilFaults
 from ffenergy.data.base import Dataset
 from ffenergy.experiment.mcu_stage import McuStageResult, drop_torn_rows, run_mcu_stage
 from ffenergy.firmware.arrays import ExitPolicy, NetworkArrays
@@ -53,12 +52,9 @@ def run_mcu_job(
     run_dir: Path,
     on_session: Callable[[McuSession], None],
     progress: bool = False,
-) -> None:
-    """Export and build the firmware for ``job``, open DUT + meter, measure the missing rows.
-
-    ``on_session`` records the session in the run's manifest: it is called once the session is open and again
-    when the stage has finished, with the DUT resets and meter restarts it rode through added to those that
-    ``run_dir/manifest.json`` already holds for this target and procedure (an earlier call of a resumed run)."""
+) -> HilFaults:
+    """Export and build the firmware for ``job``, open DUT + meter (``on_session`` records the open session),
+    measure the missing rows; returns the DUT resets and meter restarts this call rode through."""
     arrays = job.arrays
     target = TARGETS.entry(job.target)
     board = target.fact("board") if target.fact("simulated") else section.board
@@ -72,16 +68,12 @@ def run_mcu_job(
     config = McuConfig.from_dict(job.target, options)
     n = min(section.max_samples, len(data.y_test))
     modes = section.modes or all_modes(arrays.n_layers)
-    recorded = _recorded_faults(run_dir, job.target)
     with open_mcu(config, job.export_dir / "session") as session:
-        session.hil_faults.update(recorded)
         _check_firmware(session.dut.info_, arrays.dims, job, report.out_dir)
         on_session(session)
         x, y = data.x_test[:n], data.y_test[:n]
         result = _measure_rows(session, job, x, y, modes, section.repeats, run_dir, progress)
-        ridden = HilFaults(result.dut_resets, result.meter_restarts)
-        session.hil_faults[job.procedure] = recorded.get(job.procedure, HilFaults()) + ridden
-        on_session(session)
+    return HilFaults(result.dut_resets, result.meter_restarts)
 
 
 def _measure_rows(
@@ -120,17 +112,6 @@ def _measure_rows(
             progress=progress,
             insn_log=session.insn_log,
         )
-
-
-def _recorded_faults(run_dir: Path, target: str) -> dict[str, HilFaults]:
-    """The faults ``run_dir``'s manifest records for ``target``, per procedure (none in a new run)."""
-    path = run_dir / "manifest.json"
-    if not path.is_file():
-        return {}
-    try:
-        return hil_faults(json.loads(path.read_text())).get(target, {})
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}; correct or remove that entry") from None
 
 
 def _check_real_board(job: McuJob, section: McuSection, calib_x: np.ndarray | None) -> None:

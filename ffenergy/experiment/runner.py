@@ -187,11 +187,11 @@ class Runner:
 
                 def on_session(session: Any, _target: str = target) -> None:
                     record_meter(self.manifest, _target, session.meter)
-                    self.manifest.data["targets"][_target] = session.manifest()
-                    self.manifest.save()
+                    self.manifest.record_target(_target, session.manifest())
 
                 try:
-                    run_mcu_job(job, data, self.cfg.mcu, self.run_dir, on_session, self.opts.progress)
+                    ridden = run_mcu_job(job, data, self.cfg.mcu, self.run_dir, on_session, self.opts.progress)
+                    self.manifest.add_hil_faults(target, proc.name, ridden)
                 except (OSError, ValueError, RuntimeError) as exc:
                     raise RunError(
                         f"{target}/{proc.name}: {exc}\nEverything measured so far is in "

@@ -15,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ffenergy.children import end_stale
-from ffenergy.contract import ENERGY_MODEL_INSTRUCTIONS, ENERGY_MODEL_MACS, HIL_FAULTS_KEY, HilFaults
+from ffenergy.contract import ENERGY_MODEL_INSTRUCTIONS, ENERGY_MODEL_MACS
 from ffenergy.firmware.dut import Dut
 from ffenergy.firmware.insn import InsnLog, plugin_args
 from ffenergy.firmware.launch import HostDut, QemuDut
@@ -34,8 +34,7 @@ from ffenergy.targets.mcu_config import McuConfig
 @dataclass
 class McuSession:
     """An open DUT and meter; ``launcher`` (simulated targets) can ``restart()`` the DUT, i.e. reset it.
-    ``insn_log``: the executed-instruction counts of each window, where the target can count them.
-    ``hil_faults``: per procedure, the faults the MCU stage rode through on this target (for the manifest)."""
+    ``insn_log``: the executed-instruction counts of each window, where the target can count them."""
 
     config: McuConfig
     dut: Dut
@@ -43,7 +42,6 @@ class McuSession:
     launcher: HostDut | QemuDut | None = None
     sim_meter: SimMeterProcess | None = None
     insn_log: InsnLog | None = None
-    hil_faults: dict[str, HilFaults] = field(default_factory=dict)
 
     @property
     def energy_model(self) -> str | None:
@@ -57,7 +55,7 @@ class McuSession:
         return self.meter.info.provenance
 
     def manifest(self) -> dict[str, Any]:
-        """What the run manifest records: target, DUT info, meter (with simulated ground truth), faults ridden through."""
+        """What the run manifest records: target, DUT info, meter (with simulated ground truth)."""
         info = self.meter.info
         meter = {
             "name": info.name,
@@ -70,13 +68,7 @@ class McuSession:
             meter["energy_model"] = self.energy_model
             if self.config.sim_profile:
                 meter["profile"] = PROFILES[self.config.sim_profile].record(self.config.sim_scale)
-        faults = {procedure: dataclasses.asdict(f) for procedure, f in self.hil_faults.items()}
-        return {
-            "target": self.config.target,
-            "dut": dataclasses.asdict(self.dut.info_),
-            "meter": meter,
-            HIL_FAULTS_KEY: faults,
-        }
+        return {"target": self.config.target, "dut": dataclasses.asdict(self.dut.info_), "meter": meter}
 
 
 @contextlib.contextmanager

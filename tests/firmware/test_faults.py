@@ -197,19 +197,21 @@ def test_faults_ridden_through_are_in_the_manifest_and_add_up_on_resume(tmp_path
     x, y = make_inputs(6, seed=12), np.arange(6) % 4
     data = Dataset("toy", x, y, x, y, x, y, class_names=list("abcd"))
     section = McuSection(repeats=2, max_samples=3, modes=["full", "light"])
-    manifest = Manifest(tmp_path / "manifest.json", {"run_id": "r", "config": {}, "meters": [], "targets": {}})
+    path = tmp_path / "manifest.json"
+    Manifest(path, {"run_id": "r", "config": {}, "meters": [], "targets": {}}).save()
     injected = {"mp": ((2,), (4,)), "mp-again": ((1, 5), ())}  # procedure: INFER calls to reset at, to unplug at
 
-    def run(procedure: str) -> None:
-        def on_session(session):  # what the runner does (Runner.hil), plus the injection
+    def run(procedure: str) -> None:  # what Runner.hil does (the manifest read back as a resume does), plus faults
+        manifest = Manifest.load(path)
+
+        def on_session(session):
             record_meter(manifest, "mcu-sim", session.meter)
-            manifest.data["targets"]["mcu-sim"] = session.manifest()
-            manifest.save()
+            manifest.record_target("mcu-sim", session.manifest())
             if not isinstance(session.dut, _FaultyDut):
                 session.dut = _FaultyDut(session, *injected[procedure])
 
         job = McuJob("mcu-sim", procedure, net, make_policy(net, x, "gap"), tmp_path / "hil" / procedure)
-        run_mcu_job(job, data, section, tmp_path, on_session)
+        manifest.add_hil_faults("mcu-sim", procedure, run_mcu_job(job, data, section, tmp_path, on_session))
 
     run("mp")
     run("mp-again")
@@ -218,6 +220,17 @@ def test_faults_ridden_through_are_in_the_manifest_and_add_up_on_resume(tmp_path
     run("mp")  # a resume: nothing left to measure, so no INFER and no fault; the earlier count stays
     assert load_run(tmp_path).manifest.hil_faults == {"mcu-sim": expected}
     assert len(read_rows(tmp_path / "samples.csv")) == 2 * 3 * 2
+
+
+def test_fault_counts_add_up_per_procedure_and_survive_a_new_session_entry(tmp_path):
+    manifest = Manifest(tmp_path / "manifest.json", {"run_id": "r", "config": {}, "meters": [], "targets": {}})
+    manifest.add_hil_faults("mcu-sim", "mp", HilFaults(dut_resets=1))
+    manifest.add_hil_faults("mcu-sim", "op", HilFaults(meter_restarts=4))
+    manifest.record_target("mcu-sim", {"target": "mcu-sim", "dut": {}, "meter": {}})  # a resumed run's session
+    manifest.add_hil_faults("mcu-sim", "mp", HilFaults(dut_resets=2, meter_restarts=3))
+    assert load_run(tmp_path).manifest.hil_faults == {
+        "mcu-sim": {"mp": HilFaults(dut_resets=3, meter_restarts=3), "op": HilFaults(meter_restarts=4)}
+    }
 
 
 def test_a_manifest_without_fault_counts_still_loads(tmp_path):
@@ -234,17 +247,14 @@ def test_a_window_retried_after_a_meter_restart_opens_once_samples_flow_again(tm
     x, y = make_inputs(4, seed=14), np.arange(4) % 4
     data = Dataset("toy", x, y, x, y, x, y, class_names=list("abcd"))
     section = McuSection(repeats=2, max_samples=2, modes=["full"])
-    manifest = Manifest(tmp_path / "manifest.json", {"run_id": "r", "config": {}, "meters": [], "targets": {}})
 
     def on_session(session):
-        manifest.data["targets"]["mcu-sim"] = session.manifest()
-        manifest.save()
         if not isinstance(session.dut, _FaultyDut):
             session.dut = _FaultyDut(session, (), (1,), replugged=False)
 
     job = McuJob("mcu-sim", "mp", net, make_policy(net, x, "gap"), tmp_path / "hil")
     start = time.monotonic()
-    run_mcu_job(job, data, section, tmp_path, on_session)
+    ridden = run_mcu_job(job, data, section, tmp_path, on_session)
     assert time.monotonic() - start < 10  # no window timed out
-    assert load_run(tmp_path).manifest.hil_faults == {"mcu-sim": {"mp": HilFaults(meter_restarts=1)}}
+    assert ridden == HilFaults(meter_restarts=1)
     assert len(read_rows(tmp_path / "samples.csv")) == 2
