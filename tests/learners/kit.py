@@ -161,11 +161,16 @@ def check_firmware_reference_equals_torch(learner: Learner, x: np.ndarray, y: np
             assert len(set(ref.exit_layer.tolist())) > 1, "the test needs light exits at more than one depth"
 
 
-def small_op(head_std: float = 0.5) -> Learner:
-    """An untrained 24-16-12-8 one-pass network (seed 0), heads drawn with ``head_std``: 1e4 saturates them,
-    so every top probability is exactly 1.0."""
-    torch.manual_seed(0)
+def small_net(seed: int = 0, head_std: float = 0.5) -> FFNetwork:
+    """An untrained 24-16-12-8 network with 4 classes, heads drawn with ``head_std``: 1e4 saturates them, so
+    every top probability is exactly 1.0."""
+    torch.manual_seed(seed)
     net = FFNetwork([24, 16, 12, 8], n_classes=4)
     for head in net.heads:
         torch.nn.init.normal_(head.weight, std=head_std)
-    return LEARNERS.get("op")("op", net.eval(), InferenceConfig(op_statistic="max"))
+    return net.eval()
+
+
+def small_learner(name: str = "op", head_std: float = 0.5, inference: InferenceConfig | None = None) -> Learner:
+    """Learner ``name`` over ``small_net()`` (seed 0); by default the max statistic for OP."""
+    return LEARNERS.get(name)(name, small_net(0, head_std), inference or InferenceConfig(op_statistic="max"))

@@ -10,11 +10,11 @@ import torch
 from ffenergy.learners.calibrate import calibrate, select_alpha
 from ffenergy.learners.exits import depth_scores, exits_from_scores, infer
 from ffenergy.learners.policy import DepthView, fixed_sequence, p_value
-from tests.learners.kit import small_op
+from tests.learners.kit import small_learner
 
 
 def test_a_single_row_whose_confidence_equals_its_threshold_exits():
-    learner = small_op(head_std=1e4)  # saturated heads: every top probability is exactly 1.0
+    learner = small_learner("op", head_std=1e4)  # saturated heads: every top probability is exactly 1.0
     x = torch.from_numpy(np.random.default_rng(0).random((1, 24), dtype=np.float32))
     assert float(learner.confidence(depth_scores(learner, x)[0])[0]) == 1.0
     _, exits = infer(learner, x, (1.0, 1.0), None)
@@ -34,7 +34,7 @@ def test_a_p_value_equal_to_delta_is_rejected_and_the_first_failure_stops_the_se
 
 
 def test_alpha_selection_falls_back_to_the_smallest_alpha_when_none_is_within_budget():
-    learner = small_op()
+    learner = small_learner("op")
     x = np.random.default_rng(1).random((300, 24), dtype=np.float32)
     scores = depth_scores(learner, torch.from_numpy(x))
     labels = scores[-1].argmax(dim=1).numpy()  # the full network is always right

@@ -16,14 +16,7 @@ from ffenergy.learners import LEARNERS
 from ffenergy.learners.calibrate import calibrate
 from ffenergy.learners.exits import depth_scores, exits_from_scores, infer
 from ffenergy.learners.ff.model import FFNetwork
-
-
-def _net(seed: int, head_std: float = 0.5) -> FFNetwork:
-    torch.manual_seed(seed)
-    net = FFNetwork([24, 16, 12, 8], n_classes=4)
-    for head in net.heads:
-        torch.nn.init.normal_(head.weight, std=head_std)
-    return net.eval()
+from tests.learners.kit import small_net
 
 
 def _op(net: FFNetwork, statistic: str = "max"):
@@ -32,7 +25,7 @@ def _op(net: FFNetwork, statistic: str = "max"):
 
 def test_a_confidence_equal_to_its_threshold_exits_on_every_path():
     """Saturated heads: every top softmax probability is exactly 1.0, so sigma = 0 and T_1 = mu_1 = 1.0."""
-    net = _net(0, head_std=1e4)
+    net = small_net(0, head_std=1e4)
     x = np.random.default_rng(0).random((50, 24), dtype=np.float32)
     learner = _op(net)
     scores = depth_scores(learner, torch.from_numpy(x))
@@ -50,7 +43,7 @@ def test_a_confidence_equal_to_its_threshold_exits_on_every_path():
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("name", ["mp", "mp-pruned", "op"])
 def test_a_larger_alpha_never_raises_a_threshold_nor_the_mean_macs(seed, name):
-    net = _net(seed)
+    net = small_net(seed)
     rng = np.random.default_rng(seed)
     x, y = rng.random((200, 24), dtype=np.float32), rng.integers(0, 4, 200)
     learner = LEARNERS.get(name)(name, net, InferenceConfig(prune_after=1, prune_keep=2))
@@ -69,7 +62,7 @@ def test_a_larger_alpha_never_raises_a_threshold_nor_the_mean_macs(seed, name):
 
 def test_thresholds_are_mean_minus_alpha_sigma_of_the_correct_samples():
     """Depth 1: correct samples have gaps 1, 2, 3 (mu 2, sigma sqrt(2/3)); a wrong one (gap 10) is left out."""
-    learner = LEARNERS.get("mp")("mp", _net(0), InferenceConfig(mp_statistic="gap", prune_keep=2))
+    learner = LEARNERS.get("mp")("mp", small_net(0), InferenceConfig(mp_statistic="gap", prune_keep=2))
     s1 = torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [0.0, 10.0]])
     s2 = torch.tensor([[4.0, 0.0], [4.0, 0.0], [6.0, 0.0], [6.0, 0.0]])
     cal = calibrate(learner, [s1, s2], np.array([0, 0, 0, 0]))

@@ -8,19 +8,13 @@ import numpy as np
 import torch
 
 from ffenergy.config import InferenceConfig
-from ffenergy.learners import LEARNERS
 from ffenergy.learners.exits import depth_scores, exits_from_scores, infer, infer_pooled, predict
-from ffenergy.learners.ff.model import FFNetwork
 from ffenergy.learners.policy import DepthView
+from tests.learners.kit import small_learner
 
 
 def _learner(name: str, head_std: float = 0.5, statistic: str = "gap"):
-    torch.manual_seed(0)
-    net = FFNetwork([24, 16, 12, 8], n_classes=4)
-    for head in net.heads:
-        torch.nn.init.normal_(head.weight, std=head_std)
-    options = InferenceConfig(mp_statistic=statistic, op_statistic="max", prune_keep=2)
-    return LEARNERS.get(name)(name, net.eval(), options)
+    return small_learner(name, head_std, InferenceConfig(mp_statistic=statistic, op_statistic="max", prune_keep=2))
 
 
 def test_the_masking_view_exits_the_rows_at_a_tie_and_keeps_the_rows_below_it():

@@ -33,7 +33,7 @@ from ffenergy.learners.policy import (
     p_value,
     risk_policy,
 )
-from tests.learners.kit import small_op
+from tests.learners.kit import small_learner
 
 # 4 samples, 3 layers, every label 0; the full network is always right
 CONF = np.array([[0.9, 0.9, 1.0], [0.8, 0.9, 1.0], [0.2, 0.9, 1.0], [0.1, 0.1, 1.0]])
@@ -106,7 +106,7 @@ def test_hoeffding_bentkus_uses_the_divergence_when_it_is_the_smaller_bound():
 
 
 def test_select_alpha_keeps_the_largest_alpha_whose_loss_is_within_max_loss_pp_in_points():
-    learner = small_op()
+    learner = small_learner("op")
     x = np.random.default_rng(1).random((300, 24), dtype=np.float32)
     scores = depth_scores(learner, torch.from_numpy(x))
     labels = scores[-1].argmax(dim=1).numpy()
@@ -131,7 +131,7 @@ def test_calibration_record_and_thresholds():
 
 
 def test_depth_accuracies_score_each_depth_alone_across_batches():
-    learner = small_op()
+    learner = small_learner("op")
     x = np.random.default_rng(2).random((70, 24), dtype=np.float32)
     whole = depth_scores(learner, torch.from_numpy(x))
     batched = batched_depth_scores(learner, x, batch_size=16)  # 5 batches, the last one short
@@ -189,7 +189,7 @@ def test_the_risk_path_is_shaped_by_the_configured_loss():
 
 
 def _trained_view():
-    learner = small_op()
+    learner = small_learner("op")
     x = np.random.default_rng(5).random((400, 24), dtype=np.float32)
     scores = depth_scores(learner, torch.from_numpy(x))
     labels = np.where(np.random.default_rng(6).random(400) < 0.8, scores[-1].argmax(dim=1).numpy(), 0)
@@ -220,7 +220,7 @@ def test_choose_runs_the_configured_policy_on_the_learners_statistics():
 
 
 def test_calibration_with_two_correct_samples_uses_them_and_without_finite_confidence_never_exits():
-    learner = LEARNERS.get("mp")("mp", small_op().net, InferenceConfig(mp_statistic="gap", prune_keep=2))
+    learner = LEARNERS.get("mp")("mp", small_learner("op").net, InferenceConfig(mp_statistic="gap", prune_keep=2))
     s1 = torch.tensor([[3.0, 0.0], [1.0, 0.0], [0.0, 5.0], [0.0, 9.0]])  # right on 2 samples: gaps 3 and 1
     s2 = torch.tensor([[math.inf, 0.0], [math.inf, 0.0], [0.0, math.inf], [math.inf, 0.0]])  # no finite gap
     s3 = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
