@@ -9,9 +9,11 @@ import pytest
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Model, data and firmware caches under a temporary directory unless a test sets its own."""
+    """Model, data and firmware caches under a temporary directory unless a test sets its own (a
+    ``FFENERGY_MODEL_CACHE`` in the caller's environment would send the models elsewhere: it is dropped)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FFENERGY_CACHE", str(tmp_path_factory.mktemp("ffenergy-cache")))
+        mp.delenv("FFENERGY_MODEL_CACHE", raising=False)
         yield
 
 
